@@ -1,0 +1,19 @@
+"""The one command-line entry point, ``offsite``.
+
+Each group of subcommands lives in its own ``offsite/cmd_*.py`` module; this file only
+assembles them.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from offsite import cmd_env, cmd_evidence, cmd_hj212, cmd_satellite, cmd_video
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="Offsite: off-site regulatory monitoring on streams.")
+app.add_typer(cmd_hj212.app, name="hj212")
+app.add_typer(cmd_env.app, name="env")
+app.add_typer(cmd_video.app, name="video")
+app.add_typer(cmd_satellite.app, name="satellite")
+app.add_typer(cmd_evidence.app, name="evidence")

@@ -1,0 +1,7 @@
+"""Subcommands: Evidence store: verify chains and signatures."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="Evidence store: verify chains and signatures.")

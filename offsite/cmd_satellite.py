@@ -1,0 +1,7 @@
+"""Subcommands: Satellite: change detection on scene pairs."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="Satellite: change detection on scene pairs.")

@@ -1,0 +1,7 @@
+"""Subcommands: Video: analyze files offline."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="Video: analyze files offline.")

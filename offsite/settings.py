@@ -1,0 +1,52 @@
+"""The one settings object.
+
+Every process reads the same settings from the environment (prefix ``OFFSITE_``) and an
+optional ``.env``. A URL left unset means "start the embedded local service", which is how
+``offsite up``, ``make demo`` and the tests run without anything installed by hand.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OFFSITE_", env_file=".env", extra="ignore")
+
+    broker_url: str | None = Field(
+        default=None, description="Kafka bootstrap, e.g. kafka://host:9092; unset: embedded Tansu"
+    )
+    database_url: str | None = Field(
+        default=None, description="PostgreSQL/TimescaleDB URL; unset: embedded cluster"
+    )
+    mqtt_url: str | None = Field(
+        default=None, description="MQTT broker, e.g. mqtt://host:1883; unset: embedded Mosquitto"
+    )
+    state_dir: Path = Field(default=Path(".state"), description="embedded services, keys, media")
+    partitions: int = Field(default=4, ge=1, description="partitions of every keyed topic")
+    log_level: str = "INFO"
+    app_id: str = "offsite"
+    local_utc_offset_hours: float = Field(
+        default=8.0, description="offset of station-local time (HJ 212 DataTime is UTC+8)"
+    )
+    sink_batch_size: int = Field(default=500, ge=1)
+    sink_batch_seconds: float = Field(default=0.5, gt=0)
+    mqtt_client_id: str = "offsite-ingest-mqtt"
+    api_host: str = "127.0.0.1"
+    api_port: int = 8600
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        """Bootstrap servers as aiokafka wants them (``host:port``, no scheme)."""
+        if not self.broker_url:
+            raise RuntimeError("broker_url is not set; start embedded services first")
+        return self.broker_url.split("://", 1)[-1]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,28 @@
+"""Topic names and their keys, in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from streams.records import Clue, Evidence, Frame, Reading, Rejected, Scene, Tile
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    record: type
+    key: str
+    keyed: bool = True
+
+
+ENV_READINGS = TopicSpec("env.readings", Reading, key="station")
+VIDEO_FRAMES = TopicSpec("video.frames", Frame, key="camera")
+SAT_SCENES = TopicSpec("sat.scenes", Scene, key="scene")
+SAT_TILES = TopicSpec("sat.tiles", Tile, key="tile")
+CLUES = TopicSpec("clues", Clue, key="site (zone id, else geohash cell)")
+EVIDENCE = TopicSpec("evidence", Evidence, key="clue")
+INGEST_REJECTED = TopicSpec("ingest.rejected", Rejected, key="source")
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    ENV_READINGS, VIDEO_FRAMES, SAT_SCENES, SAT_TILES, CLUES, EVIDENCE, INGEST_REJECTED,
+)
