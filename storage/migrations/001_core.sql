@@ -1,5 +1,5 @@
 -- Core tables of the foundation: resources and their owners, readings, dead letters, clues.
--- /*@partitioned(col)*/ and /*@timeseries(...)*/ are rendered by storage.migrate for
+-- The @partitioned and @timeseries directive comments are rendered by storage.migrate for
 -- TimescaleDB (hypertables, compression, retention) or plain PostgreSQL (range
 -- partitions on time, BRIN). Every unique key includes the time column, as both require.
 

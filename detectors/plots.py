@@ -1,0 +1,54 @@
+"""PNG evidence for clues: the series, the limit line and the episode shaded.
+
+Uses matplotlib's object API with the Agg canvas (never pyplot), so it needs no display,
+keeps no global figure registry and is safe to call from worker threads.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from datetime import datetime
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+
+def series_png(title: str, times: Sequence[datetime], values: Sequence[float], *,
+               limit: float | None = None, shade: tuple[datetime, datetime] | None = None,
+               flagged: Sequence[tuple[datetime, float]] = (), unit: str = "",
+               means: Sequence[tuple[datetime, datetime, float]] = ()) -> bytes:
+    """Render one channel as a small PNG and return its bytes.
+
+    ``means`` draws window averages (start, end, value) as horizontal steps so a daily-mean
+    exceedance is visible over the hourly series it came from; ``flagged`` marks values that
+    carried a non-N flag (they do not count, but an inspector wants to see them).
+    """
+    fig = Figure(figsize=(7, 3), dpi=80)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    if shade is not None:
+        ax.axvspan(shade[0], shade[1], color="tab:red", alpha=0.15, label="episode")
+    if times:
+        ax.plot(list(times), list(values), lw=0.9, color="tab:blue", marker=".", ms=2,
+                label="value")
+    if flagged:
+        ax.plot([t for t, _ in flagged], [v for _, v in flagged], "x", color="tab:orange",
+                ms=4, label="flagged")
+    for i, (start, end, value) in enumerate(means):
+        ax.hlines(value, start, end, colors="tab:purple", lw=2,
+                  label="window mean" if i == 0 else None)
+    if limit is not None:
+        ax.axhline(limit, color="tab:red", lw=1, ls="--", label=f"limit {limit:g}")
+    ax.set_title(title, fontsize=9)
+    ax.set_ylabel(unit, fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.autofmt_xdate()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()

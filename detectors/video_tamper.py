@@ -1,0 +1,144 @@
+"""Camera tamper: occlusion, defocus and shift, against a reference the camera learns.
+
+What Frigate users ask for and it lacks (see DOMAIN.md). Each measure is chosen to be
+blind to a global brightness change, which is the commonest false alarm:
+
+* occlusion: the frame is dark (mean grey below ``dark_level``) or most blocks that had
+  texture in the reference are now flat (block std below ``flat_std``): a hand, tape, a
+  bag or paint. Comparing with the reference's textured blocks keeps a white wall, flat
+  by nature, from counting.
+* defocus: sharpness = var(Laplacian) / var(grey). The ratio cancels gain (both scale by
+  gain squared); on person_room.mp4 it sits in 0.043..0.076 with people walking through and
+  falls to ~0.003 under a Gaussian blur of sigma 3, so ``defocus_ratio`` = 0.4 of the
+  reference has wide margins.
+* shift: ORB features of the frame matched to the reference's, a similarity transform fit
+  with RANSAC. Shift when the translation exceeds ``shift_fraction`` of the width, the
+  scale changes by more than ``scale_change`` (zoom), or fewer than ``min_inliers``
+  features match (the camera looks at something else) while the picture is still sharp
+  (a blurred frame loses its features: that is defocus, not shift). A zoom also lowers
+  sharpness, so a zoomed camera may raise both. We judge the geometry, not the
+  inlier ratio: on person_room.mp4 the ratio falls to 0.09 when people cover the scene,
+  while the fitted translation stays under 1 px.
+
+The reference is learned from the first ``learn_frames`` samples and refreshed every
+``refresh_frames`` samples while no condition holds, so slow scene changes (seasons,
+furniture) are absorbed; a very slow deliberate pan would be absorbed too (documented).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from detectors.video_config import TamperSettings
+
+BLOCKS = 8  # grid of BLOCKS x BLOCKS cells for the occlusion test
+TEXTURED_STD = 12.0  # a reference block with at least this std counts as textured
+
+
+@dataclass
+class TamperReading:
+    """Raw conditions of one frame (before confirm/clear debouncing) and their numbers."""
+
+    conditions: dict[str, bool]
+    metrics: dict[str, float] = field(default_factory=dict)
+    learning: bool = False
+
+
+def block_std(grey: np.ndarray) -> np.ndarray:
+    h, w = grey.shape
+    cells = grey[: h - h % BLOCKS, : w - w % BLOCKS].astype(np.float32)
+    cells = cells.reshape(BLOCKS, h // BLOCKS, BLOCKS, w // BLOCKS)
+    return cells.std(axis=(1, 3))
+
+
+def sharpness(grey: np.ndarray) -> float:
+    return float(cv2.Laplacian(grey, cv2.CV_32F).var() / max(float(grey.var()), 1.0))
+
+
+class TamperDetector:
+    """Learns the camera's normal view and reports which tamper conditions hold."""
+
+    def __init__(self, settings: TamperSettings) -> None:
+        self.s = settings
+        self._orb = cv2.ORB_create(nfeatures=500)
+        self._matcher = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True)
+        self._learn: list[float] = []
+        self.ref_sharpness: float | None = None
+        self.ref_textured: np.ndarray | None = None
+        self._ref_kp: list[cv2.KeyPoint] = []
+        self._ref_desc: np.ndarray | None = None
+        self._normal_count = 0
+
+    @property
+    def learned(self) -> bool:
+        return self.ref_sharpness is not None
+
+    def _set_reference(self, grey: np.ndarray) -> None:
+        self.ref_textured = block_std(grey) >= TEXTURED_STD
+        kp, desc = self._orb.detectAndCompute(grey, None)
+        self._ref_kp, self._ref_desc = list(kp), desc
+
+    def _shift(self, grey: np.ndarray, width: int,
+               defocused: bool) -> tuple[bool, dict[str, float]]:
+        if self._ref_desc is None or len(self._ref_kp) < 2 * self.s.min_inliers:
+            return False, {}  # a textureless scene: shift cannot be judged
+        kp, desc = self._orb.detectAndCompute(grey, None)
+        matches = self._matcher.match(self._ref_desc, desc) if desc is not None else []
+        inliers, dx, dy, scale = 0, 0.0, 0.0, 1.0
+        if len(matches) >= 4:
+            src = np.float32([self._ref_kp[m.queryIdx].pt for m in matches])
+            dst = np.float32([kp[m.trainIdx].pt for m in matches])
+            model, inl = cv2.estimateAffinePartial2D(src, dst, ransacReprojThreshold=3.0)
+            if model is not None:
+                inliers = int(inl.sum())
+                dx, dy = float(model[0, 2]), float(model[1, 2])
+                scale = float(np.sqrt(abs(np.linalg.det(model[:, :2]))))
+        offset = float(np.hypot(dx, dy)) / width
+        metrics = {"inliers": inliers, "offset": round(offset, 4), "scale": round(scale, 4)}
+        if inliers < self.s.min_inliers:  # the scene is gone, unless blur explains it
+            return not defocused, metrics
+        return offset > self.s.shift_fraction or abs(scale - 1.0) > self.s.scale_change, metrics
+
+    def update(self, grey: np.ndarray) -> TamperReading:
+        """Judge one grey frame at the tamper resolution (``frame_height`` px high)."""
+        mean = float(grey.mean())
+        stds = block_std(grey)
+        sharp = sharpness(grey)
+        metrics: dict[str, float] = {"mean": round(mean, 2), "sharpness": round(sharp, 5)}
+        dark = mean < self.s.dark_level
+        if not self.learned:
+            if dark or float(stds.max()) < self.s.flat_std:
+                return TamperReading({}, metrics, learning=True)  # never learn a covered lens
+            self._learn.append(sharp)
+            if len(self._learn) >= self.s.learn_frames:
+                self.ref_sharpness = float(np.median(self._learn))
+                self._set_reference(grey)
+            return TamperReading({}, metrics, learning=True)
+
+        assert self.ref_textured is not None and self.ref_sharpness is not None
+        textured = int(self.ref_textured.sum())
+        lost = float((self.ref_textured & (stds < self.s.flat_std)).sum()) / max(textured, 1)
+        if textured == 0:
+            lost = 1.0 if float(stds.max()) < self.s.flat_std else 0.0
+        metrics["flat_fraction"] = round(lost, 3)
+        occluded = dark or lost >= self.s.occluded_fraction
+        ratio = sharp / max(self.ref_sharpness, 1e-9)
+        metrics["sharpness_ratio"] = round(ratio, 3)
+        defocused = not occluded and ratio < self.s.defocus_ratio
+        shifted = False
+        if not occluded:  # a zoom also softens the picture: judge shift when defocused
+            shifted, shift_metrics = self._shift(grey, grey.shape[1], defocused)
+            metrics.update(shift_metrics)
+        conditions = {"occlusion": occluded, "defocus": defocused, "shift": shifted}
+        if any(conditions.values()):
+            self._normal_count = 0
+        else:
+            self._normal_count += 1
+            # Follow slow change: sharpness by a slow average, the picture now and then.
+            self.ref_sharpness = 0.98 * self.ref_sharpness + 0.02 * sharp
+            if self._normal_count % self.s.refresh_frames == 0:
+                self._set_reference(grey)
+        return TamperReading(conditions, metrics)

@@ -1,0 +1,188 @@
+"""MQTT ingester: station payloads from MQTT to ``env.readings``.
+
+Topics (QoS 1):
+
+* ``offsite/env/{station}/json``: one JSON reading or a JSON array of them::
+
+      {"time": "2026-11-25T08:00:00+08:00", "period": "hour",
+       "values": {"a34004": 35.2, "a21026": 3.0}, "flags": {"a34004": "N"},
+       "interval_s": 3600}
+
+  ``time`` must carry its UTC offset; ``period`` is rtd (default), minute, hour or day;
+  ``flags`` default to N (valid). A ``station`` field, if present, must match the topic.
+* ``offsite/env/{station}/hj212``: one raw HJ 212 frame.
+
+Messages are acknowledged to the MQTT broker only after Kafka has them (paho manual ack
+over a persistent session with a stable client id), so a crash between the two means a
+redelivery, never a loss. Bad payloads go to ``ingest.rejected`` with the reason and are
+then acknowledged: they are kept, and retrying them would not make them good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from pydantic import ValidationError
+
+from ingest.hj212 import HJ212Error, parse_frame, to_reading
+from ingest.publisher import Publisher
+from offsite.settings import Settings
+from streams.records import Reading
+from streams.topics import ENV_READINGS
+
+log = logging.getLogger(__name__)
+TOPIC_FILTERS = ("offsite/env/+/json", "offsite/env/+/hj212")
+MAX_BATCH = 500
+
+
+class PayloadError(ValueError):
+    """A payload that cannot become readings; the message says why."""
+
+
+def decode_json_payload(station: str, payload: bytes) -> list[Reading]:
+    try:
+        doc = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PayloadError(f"not JSON: {exc}") from exc
+    items = doc if isinstance(doc, list) else [doc]
+    if not items:
+        raise PayloadError("empty batch")
+    readings = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise PayloadError(f"item {i} is not a JSON object")
+        if item.get("station", station) != station:
+            raise PayloadError(f"item {i}: station {item['station']!r} does not match topic")
+        try:
+            readings.append(Reading.model_validate({**item, "station": station, "source": "mqtt"}))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise PayloadError(f"item {i}: {where}: {first['msg']}") from exc
+    return readings
+
+
+def decode_hj212_payload(station: str, payload: bytes) -> list[Reading]:
+    """A raw HJ 212 data upload; frames with a known non-standard CRC are kept (flagged)."""
+    try:
+        reading = to_reading(parse_frame(payload))
+    except HJ212Error as exc:
+        raise PayloadError(f"HJ 212: {exc}") from exc
+    if reading.station != station:
+        raise PayloadError(f"HJ 212: MN {reading.station!r} does not match topic")
+    return [reading.model_copy(update={"source": "mqtt-hj212"})]
+
+
+def decode_message(topic: str, payload: bytes) -> list[Reading]:
+    parts = topic.split("/")
+    if len(parts) != 4 or parts[:2] != ["offsite", "env"] or not parts[2]:
+        raise PayloadError(f"unexpected topic {topic!r}")
+    station, kind = parts[2], parts[3]
+    if kind == "json":
+        return decode_json_payload(station, payload)
+    if kind == "hj212":
+        return decode_hj212_payload(station, payload)
+    raise PayloadError(f"unexpected topic {topic!r}")
+
+
+@dataclass
+class _Message:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+
+
+class MqttIngester:
+    def __init__(self, settings: Settings, publisher: Publisher) -> None:
+        if not settings.mqtt_url:
+            raise RuntimeError("mqtt_url is not set")
+        self.settings = settings
+        self.publisher = publisher
+        self.queue: asyncio.Queue[_Message] = asyncio.Queue(maxsize=10_000)
+        self.loop = asyncio.get_running_loop()
+        self.connected = asyncio.Event()
+        url = urlparse(settings.mqtt_url)
+        self.host, self.port = url.hostname or "127.0.0.1", url.port or 1883
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=settings.mqtt_client_id,
+                             clean_session=False, protocol=mqtt.MQTTv311, manual_ack=True)
+        if url.username:
+            client.username_pw_set(url.username, url.password)
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        self.client = client
+
+    # paho callbacks run on its network thread: hand over to the event loop, nothing more
+    def _on_connect(self, client: mqtt.Client, _u: object, _f: object, reason: object,
+                    _p: object) -> None:
+        if getattr(reason, "is_failure", False):
+            log.warning("MQTT connect refused: %s", reason)
+            return
+        client.subscribe([(t, 1) for t in TOPIC_FILTERS])
+        self.loop.call_soon_threadsafe(self.connected.set)
+        log.info("MQTT connected to %s:%s", self.host, self.port)
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: object, reason: object,
+                       _p: object) -> None:
+        self.loop.call_soon_threadsafe(self.connected.clear)
+        log.warning("MQTT disconnected: %s", reason)
+
+    def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        item = _Message(msg.topic, bytes(msg.payload), msg.mid, msg.qos)
+        # blocks paho's thread when the queue is full: back-pressure instead of unbounded memory
+        asyncio.run_coroutine_threadsafe(self.queue.put(item), self.loop).result()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self.client.connect_async(self.host, self.port, keepalive=30)
+        self.client.loop_start()
+        try:
+            while not stop.is_set():
+                batch = await self._next_batch(stop)
+                if batch:
+                    await self._forward(batch)
+        finally:
+            self.client.disconnect()
+            self.client.loop_stop()
+
+    async def _next_batch(self, stop: asyncio.Event) -> list[_Message]:
+        try:
+            first = await asyncio.wait_for(self.queue.get(), timeout=0.5)
+        except TimeoutError:
+            return []
+        batch = [first]
+        while len(batch) < MAX_BATCH and not self.queue.empty():
+            batch.append(self.queue.get_nowait())
+        return batch
+
+    async def _forward(self, batch: list[_Message]) -> None:
+        """Publish a batch, in order, then ack it; retry Kafka failures without acking."""
+        delay = 0.5
+        while True:
+            try:
+                futures = []
+                for msg in batch:
+                    try:
+                        readings = decode_message(msg.topic, msg.payload)
+                    except PayloadError as exc:
+                        await self.publisher.reject(msg.payload, str(exc), topic=msg.topic)
+                        continue
+                    for reading in readings:
+                        futures.append(await self.publisher.send(ENV_READINGS, reading.station,
+                                                                 reading))
+                await asyncio.gather(*futures)
+                break
+            except Exception as exc:  # broker down: keep the batch, do not ack, back off
+                log.error("Kafka publish failed (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 30)
+        for msg in batch:
+            self.client.ack(msg.mid, msg.qos)

@@ -1,0 +1,89 @@
+"""Kafka side of every ingester: declare topics, publish records, keep rejected input.
+
+``publish`` returns only when the broker has acknowledged the message (acks=all), which is
+what lets an ingester ack MQTT or reply to a data logger afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from offsite.settings import Settings
+from streams.records import Record, Rejected
+from streams.topics import ALL_TOPICS, INGEST_REJECTED, TopicSpec
+
+log = logging.getLogger(__name__)
+
+
+async def ensure_topics(settings: Settings, extra: tuple[str, ...] = ()) -> None:
+    """Create every topic with the configured partition count.
+
+    Brokers auto-create topics on first use with their own default partition count, which
+    breaks Faust tables (changelog partitions must equal source partitions); so topics are
+    declared before anything produces or consumes.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    for attempt in range(30):
+        try:
+            await admin.start()
+            break
+        except Exception:  # broker still starting
+            if attempt == 29:
+                raise
+            await asyncio.sleep(1)
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [t.name for t in ALL_TOPICS] + list(extra)
+        new = [NewTopic(name, settings.partitions, 1) for name in wanted if name not in existing]
+        if new:
+            try:
+                await admin.create_topics(new)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        await admin.close()
+
+
+class Publisher:
+    """One producer per process; records are keyed as ``streams.topics`` says."""
+
+    def __init__(self, settings: Settings, source: str) -> None:
+        self.settings = settings
+        self.source = source
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap, acks="all",
+            enable_idempotence=False, linger_ms=5, max_request_size=8 * 1024 * 1024)
+        self.sent = 0
+        self.rejected = 0
+
+    async def start(self) -> None:
+        await ensure_topics(self.settings)
+        await self.producer.start()
+
+    async def stop(self) -> None:
+        await self.producer.stop()
+
+    async def publish(self, topic: TopicSpec, key: str, record: Record) -> None:
+        await (await self.send(topic, key, record))
+
+    async def send(self, topic: TopicSpec, key: str, record: Record) -> asyncio.Future:
+        """Queue a record; the returned future resolves when the broker acknowledged it."""
+        future = await self.producer.send(topic.name, record.dumps(), key=key.encode())
+        self.sent += 1
+        return future
+
+    async def reject(self, raw: bytes, reason: str, **context: Any) -> None:
+        """Keep input that cannot be used, with its bytes, source and reason."""
+        record = Rejected(time=datetime.now(UTC), source=self.source, reason=reason, raw=raw,
+                          context=context)
+        log.warning("rejected input from %s: %s", self.source, reason)
+        await self.producer.send_and_wait(INGEST_REJECTED.name, record.dumps(),
+                                          key=self.source.encode())
+        self.rejected += 1

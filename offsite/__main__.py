@@ -1,0 +1,3 @@
+from offsite.cli import app
+
+app(prog_name="offsite")

@@ -1,0 +1,137 @@
+"""``offsite up`` and ``offsite demo``: embedded services plus every process, supervised.
+
+URLs left unset in the settings are served by embedded services in the state folder; the
+processes are children that get the URLs through the environment. Ctrl-C (or the demo's
+time limit) stops the children first, then the services.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+from rich.console import Console
+from rich.table import Table
+
+from offsite.services import EmbeddedServices
+from offsite.settings import Settings
+from storage.migrate import migrate
+
+console = Console()
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+DEMO_STATION = "BJ-DONGSI"
+
+
+@dataclass
+class Supervisor:
+    settings: Settings
+    services: EmbeddedServices | None = None
+    children: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+
+    def start_services(self) -> None:
+        s = self.settings
+        want = {"kafka": not s.broker_url, "postgres": not s.database_url, "mqtt": not s.mqtt_url}
+        self.env = dict(os.environ)
+        if any(want.values()):
+            self.services = EmbeddedServices(s.state_dir / "services").start(**want)
+            self.env.update(self.services.env())
+        self.env.setdefault("OFFSITE_BROKER_URL", s.broker_url or "")
+        self.env.setdefault("OFFSITE_DATABASE_URL", s.database_url or "")
+        self.env.setdefault("OFFSITE_MQTT_URL", s.mqtt_url or "")
+        flavor, applied = migrate(self.env["OFFSITE_DATABASE_URL"])
+        console.print(f"database migrated ({flavor}); applied {applied or 'nothing new'}")
+
+    def spawn(self, name: str, *args: str) -> None:
+        logs = self.settings.state_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        fh = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        proc = subprocess.Popen([sys.executable, "-m", "offsite", *args], env=self.env,
+                                stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+        self.children.append((name, proc))
+
+    def stop(self) -> None:
+        for _, proc in self.children:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for _, proc in self.children:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.children.clear()
+        if self.services:
+            self.services.stop()
+
+    def where(self) -> Table:
+        table = Table(title="Offsite is running", show_header=False)
+        table.add_row("Kafka broker", self.env["OFFSITE_BROKER_URL"])
+        table.add_row("PostgreSQL", self.env["OFFSITE_DATABASE_URL"])
+        table.add_row("MQTT", self.env["OFFSITE_MQTT_URL"])
+        table.add_row("state folder", str(self.settings.state_dir.resolve()))
+        table.add_row("logs", str((self.settings.state_dir / "logs").resolve()))
+        for name, proc in self.children:
+            table.add_row(f"process {name}", f"pid {proc.pid}")
+        return table
+
+
+def counts(database_url: str) -> dict[str, int]:
+    with psycopg.connect(database_url, connect_timeout=5) as conn:
+        return {
+            table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
+            for table in ("readings", "rejected", "clues")
+        }
+
+
+def run(settings: Settings, demo: bool, seconds: float | None) -> int:
+    """Run until Ctrl-C or ``seconds``; returns the number of readings stored."""
+    sup = Supervisor(settings)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        console.print(f"\nsignal {signum}: stopping")
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    stored = 0
+    try:
+        sup.start_services()
+        sup.spawn("worker", "worker")
+        sup.spawn("ingest-mqtt", "ingest", "mqtt")
+        console.print(sup.where())
+        if demo:
+            csv_path = SAMPLES / "sensors" / "beijing_dongsi_2013-2017.csv"
+            sup.spawn("replay", "replay", "sensors", str(csv_path), "--station", DEMO_STATION,
+                      "--rate", "200")
+            console.print(f"replaying {csv_path.name} as station {DEMO_STATION} over MQTT")
+        deadline = time.monotonic() + seconds if seconds else None
+        last, last_t = 0, time.monotonic()
+        while not stop.wait(5.0):
+            now = time.monotonic()
+            try:
+                c = counts(sup.env["OFFSITE_DATABASE_URL"])
+            except psycopg.Error as exc:
+                console.print(f"database not reachable: {exc}")
+                continue
+            rate = (c["readings"] - last) / (now - last_t)
+            last, last_t, stored = c["readings"], now, c["readings"]
+            console.print(f"readings/s {rate:8.1f} | rows in readings {c['readings']:>8} | "
+                          f"rejected {c['rejected']:>5} | clues {c['clues']:>5}")
+            for name, proc in sup.children:
+                if proc.poll() is not None and name != "replay":
+                    console.print(f"[red]{name} exited with {proc.returncode}; see its log[/red]")
+                    stop.set()
+            if deadline and now >= deadline:
+                break
+    finally:
+        sup.stop()
+        console.print("stopped cleanly")
+    return stored

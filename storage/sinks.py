@@ -1,0 +1,130 @@
+"""Batched, idempotent writers: ``add`` rows, ``flush`` them in one transaction.
+
+COPY cannot upsert, so a flush binary-COPYs the batch into a temporary staging table and
+then ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` into the real table: re-delivered
+messages (at-least-once) leave no duplicates. The caller commits its Kafka offsets only
+after ``flush`` returns, when the rows are durable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from streams.records import Clue, Reading, Rejected
+
+
+@dataclass
+class CopySink:
+    """A batch for one table; subclasses turn records into rows."""
+
+    table: str
+    columns: Sequence[str]
+    types: Sequence[str]
+    conflict: str = "DO NOTHING"
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def add_row(self, row: tuple[Any, ...]) -> None:
+        self.rows.append(row)
+
+    async def flush(self, pool: AsyncConnectionPool) -> int:
+        """Write the batch; returns how many rows were new."""
+        if not self.rows:
+            return 0
+        async with pool.connection() as conn:
+            inserted = await self._write(conn)
+        self.rows.clear()
+        return inserted
+
+    async def _write(self, conn: AsyncConnection) -> int:
+        stage = f"stage_{self.table}"
+        cols = ", ".join(f'"{c}"' for c in self.columns)
+        async with conn.transaction():
+            await conn.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {self.table} INCLUDING DEFAULTS)"
+                " ON COMMIT DELETE ROWS")
+            async with conn.cursor() as cur:
+                async with cur.copy(f"COPY {stage} ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.set_types(list(self.types))
+                    for row in self.rows:
+                        await copy.write_row(row)
+                await cur.execute(
+                    f"INSERT INTO {self.table} ({cols}) SELECT {cols} FROM {stage}"
+                    f" ON CONFLICT {self.conflict}")
+                return cur.rowcount
+
+
+class ReadingsSink(CopySink):
+    def __init__(self) -> None:
+        super().__init__("readings",
+                         ("time", "station", "code", "period", "value", "flag", "source"),
+                         ("timestamptz", "text", "text", "text", "float8", "text", "text"))
+
+    def add(self, reading: Reading) -> None:
+        for code, value in reading.values.items():
+            self.add_row((reading.time, reading.station, code, reading.period, value,
+                          reading.flags.get(code, "N"), reading.source))
+
+
+def rejected_id(rejected: Rejected) -> str:
+    """Natural key of a dead letter: the same rejection re-delivered is stored once."""
+    digest = hashlib.sha256()
+    for part in (rejected.time.isoformat(), rejected.source, rejected.reason):
+        digest.update(part.encode() + b"\0")
+    digest.update(rejected.raw)
+    return digest.hexdigest()
+
+
+class RejectedSink(CopySink):
+    def __init__(self) -> None:
+        super().__init__("rejected", ("id", "time", "source", "reason", "raw", "context"),
+                         ("text", "timestamptz", "text", "text", "bytea", "jsonb"))
+
+    def add(self, rejected: Rejected) -> None:
+        self.add_row((rejected_id(rejected), rejected.time, rejected.source, rejected.reason,
+                      rejected.raw, Jsonb(rejected.context)))
+
+
+class CluesSink(CopySink):
+    """Current state per clue (newest observation wins) plus every state change as an event."""
+
+    def __init__(self) -> None:
+        columns = ("clue_id", "modality", "kind", "rule", "subject", "state", "start", "time",
+                   "end", "confidence", "location", "metrics", "summary", "detector")
+        update = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in columns[5:])
+        super().__init__(
+            "clues", columns,
+            ("text", "text", "text", "text", "text", "text", "timestamptz", "timestamptz",
+             "timestamptz", "float8", "jsonb", "jsonb", "text", "text"),
+            conflict=f"(clue_id) DO UPDATE SET {update}, updated_at = now()"
+                     " WHERE clues.time <= EXCLUDED.time")
+        self.events = CopySink("clue_events", ("time", "clue_id", "kind", "state", "payload"),
+                               ("timestamptz", "text", "text", "text", "jsonb"))
+
+    def add(self, clue: Clue) -> None:
+        payload = clue.model_dump(mode="json", exclude={"evidence"})
+        self.add_row((clue.clue_id, clue.modality, clue.kind, clue.rule, clue.subject, clue.state,
+                      clue.start, clue.time, clue.end, clue.confidence,
+                      Jsonb(clue.location) if clue.location else None,
+                      Jsonb(payload["metrics"]), clue.summary, clue.detector))
+        self.events.add_row((clue.time, clue.clue_id, clue.kind, clue.state, Jsonb(payload)))
+
+    async def flush(self, pool: AsyncConnectionPool) -> int:
+        # a batch may hold several updates of one clue: keep the newest per clue for the upsert
+        newest: dict[str, tuple[Any, ...]] = {}
+        for row in self.rows:
+            if row[0] not in newest or newest[row[0]][7] <= row[7]:
+                newest[row[0]] = row
+        self.rows = list(newest.values())
+        written = await super().flush(pool)
+        await self.events.flush(pool)
+        return written

@@ -1,0 +1,56 @@
+"""The one Faust app and its topics, built from the one settings object.
+
+Topics carry raw bytes; agents decode them with ``streams.records`` so that a record that
+does not validate becomes a dead letter instead of crashing the agent.
+"""
+
+from __future__ import annotations
+
+import faust
+from psycopg_pool import AsyncConnectionPool
+
+from offsite.settings import Settings, get_settings
+from storage.db import open_pool
+from streams.topics import ALL_TOPICS, TopicSpec
+
+
+def create_app(settings: Settings) -> faust.App:
+    return faust.App(
+        settings.app_id,
+        broker=settings.broker_url or "kafka://127.0.0.1:9092",
+        store="memory://",
+        topic_partitions=settings.partitions,
+        topic_allow_declare=True,
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_every=100,
+        broker_commit_interval=1.0,
+        web_enabled=False,
+        loghandlers=[],
+    )
+
+
+settings = get_settings()
+app = create_app(settings)
+topics: dict[str, faust.TopicT] = {
+    spec.name: app.topic(spec.name, key_type=bytes, value_type=bytes, key_serializer="raw",
+                         value_serializer="raw", partitions=settings.partitions)
+    for spec in ALL_TOPICS
+}
+
+
+def topic(spec: TopicSpec) -> faust.TopicT:
+    return topics[spec.name]
+
+
+_pool: AsyncConnectionPool | None = None
+
+
+async def db_pool() -> AsyncConnectionPool:
+    """The worker's connection pool, opened on first use inside the worker's loop."""
+    global _pool
+    if _pool is None:
+        if not settings.database_url:
+            raise RuntimeError("database_url is not set")
+        _pool = await open_pool(settings.database_url)
+    return _pool

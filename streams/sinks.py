@@ -1,0 +1,68 @@
+"""Sink agents: topics to PostgreSQL in batches.
+
+Faust acks a ``take`` batch only after the loop body returns, so offsets are committed
+after the batch is durable. A database error therefore must not escape the body (Faust
+would ack the batch on the way out): the flush is retried until it succeeds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+
+from storage.sinks import CluesSink, CopySink, ReadingsSink, RejectedSink
+from streams.app import app, db_pool, settings, topic
+from streams.records import Clue, Reading, Record, Rejected
+from streams.topics import CLUES, ENV_READINGS, INGEST_REJECTED, TopicSpec
+
+log = logging.getLogger(__name__)
+
+
+async def flush_until_durable(*sinks: CopySink) -> None:
+    delay = 0.5
+    while True:
+        try:
+            pool = await db_pool()
+            for sink in sinks:
+                await sink.flush(pool)
+            return
+        except Exception as exc:  # database away: hold the batch (and the offsets), retry
+            log.error("database write failed (%s); retrying in %.1fs", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30)
+
+
+def decode_or_reject(spec: TopicSpec, raw: bytes, dead: RejectedSink) -> Record | None:
+    try:
+        return spec.record.loads(raw)
+    except ValidationError as exc:
+        dead.add(Rejected(time=datetime.now(UTC), source=f"stream:{spec.name}",
+                          reason=f"invalid {spec.record.__name__}: {exc.errors()[0]['msg']}",
+                          raw=raw if isinstance(raw, bytes) else str(raw).encode()))
+        return None
+
+
+def sink_agent(spec: TopicSpec, make_sink: Callable[[], CopySink], name: str) -> None:
+    async def run(stream: object) -> None:
+        sink, dead = make_sink(), RejectedSink()
+        async for batch in stream.take(settings.sink_batch_size,  # type: ignore[attr-defined]
+                                       within=settings.sink_batch_seconds):
+            for raw in batch:
+                record = decode_or_reject(spec, raw, dead)
+                if record is not None:
+                    sink.add(record)  # type: ignore[attr-defined]
+            await flush_until_durable(sink, dead)
+
+    run.__name__ = name
+    app.agent(topic(spec), name=f"streams.sinks.{name}")(run)
+
+
+sink_agent(ENV_READINGS, ReadingsSink, "readings_sink")
+sink_agent(INGEST_REJECTED, RejectedSink, "rejected_sink")
+sink_agent(CLUES, CluesSink, "clues_sink")
+
+__all__ = ["Clue", "Reading", "decode_or_reject", "flush_until_durable"]

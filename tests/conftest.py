@@ -1,0 +1,66 @@
+"""Shared fixtures: real local services, started once per test session.
+
+PostgreSQL, Mosquitto and the Tansu Kafka broker run from the state folder of the project
+on free loopback ports and are stopped at the end. A service that cannot start fails the
+tests that need it with the reason (never a skip).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from offsite.services import EmbeddedServices
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[EmbeddedServices]:
+    state = ROOT / ".state" / f"test-{os.getpid()}"
+    svc = EmbeddedServices(state)
+    try:
+        svc.start()
+    except Exception as exc:
+        pytest.fail(f"local services did not start: {exc}", pytrace=False)
+    try:
+        yield svc
+    finally:
+        svc.stop()
+        shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def migrated_db(services: EmbeddedServices) -> str:
+    from storage.migrate import migrate
+
+    migrate(services.database_url)
+    return services.database_url
+
+
+@pytest.fixture()
+def fresh_db(services: EmbeddedServices) -> Iterator[str]:
+    """An empty, migrated database of its own, for tests that count rows."""
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    admin = services.database_url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    url = services.database_url.rsplit("/", 1)[0] + f"/{name}"
+    from storage.migrate import migrate
+
+    migrate(url)
+    yield url
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="session")
+def samples() -> Path:
+    return SAMPLES
