@@ -10,7 +10,7 @@ from ingest.publisher import ensure_topics
 
 
 def run_worker(loglevel: str = "info") -> None:
-    from streams import sinks  # noqa: F401  (registers the agents)
+    from streams import agents  # noqa: F401  (registers every agent)
     from streams.app import app, settings
 
     asyncio.run(ensure_topics(settings, extra=()))

@@ -1,0 +1,3 @@
+"""Imports every agent module so that one worker runs them all."""
+
+from streams import sinks  # noqa: F401
