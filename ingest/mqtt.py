@@ -119,6 +119,7 @@ class MqttIngester:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         self.client = client
 
     # paho callbacks run on its network thread: hand over to the event loop, nothing more
@@ -130,6 +131,10 @@ class MqttIngester:
         client.subscribe([(t, 1) for t in TOPIC_FILTERS])
         self.loop.call_soon_threadsafe(self.connected.set)
         log.info("MQTT connected to %s:%s", self.host, self.port)
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: object, _mid: int, codes: list, _p: object
+                      ) -> None:
+        log.info("MQTT subscribed to %s: %s", ", ".join(TOPIC_FILTERS), codes)
 
     def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: object, reason: object,
                        _p: object) -> None:

@@ -15,6 +15,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
 app.command()(cmd_run.worker)
 app.command()(cmd_run.up)
 app.command()(cmd_run.demo)
+app.command()(cmd_run.api)
 app.add_typer(cmd_run.ingest_app, name="ingest")
 app.add_typer(cmd_run.db_app, name="db")
 app.add_typer(cmd_run.replay_app, name="replay")

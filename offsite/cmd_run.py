@@ -36,6 +36,16 @@ def up() -> None:
     run(get_settings(), demo=False, seconds=None)
 
 
+def api(host: str = typer.Option(None, help="default: settings.api_host"),
+        port: int = typer.Option(None, help="default: settings.api_port")) -> None:
+    """Serve the HTTP API (stateless; run several behind a load balancer)."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run("api.app:app", host=host or settings.api_host, port=port or settings.api_port,
+                log_level=settings.log_level.lower())
+
+
 def demo(seconds: float = typer.Option(
         None, envvar="DEMO_SECONDS", help="stop after this many seconds")) -> None:
     """`up` plus a replay of real sample data, printing what flows."""

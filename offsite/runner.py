@@ -52,10 +52,20 @@ class Supervisor:
     def spawn(self, name: str, *args: str) -> None:
         logs = self.settings.state_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        fh = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        fh = open(logs / f"{name}.log", "wb")  # noqa: SIM115 - owned by the child
         proc = subprocess.Popen([sys.executable, "-m", "offsite", *args], env=self.env,
                                 stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
         self.children.append((name, proc))
+
+    def wait_for_log(self, name: str, text: str, timeout: float) -> bool:
+        path = self.settings.state_dir / "logs" / f"{name}.log"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if path.exists() and text in path.read_text(errors="replace"):
+                return True
+            time.sleep(0.2)
+        console.print(f"[yellow]{name} did not log {text!r} within {timeout:.0f}s[/yellow]")
+        return False
 
     def stop(self) -> None:
         for _, proc in self.children:
@@ -75,6 +85,7 @@ class Supervisor:
         table.add_row("Kafka broker", self.env["OFFSITE_BROKER_URL"])
         table.add_row("PostgreSQL", self.env["OFFSITE_DATABASE_URL"])
         table.add_row("MQTT", self.env["OFFSITE_MQTT_URL"])
+        table.add_row("API", f"http://{self.settings.api_host}:{self.settings.api_port}/docs")
         table.add_row("state folder", str(self.settings.state_dir.resolve()))
         table.add_row("logs", str((self.settings.state_dir / "logs").resolve()))
         for name, proc in self.children:
@@ -106,8 +117,11 @@ def run(settings: Settings, demo: bool, seconds: float | None) -> int:
         sup.start_services()
         sup.spawn("worker", "worker")
         sup.spawn("ingest-mqtt", "ingest", "mqtt")
+        sup.spawn("api", "api")
         console.print(sup.where())
         if demo:
+            # MQTT drops what is sent before the ingester's first subscription exists
+            sup.wait_for_log("ingest-mqtt", "MQTT subscribed", timeout=60)
             csv_path = SAMPLES / "sensors" / "beijing_dongsi_2013-2017.csv"
             sup.spawn("replay", "replay", "sensors", str(csv_path), "--station", DEMO_STATION,
                       "--rate", "200")
@@ -123,7 +137,7 @@ def run(settings: Settings, demo: bool, seconds: float | None) -> int:
                 continue
             rate = (c["readings"] - last) / (now - last_t)
             last, last_t, stored = c["readings"], now, c["readings"]
-            console.print(f"readings/s {rate:8.1f} | rows in readings {c['readings']:>8} | "
+            console.print(f"rows/s {rate:8.1f} | rows in readings {c['readings']:>8} | "
                           f"rejected {c['rejected']:>5} | clues {c['clues']:>5}")
             for name, proc in sup.children:
                 if proc.poll() is not None and name != "replay":

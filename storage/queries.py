@@ -1,0 +1,52 @@
+"""Read queries used by the API: kept in storage/ with the rest of the SQL."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+
+async def _fetch(pool: AsyncConnectionPool, sql: str, params: dict[str, Any]) -> list[dict]:
+    async with pool.connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(sql, params)
+        return await cur.fetchall()
+
+
+async def readings(pool: AsyncConnectionPool, station: str, code: str | None,
+                   since: datetime | None, limit: int) -> list[dict]:
+    return await _fetch(pool, """
+        SELECT time, station, code, period, value, flag, source FROM readings
+        WHERE station = %(station)s
+          AND (%(code)s::text IS NULL OR code = %(code)s)
+          AND (%(since)s::timestamptz IS NULL OR time >= %(since)s)
+        ORDER BY time DESC LIMIT %(limit)s""",
+        {"station": station, "code": code, "since": since, "limit": limit})
+
+
+async def clues(pool: AsyncConnectionPool, state: str | None, modality: str | None,
+                limit: int) -> list[dict]:
+    return await _fetch(pool, """
+        SELECT clue_id, modality, kind, rule, subject, state, start, time, "end", confidence,
+               location, metrics, summary, detector
+        FROM clues
+        WHERE (%(state)s::text IS NULL OR state = %(state)s)
+          AND (%(modality)s::text IS NULL OR modality = %(modality)s)
+        ORDER BY time DESC LIMIT %(limit)s""",
+        {"state": state, "modality": modality, "limit": limit})
+
+
+async def rejected(pool: AsyncConnectionPool, source: str | None, limit: int) -> list[dict]:
+    return await _fetch(pool, """
+        SELECT id, time, source, reason, encode(raw, 'base64') AS raw_base64, context
+        FROM rejected WHERE (%(source)s::text IS NULL OR source = %(source)s)
+        ORDER BY time DESC LIMIT %(limit)s""", {"source": source, "limit": limit})
+
+
+async def ping(pool: AsyncConnectionPool) -> bool:
+    async with pool.connection() as conn:
+        await conn.execute("SELECT 1")
+    return True
