@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -20,7 +21,7 @@ import psycopg
 from rich.console import Console
 from rich.table import Table
 
-from offsite.services import EmbeddedServices
+from offsite.services import EmbeddedServices, free_port
 from offsite.settings import Settings
 from storage.migrate import migrate
 
@@ -35,6 +36,7 @@ class Supervisor:
     services: EmbeddedServices | None = None
     children: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    _api_port: int | None = None
 
     def start_services(self) -> None:
         s = self.settings
@@ -80,12 +82,21 @@ class Supervisor:
         if self.services:
             self.services.stop()
 
+    def api_port(self) -> int:
+        """The configured API port, or a free one when something else already holds it."""
+        if self._api_port is None:
+            wanted = self.settings.api_port
+            with socket.socket() as probe:
+                busy = probe.connect_ex((self.settings.api_host, wanted)) == 0
+            self._api_port = free_port() if busy else wanted
+        return self._api_port
+
     def where(self) -> Table:
         table = Table(title="Offsite is running", show_header=False)
         table.add_row("Kafka broker", self.env["OFFSITE_BROKER_URL"])
         table.add_row("PostgreSQL", self.env["OFFSITE_DATABASE_URL"])
         table.add_row("MQTT", self.env["OFFSITE_MQTT_URL"])
-        table.add_row("API", f"http://{self.settings.api_host}:{self.settings.api_port}/docs")
+        table.add_row("API", f"http://{self.settings.api_host}:{self.api_port()}/docs")
         table.add_row("state folder", str(self.settings.state_dir.resolve()))
         table.add_row("logs", str((self.settings.state_dir / "logs").resolve()))
         for name, proc in self.children:
@@ -117,7 +128,7 @@ def run(settings: Settings, demo: bool, seconds: float | None) -> int:
         sup.start_services()
         sup.spawn("worker", "worker")
         sup.spawn("ingest-mqtt", "ingest", "mqtt")
-        sup.spawn("api", "api")
+        sup.spawn("api", "api", "--port", str(sup.api_port()))
         console.print(sup.where())
         if demo:
             # MQTT drops what is sent before the ingester's first subscription exists
