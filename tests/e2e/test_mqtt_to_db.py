@@ -51,3 +51,27 @@ def test_batch_of_readings_and_redelivery_is_idempotent(flow: Flow) -> None:
     rows = flow.wait_for("SELECT count(*), sum(value) FROM readings WHERE station = 'E2E-3'",
                          lambda r: r[0][0] == 25)
     assert rows[0][1] == sum(100.0 + h for h in range(24)) + 1.0
+
+
+def test_hj212_frame_over_mqtt_reaches_database(flow: Flow) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from ingest.hj212.build import data_frame
+    from streams.records import Reading
+
+    reading = Reading(station="E2E-HJ212-MN01", period="hour",
+                      time=datetime(2026, 11, 25, 10, tzinfo=timezone(timedelta(hours=8))),
+                      values={"a21026": 35.5, "a21002": 120.25})
+    frame = data_frame(reading, st="31", qn="20261125100000000")
+    flow.publish("offsite/env/E2E-HJ212-MN01/hj212", frame.encode())
+    broken = frame[:-6] + "0000\r\n"  # CRC that matches no algorithm
+    flow.publish("offsite/env/E2E-HJ212-MN01/hj212", broken.encode())
+    rows = flow.wait_for("SELECT code, value, period, source FROM readings"
+                         " WHERE station = 'E2E-HJ212-MN01' ORDER BY code",
+                         lambda r: len(r) == 2)
+    assert rows == [("a21002", 120.25, "hour", "mqtt-hj212"),
+                    ("a21026", 35.5, "hour", "mqtt-hj212")]
+    dead = flow.wait_for("SELECT raw, reason FROM rejected"
+                         " WHERE context->>'topic' = 'offsite/env/E2E-HJ212-MN01/hj212'",
+                         lambda r: len(r) == 1)
+    assert bytes(dead[0][0]) == broken.encode() and "CRC" in dead[0][1]
