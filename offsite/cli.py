@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import typer
 
-from offsite import cmd_env, cmd_evidence, cmd_hj212, cmd_run, cmd_satellite, cmd_video
+from offsite import (
+    cmd_case,
+    cmd_env,
+    cmd_evidence,
+    cmd_hj212,
+    cmd_run,
+    cmd_satellite,
+    cmd_video,
+)
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Offsite: off-site regulatory monitoring on streams.")
@@ -24,3 +32,4 @@ app.add_typer(cmd_env.app, name="env")
 app.add_typer(cmd_video.app, name="video")
 app.add_typer(cmd_satellite.app, name="satellite")
 app.add_typer(cmd_evidence.app, name="evidence")
+app.add_typer(cmd_case.app, name="case")

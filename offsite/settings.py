@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -39,6 +40,16 @@ class Settings(BaseSettings):
     mqtt_client_id: str = "offsite-ingest-mqtt"
     api_host: str = "127.0.0.1"
     api_port: int = 8600
+    evidence_media: Literal["database", "folder"] = Field(
+        default="database", description="where evidence bytes live: bytea rows or a folder"
+    )
+    evidence_dir: Path | None = Field(
+        default=None, description="content-addressed evidence folder; unset: <state_dir>/evidence"
+    )
+
+    @property
+    def evidence_folder(self) -> Path:
+        return self.evidence_dir or self.state_dir / "evidence"
 
     @property
     def kafka_bootstrap(self) -> str:
