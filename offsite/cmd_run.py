@@ -111,15 +111,102 @@ def replay_sensors(
     station: str = typer.Option(..., "--station"),
     rate: float = typer.Option(0.0, help="readings per second; 0 = as fast as possible"),
     limit: int = typer.Option(None, help="stop after this many rows"),
-    as_: str = typer.Option("json", "--as", help="json (MQTT) for now"),
+    as_: str = typer.Option("json", "--as", help="json (MQTT) or hj212 (hourly CN 2061 frames)"),
+    target: str = typer.Option("mqtt", help="hj212 only: mqtt or tcp://host:port"),
+    pw: str = typer.Option("123456", "--pw", help="hj212 only: the station's PW"),
 ) -> None:
-    """Publish the Beijing multi-site CSV as hourly readings of one station over MQTT."""
-    from ingest.replay import beijing_rows, replay_json
+    """Publish the Beijing multi-site CSV as hourly readings of one station (MQTT or TCP)."""
+    from ingest.replay import beijing_rows, replay_hj212_mqtt, replay_hj212_tcp, replay_json
 
+    if as_ not in ("json", "hj212"):
+        raise typer.BadParameter("--as json or --as hj212")
+    rows = beijing_rows(csv_path, limit)
+    if as_ == "hj212" and target.startswith("tcp://"):
+        sent = replay_hj212_tcp(target, station, rows, pw=pw, rate=rate)
+        typer.echo(f"sent {sent} readings for {station} to {target}, each acknowledged (9014)")
+        return
+    if target != "mqtt":
+        raise typer.BadParameter("--target mqtt or tcp://host:port (tcp with --as hj212)")
     url = get_settings().mqtt_url or os.environ.get("OFFSITE_MQTT_URL")
     if not url:
         raise typer.BadParameter("set OFFSITE_MQTT_URL")
-    if as_ != "json":
-        raise typer.BadParameter("--as json is the supported format")
-    sent = replay_json(url, station, beijing_rows(csv_path, limit), rate=rate)
+    if as_ == "hj212":
+        sent = replay_hj212_mqtt(url, station, rows, pw=pw, rate=rate)
+    else:
+        sent = replay_json(url, station, rows, rate=rate)
     typer.echo(f"published {sent} readings for {station}")
+
+
+@ingest_app.command("hj212")
+def ingest_hj212(
+    port: int = typer.Option(..., "--port", help="TCP port (0: any free port, logged)"),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    allow_unknown: bool = typer.Option(
+        False, "--allow-unknown", help="accept MNs not in the stations table (demos)"),
+    idle_timeout: float = typer.Option(
+        600.0, help="close connections silent this long (3x a known station's interval_s)"),
+) -> None:
+    """HJ 212 TCP server for data loggers: readings to env.readings, 9014 after Kafka acks."""
+    from datetime import timedelta, timezone
+
+    from ingest.hj212.server import Hj212Server, Limits, StationRegistry
+    from ingest.publisher import Publisher
+
+    _logging()
+    settings = get_settings()
+    if not settings.broker_url:
+        raise typer.BadParameter("set OFFSITE_BROKER_URL (or use `offsite up`)")
+    if not settings.database_url and not allow_unknown:
+        raise typer.BadParameter("set OFFSITE_DATABASE_URL (stations table) or --allow-unknown")
+
+    async def main(stop: asyncio.Event) -> None:
+        publisher = Publisher(settings, source="hj212-tcp")
+        await publisher.start()
+        registry = StationRegistry(settings.database_url, allow_unknown=allow_unknown)
+        tz = timezone(timedelta(hours=settings.local_utc_offset_hours))
+        server = Hj212Server(publisher, registry, Limits(idle_timeout=idle_timeout), tz=tz)
+        try:
+            await server.serve(stop, host, port)
+        finally:
+            await publisher.stop()
+
+    asyncio.run(_run_until_signal(main))
+
+
+@ingest_app.command("rtsp")
+def ingest_rtsp(
+    camera: list[str] = typer.Option(None, "--camera", help="ID=URL, repeatable (ad hoc)"),
+    registry: bool = typer.Option(True, help="also run the cameras of the cameras table"),
+    fps: float = typer.Option(2.0, help="frames/s published per camera (analysis rate)"),
+    max_width: int = typer.Option(640, help="downscale wider frames to this width"),
+    transport: str = typer.Option("tcp", help="RTSP transport: tcp, udp or prefer_tcp"),
+    stall_s: float = typer.Option(5.0, help="no frame for this long: camera offline"),
+    signal_loss_s: float = typer.Option(30.0, help="offline this long: signal_loss clue"),
+    backoff_max_s: float = typer.Option(30.0, help="longest wait between reconnects"),
+) -> None:
+    """IP cameras (RTSP) to video.frames, camera_health and signal_loss clues."""
+    from ingest.publisher import Publisher
+    from ingest.rtsp import TRANSPORTS, RtspIngester, RtspOptions, parse_camera_option
+
+    _logging()
+    settings = get_settings()
+    if not settings.broker_url:
+        raise typer.BadParameter("set OFFSITE_BROKER_URL (or `offsite up`)")
+    if transport not in TRANSPORTS:
+        raise typer.BadParameter(f"--transport must be one of {', '.join(TRANSPORTS)}")
+    try:
+        extra = [parse_camera_option(c) for c in camera or []]
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    options = RtspOptions(rate=fps, max_width=max_width, transport=transport, stall_s=stall_s,
+                          signal_loss_s=signal_loss_s, backoff_max_s=backoff_max_s)
+
+    async def main(stop: asyncio.Event) -> None:
+        publisher = Publisher(settings, source="rtsp")
+        await publisher.start()
+        try:
+            await RtspIngester(settings, publisher, options, extra, registry).run(stop)
+        finally:
+            await publisher.stop()
+
+    asyncio.run(_run_until_signal(main))
