@@ -28,6 +28,7 @@ from storage.migrate import migrate
 console = Console()
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 DEMO_STATION = "BJ-DONGSI"
+DEMO_HJ212_STATION = "BJDONGSI0000000000000212"
 
 
 @dataclass
@@ -36,7 +37,7 @@ class Supervisor:
     services: EmbeddedServices | None = None
     children: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
-    _api_port: int | None = None
+    ports: dict[str, int] = field(default_factory=dict)
 
     def start_services(self) -> None:
         s = self.settings
@@ -82,21 +83,21 @@ class Supervisor:
         if self.services:
             self.services.stop()
 
-    def api_port(self) -> int:
-        """The configured API port, or a free one when something else already holds it."""
-        if self._api_port is None:
-            wanted = self.settings.api_port
+    def port(self, name: str, wanted: int) -> int:
+        """The configured port, or a free one when something else already holds it."""
+        if name not in self.ports:
             with socket.socket() as probe:
-                busy = probe.connect_ex((self.settings.api_host, wanted)) == 0
-            self._api_port = free_port() if busy else wanted
-        return self._api_port
+                busy = probe.connect_ex(("127.0.0.1", wanted)) == 0
+            self.ports[name] = free_port() if busy else wanted
+        return self.ports[name]
 
     def where(self) -> Table:
         table = Table(title="Offsite is running", show_header=False)
         table.add_row("Kafka broker", self.env["OFFSITE_BROKER_URL"])
         table.add_row("PostgreSQL", self.env["OFFSITE_DATABASE_URL"])
         table.add_row("MQTT", self.env["OFFSITE_MQTT_URL"])
-        table.add_row("API", f"http://{self.settings.api_host}:{self.api_port()}/docs")
+        table.add_row("API", f"http://{self.settings.api_host}:{self.ports['api']}/docs")
+        table.add_row("HJ 212 TCP", f"127.0.0.1:{self.ports['hj212']}")
         table.add_row("state folder", str(self.settings.state_dir.resolve()))
         table.add_row("logs", str((self.settings.state_dir / "logs").resolve()))
         for name, proc in self.children:
@@ -128,7 +129,12 @@ def run(settings: Settings, demo: bool, seconds: float | None) -> int:
         sup.start_services()
         sup.spawn("worker", "worker")
         sup.spawn("ingest-mqtt", "ingest", "mqtt")
-        sup.spawn("api", "api", "--port", str(sup.api_port()))
+        api_port = sup.port("api", settings.api_port)
+        sup.spawn("api", "api", "--port", str(api_port))
+        hj212_port = sup.port("hj212", settings.hj212_port)
+        # locally, loggers not yet in the stations table are accepted; production checks PW
+        sup.spawn("ingest-hj212", "ingest", "hj212", "--port", str(hj212_port),
+                  "--allow-unknown")
         console.print(sup.where())
         if demo:
             # MQTT drops what is sent before the ingester's first subscription exists
@@ -136,7 +142,12 @@ def run(settings: Settings, demo: bool, seconds: float | None) -> int:
             csv_path = SAMPLES / "sensors" / "beijing_dongsi_2013-2017.csv"
             sup.spawn("replay", "replay", "sensors", str(csv_path), "--station", DEMO_STATION,
                       "--rate", "200")
-            console.print(f"replaying {csv_path.name} as station {DEMO_STATION} over MQTT")
+            sup.wait_for_log("ingest-hj212", "HJ 212 server listening", timeout=60)
+            sup.spawn("replay-hj212", "replay", "sensors", str(csv_path), "--station",
+                      DEMO_HJ212_STATION, "--as", "hj212", "--target",
+                      f"tcp://127.0.0.1:{hj212_port}", "--limit", "5000")
+            console.print(f"replaying {csv_path.name} as station {DEMO_STATION} (JSON over MQTT)"
+                          f" and {DEMO_HJ212_STATION} (HJ 212 over TCP)")
         deadline = time.monotonic() + seconds if seconds else None
         last, last_t = 0, time.monotonic()
         while not stop.wait(5.0):
@@ -151,7 +162,7 @@ def run(settings: Settings, demo: bool, seconds: float | None) -> int:
             console.print(f"rows/s {rate:8.1f} | rows in readings {c['readings']:>8} | "
                           f"rejected {c['rejected']:>5} | clues {c['clues']:>5}")
             for name, proc in sup.children:
-                if proc.poll() is not None and name != "replay":
+                if proc.poll() is not None and not name.startswith("replay"):
                     console.print(f"[red]{name} exited with {proc.returncode}; see its log[/red]")
                     stop.set()
             if deadline and now >= deadline:

@@ -11,13 +11,22 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from geo.routing import Router
+from storage.evidence_store import fix_clue_evidence
 from streams.records import Clue, Reading, Rejected
+
+
+@lru_cache(maxsize=1)
+def default_router() -> Router:
+    """The shipped zone set and routing rules, loaded once per process."""
+    return Router.demo()
 
 
 @dataclass
@@ -95,28 +104,43 @@ class RejectedSink(CopySink):
 
 
 class CluesSink(CopySink):
-    """Current state per clue (newest observation wins) plus every state change as an event."""
+    """Current state per clue (newest observation wins) plus every state change as an event.
 
-    def __init__(self) -> None:
+    Each clue is routed on its way in (``geo.routing``): the row gets its site key, primary
+    department, jurisdiction and the zones it touches, and the event payload a ``routing``
+    entry with the whole route.
+    """
+
+    def __init__(self, router: Router | None = None) -> None:
         columns = ("clue_id", "modality", "kind", "rule", "subject", "state", "start", "time",
-                   "end", "confidence", "location", "metrics", "summary", "detector")
+                   "end", "confidence", "location", "metrics", "summary", "detector", "site",
+                   "department", "jurisdiction", "zones")
         update = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in columns[5:])
         super().__init__(
             "clues", columns,
             ("text", "text", "text", "text", "text", "text", "timestamptz", "timestamptz",
-             "timestamptz", "float8", "jsonb", "jsonb", "text", "text"),
+             "timestamptz", "float8", "jsonb", "jsonb", "text", "text", "text", "text", "text",
+             "jsonb"),
             conflict=f"(clue_id) DO UPDATE SET {update}, updated_at = now()"
                      " WHERE clues.time <= EXCLUDED.time")
+        self.router = router if router is not None else default_router()
+        self.with_evidence: list[Clue] = []
         self.events = CopySink("clue_events", ("time", "clue_id", "kind", "state", "payload"),
                                ("timestamptz", "text", "text", "text", "jsonb"))
 
     def add(self, clue: Clue) -> None:
         payload = clue.model_dump(mode="json", exclude={"evidence"})
+        route = self.router.route_clue(clue).to_dict()
+        payload["routing"] = route
+        juris = route["jurisdiction"]["id"] if route["jurisdiction"] else None
         self.add_row((clue.clue_id, clue.modality, clue.kind, clue.rule, clue.subject, clue.state,
                       clue.start, clue.time, clue.end, clue.confidence,
                       Jsonb(clue.location) if clue.location else None,
-                      Jsonb(payload["metrics"]), clue.summary, clue.detector))
+                      Jsonb(payload["metrics"]), clue.summary, clue.detector, route["site"],
+                      route["department"], juris, Jsonb(route["zones"])))
         self.events.add_row((clue.time, clue.clue_id, clue.kind, clue.state, Jsonb(payload)))
+        if clue.evidence:
+            self.with_evidence.append(clue)
 
     async def flush(self, pool: AsyncConnectionPool) -> int:
         # a batch may hold several updates of one clue: keep the newest per clue for the upsert
@@ -127,4 +151,38 @@ class CluesSink(CopySink):
         self.rows = list(newest.values())
         written = await super().flush(pool)
         await self.events.flush(pool)
+        # evidence is fixed (hashed, chained, signed) before the batch's offsets are committed;
+        # a redelivered clue's items are recognised by id and not appended twice
+        while self.with_evidence:
+            await fix_clue_evidence(pool, self.with_evidence[0])
+            self.with_evidence.pop(0)
         return written
+
+
+class CasesSink(CopySink):
+    """Fused cases (``streams.clues``): one row per case, a newer version replaces an older."""
+
+    COLUMNS = ("case_id", "site", "state", "first_time", "last_time", "modalities", "clue_ids",
+               "confidence", "department", "location", "evidence", "summary", "version")
+
+    def __init__(self) -> None:
+        update = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in self.COLUMNS[2:])
+        super().__init__(
+            "cases", self.COLUMNS,
+            ("text", "text", "text", "timestamptz", "timestamptz", "text[]", "text[]", "float8",
+             "text", "jsonb", "jsonb", "text", "int4"),
+            conflict=f"(case_id) DO UPDATE SET {update}, updated_at = now()"
+                     " WHERE cases.version <= EXCLUDED.version")
+
+    def add(self, case: dict[str, Any]) -> None:
+        """Add a case in the form ``streams.clues.Case.to_row`` gives."""
+        self.add_row(tuple(Jsonb(case[c]) if c in ("location", "evidence") and case[c] is not None
+                           else case[c] for c in self.COLUMNS))
+
+    async def flush(self, pool: AsyncConnectionPool) -> int:
+        newest: dict[str, tuple[Any, ...]] = {}
+        for row in self.rows:  # one row per case per statement: ON CONFLICT needs it
+            if row[0] not in newest or newest[row[0]][-1] <= row[-1]:
+                newest[row[0]] = row
+        self.rows = list(newest.values())
+        return await super().flush(pool)

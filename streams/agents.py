@@ -1,3 +1,7 @@
 """Imports every agent module so that one worker runs them all."""
 
-from streams import sinks  # noqa: F401
+from streams import (
+    clues,  # noqa: F401
+    env,  # noqa: F401
+    sinks,  # noqa: F401
+)

@@ -6,6 +6,8 @@ does not validate becomes a dead letter instead of crashing the agent.
 
 from __future__ import annotations
 
+import asyncio
+
 import faust
 from psycopg_pool import AsyncConnectionPool
 
@@ -47,13 +49,22 @@ def topic(spec: TopicSpec) -> faust.TopicT:
 
 
 _pool: AsyncConnectionPool | None = None
+_pool_lock: asyncio.Lock | None = None
 
 
 async def db_pool() -> AsyncConnectionPool:
-    """The worker's connection pool, opened on first use inside the worker's loop."""
-    global _pool
+    """The worker's connection pool, opened on first use inside the worker's loop.
+
+    Agents ask for it concurrently at start-up: a lock makes sure only one pool is opened
+    (a second one, overwritten, would be garbage-collected with its worker tasks pending).
+    """
+    global _pool, _pool_lock
     if _pool is None:
         if not settings.database_url:
             raise RuntimeError("database_url is not set")
-        _pool = await open_pool(settings.database_url)
+        if _pool_lock is None:
+            _pool_lock = asyncio.Lock()
+        async with _pool_lock:
+            if _pool is None:
+                _pool = await open_pool(settings.database_url)
     return _pool

@@ -38,7 +38,7 @@ async def flush_until_durable(*sinks: CopySink) -> None:
 
 def decode_or_reject(spec: TopicSpec, raw: bytes, dead: RejectedSink) -> Record | None:
     try:
-        return spec.record.loads(raw)
+        return spec.record.model_validate_json(raw)  # Record or the (plain pydantic) Clue
     except ValidationError as exc:
         dead.add(Rejected(time=datetime.now(UTC), source=f"stream:{spec.name}",
                           reason=f"invalid {spec.record.__name__}: {exc.errors()[0]['msg']}",

@@ -1,0 +1,169 @@
+"""The env agent's logic without Kafka: monitors over table values, registry entries,
+site keys, offline ticks only for live stations, and one batch through ``handle_batch``."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from detectors.env_config import EnvConfig, StationInfo
+from storage.sinks import default_router
+from streams import env as E
+from streams.records import Reading
+
+CST = timezone(timedelta(hours=8))
+RULE = "GB3095-2012/II/a34004/24h"
+NO_PNG = EnvConfig(evidence=False)
+
+
+def hours(station: str, start: datetime, values: list[float]) -> list[Reading]:
+    return [Reading(station=station, time=start + timedelta(hours=i), period="hour",
+                    values={"a34004": v}) for i, v in enumerate(values)]
+
+
+def dongsi() -> E.StationEntry:
+    return E.entry_from_row(("S1", "22", None, 3600, 116.417, 39.929, {}), default_router())
+
+
+def test_registry_row_and_defaults() -> None:
+    entry = dongsi()
+    assert entry.info == StationInfo(id="S1", st="22", interval_s=3600)
+    assert entry.location == {"type": "Point", "coordinates": [116.417, 39.929]}
+    assert entry.site == "gh:wx4g1h"
+    bare = E.entry_from_row(("S2", None, None, None, None, None, None), default_router())
+    assert bare.location is None and bare.site == "subject:S2"
+    assert E.default_entry("S3", default_router()).site == "subject:S3"
+
+
+def test_state_round_trip_across_batches_gives_one_episode() -> None:
+    """Half a day in one batch, the rest after a 'restart' from the table value only."""
+    day = [80.0 + 5 * (h % 5) for h in range(24)] + [20.0]
+    readings = hours("S1", datetime(2025, 3, 10, tzinfo=CST), day)
+    proc = E.EnvProcessor(NO_PNG)
+    clues1, value = proc.observe("S1", 1, readings[:12], None, dongsi(), arrived=0.0)
+    assert clues1 == [] and value["partition"] == 1
+    restored = E.EnvProcessor(NO_PNG)  # a new worker: only the table value survives
+    stored = E.StationMonitor.from_state(value["state"])  # the value is JSON-able
+    assert stored.to_state() == value["state"]
+    clues2, _ = restored.observe("S1", 1, readings[12:], value, dongsi(), arrived=0.0)
+    exc = [c for c in clues2 if c.rule == RULE]
+    assert len(exc) == 1 and exc[0].state == "open"
+    assert exc[0].metrics["window_mean"] == round(sum(day[:24]) / 24, 4)
+    assert exc[0].location == {"type": "Point", "coordinates": [116.417, 39.929]}
+
+
+def test_live_monitor_reused_and_rebuilt_when_value_changes() -> None:
+    proc = E.EnvProcessor(NO_PNG)
+    readings = hours("S1", datetime(2025, 3, 10, tzinfo=CST), [10.0, 11.0])
+    _, value = proc.observe("S1", 0, readings[:1], None, dongsi(), arrived=0.0)
+    mon = proc.monitor("S1", value, dongsi())
+    assert mon is proc.slots["S1"].monitor  # same value: the live monitor, no rebuild
+    other = dict(value)  # a value recovered from the changelog is another object
+    assert proc.monitor("S1", other, dongsi()) is not mon
+    changed = E.StationEntry(StationInfo(id="S1", st="31", interval_s=60))
+    assert proc.monitor("S1", value, changed).station.st == "31"  # registry change applies
+
+
+def test_offline_tick_only_for_live_stations() -> None:
+    now = datetime(2026, 5, 1, 12, tzinfo=UTC)
+    entry = dongsi()
+    live = E.EnvProcessor(NO_PNG)
+    readings = hours("S1", now - timedelta(hours=10), [10.0, 12.0, 11.0, 13.0])
+    _, value = live.observe("S1", 0, readings, None, entry,
+                            arrived=readings[-1].time.timestamp() + 60)
+    assert E.is_live(value, now.timestamp())
+    clues, new = live.tick("S1", value, now, entry)
+    assert [(c.kind, c.state) for c in clues] == [("offline", "open")]
+    assert new is not None and "offline" in new["state"]["episodes"]
+    assert clues[0].metrics["gap_s"] == 7 * 3600 and clues[0].location == entry.location
+    again, _ = live.tick("S1", new, now + timedelta(minutes=1), entry)
+    assert again == []  # the open episode is updated at most hourly, not re-opened
+
+    replay = E.EnvProcessor(NO_PNG)  # the same data replayed years later
+    _, old = replay.observe("S1", 0, readings, None, entry,
+                            arrived=(now + timedelta(days=3000)).timestamp())
+    assert not E.is_live(old, (now + timedelta(days=3000)).timestamp())
+    assert replay.tick("S1", old, now + timedelta(days=3000), entry) == ([], None)
+    silent = now + timedelta(days=8)  # live once, but silent for more than a week
+    assert not E.is_live(value, silent.timestamp())
+
+
+@dataclass
+class _Msg:
+    partition: int
+
+
+@dataclass
+class _Event:
+    value: bytes
+    message: _Msg
+
+
+class _Table:
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+        self.changelog: list[tuple[int, str]] = []
+
+    def send_changelog(self, partition: int, key: str, value: Any) -> None:
+        self.changelog.append((partition, key))
+
+
+def test_handle_batch_writes_state_per_station_partition_and_keys_clues_by_site(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    table, sent = _Table(), []
+
+    async def lookup(stations: Any) -> dict[str, E.StationEntry]:
+        return {s: dongsi() if s == "S1" else E.default_entry(s, default_router())
+                for s in stations}
+
+    async def send(clues: Any) -> None:
+        sent.extend(clues)
+
+    monkeypatch.setattr(E, "monitors", table)
+    monkeypatch.setattr(E, "processor", E.EnvProcessor(NO_PNG))
+    monkeypatch.setattr(E.registry, "lookup", lookup)
+    monkeypatch.setattr(E, "send_clues", send)
+    day = [90.0 + (h % 3) for h in range(24)] + [20.0]
+    events = [_Event(r.dumps(), _Msg(1)) for r in hours("S1", datetime(2025, 3, 10, tzinfo=CST),
+                                                         day)]
+    events += [_Event(r.dumps(), _Msg(0)) for r in hours("S2", datetime(2025, 3, 10,
+                                                                        tzinfo=CST), [5.0])]
+    events.append(_Event(b"not json", _Msg(0)))  # skipped: the readings sink dead-letters it
+    n = asyncio.run(E.handle_batch(events))
+    assert sorted(table.changelog) == [(0, "S2"), (1, "S1")]  # once per station, own partition
+    assert n == len(sent) and {site for site, _ in sent} == {"gh:wx4g1h"}
+    assert RULE in {c.rule for _, c in sent}
+
+
+def test_tick_all_ticks_live_stations_of_assigned_partitions_only(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from faust.types import TP
+
+    now = datetime.now(UTC)
+    table, sent, proc = _Table(), [], E.EnvProcessor(NO_PNG)
+    for station, partition in (("S1", 0), ("S9", 1)):  # S9's partition moved to another worker
+        readings = hours(station, now - timedelta(hours=10), [10.0, 12.0, 11.0, 13.0])
+        _, table.data[station] = proc.observe(station, partition, readings, None, dongsi(),
+                                              arrived=readings[-1].time.timestamp())
+
+    async def lookup(stations: Any) -> dict[str, E.StationEntry]:
+        return {s: dongsi() for s in stations}
+
+    async def send(clues: Any) -> None:
+        sent.extend(clues)
+
+    consumer = SimpleNamespace(assignment=lambda: {TP("env.readings", 0), TP("clues", 1)})
+    monkeypatch.setattr(E, "app", SimpleNamespace(consumer=consumer))
+    monkeypatch.setattr(E, "monitors", table)
+    monkeypatch.setattr(E, "processor", proc)
+    monkeypatch.setattr(E.registry, "lookup", lookup)
+    monkeypatch.setattr(E, "send_clues", send)
+    assert asyncio.run(E.tick_all(now)) == 1
+    assert [(site, c.subject, c.kind) for site, c in sent] == [("gh:wx4g1h", "S1", "offline")]
+    assert table.changelog == [(0, "S1")] and "S9" not in proc.slots
