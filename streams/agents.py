@@ -4,4 +4,5 @@ from streams import (
     clues,  # noqa: F401
     env,  # noqa: F401
     sinks,  # noqa: F401
+    video,  # noqa: F401
 )

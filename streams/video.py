@@ -1,0 +1,166 @@
+"""Video agent: ``video.frames`` to ``clues``, one CameraAnalyzer per camera.
+
+Frames of a camera share a key, so they arrive in order on one partition and thus in one
+worker. Each camera gets a *lane*: a small queue (oldest frame dropped when analysis falls
+behind: the newest picture matters) and a task that decodes the JPEG and runs
+``CameraAnalyzer.process`` in a thread pool, off the event loop, so several cameras are
+analysed in parallel while each camera's frames stay in order. Clues go to ``clues``
+keyed by ``subject:<camera>``.
+
+The analyzers live in the worker's memory and are built from the camera's ``config`` in
+the ``cameras`` table (defaults for a camera not registered; the ``ingest`` key, if any,
+is for the ingester and ignored here); the config is re-read every ``CONFIG_EVERY_S`` and
+a changed one rebuilds the analyzer. State is not checkpointed: after a rebalance moves a
+camera to another worker, or after a restart, the new analyzer re-learns its background
+and its tamper reference (``tamper.learn_frames`` samples) and episodes open on the old
+worker are not continued there. A lane idle for ``IDLE_S`` closes its open episodes and
+is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import cv2
+import numpy as np
+
+from detectors.clue import Clue
+from detectors.video import CameraAnalyzer
+from detectors.video_config import CameraConfig
+from storage.cameras import load_camera_config
+from storage.sinks import RejectedSink
+from streams.app import app, db_pool, topic
+from streams.records import Frame
+from streams.sinks import decode_or_reject, flush_until_durable
+from streams.topics import CLUES, VIDEO_FRAMES
+
+log = logging.getLogger(__name__)
+LANE_QUEUE = 8
+CONFIG_EVERY_S = 60.0
+IDLE_S = 300.0
+executor = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2),
+                              thread_name_prefix="video-analyze")
+
+
+def camera_config(camera: str, raw: dict[str, Any] | None) -> CameraConfig:
+    """The analyzer config of a camera from its registry ``config`` (None: defaults)."""
+    data = {k: v for k, v in (raw or {}).items() if k != "ingest"}
+    data["camera_id"] = camera
+    return CameraConfig.model_validate(data)
+
+
+def analyze(analyzer: CameraAnalyzer, frame: Frame) -> list[Clue]:
+    """Decode and analyse one frame (runs in the thread pool)."""
+    image = cv2.imdecode(np.frombuffer(frame.jpeg, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"frame {frame.seq} of {frame.camera} is not a decodable JPEG")
+    return analyzer.process(image, frame.time)
+
+
+async def send_clue(clue: Clue) -> None:
+    await topic(CLUES).send(key=f"subject:{clue.subject}".encode(),
+                            value=clue.model_dump_json().encode())
+
+
+@dataclass
+class Lane:
+    camera: str
+    queue: deque[Frame] = field(default_factory=lambda: deque(maxlen=LANE_QUEUE))
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    analyzer: CameraAnalyzer | None = None
+    raw_config: dict[str, Any] | None = None
+    config_at: float = 0.0
+    last_time: datetime | None = None
+    dropped: int = 0
+    analysed: int = 0
+    task: asyncio.Task | None = None
+
+    def push(self, frame: Frame) -> None:
+        if len(self.queue) == self.queue.maxlen:
+            self.dropped += 1
+        self.queue.append(frame)
+        self.wake.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self.queue:
+                self.wake.clear()
+                try:
+                    await asyncio.wait_for(self.wake.wait(), timeout=IDLE_S)
+                except TimeoutError:
+                    await self._retire(loop)
+                    return
+                continue
+            frame = self.queue.popleft()
+            if self.last_time is not None and frame.time <= self.last_time:
+                continue  # re-delivered after a rebalance or a restart of the ingester
+            await self._ensure_analyzer(loop)
+            assert self.analyzer is not None
+            try:
+                clues = await loop.run_in_executor(executor, analyze, self.analyzer, frame)
+            except Exception:
+                log.exception("camera %s: analysis of frame %s failed", self.camera, frame.seq)
+                continue
+            self.last_time = frame.time
+            self.analysed += 1
+            for clue in clues:
+                await send_clue(clue)
+
+    async def _ensure_analyzer(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.analyzer is not None and time.monotonic() - self.config_at < CONFIG_EVERY_S:
+            return
+        self.config_at = time.monotonic()
+        try:
+            raw = await load_camera_config(await db_pool(), self.camera)
+        except Exception as exc:  # database away: keep (or start with) what we have
+            log.error("camera %s: cannot read its config (%s)", self.camera, exc)
+            raw = self.raw_config
+        if self.analyzer is not None and raw == self.raw_config:
+            return
+        try:
+            config = camera_config(self.camera, raw)
+        except Exception as exc:
+            log.error("camera %s: invalid config (%s); using defaults", self.camera, exc)
+            config = camera_config(self.camera, None)
+        if self.analyzer is not None:
+            for clue in await loop.run_in_executor(executor, self.analyzer.flush, self.last_time):
+                await send_clue(clue)
+        self.raw_config = raw
+        self.analyzer = CameraAnalyzer(config)
+        log.info("camera %s: analyzer built (%d zones, %d lines)", self.camera,
+                 len(config.zones), len(config.lines))
+
+    async def _retire(self, loop: asyncio.AbstractEventLoop) -> None:
+        lanes.pop(self.camera, None)
+        if self.analyzer is not None:
+            for clue in await loop.run_in_executor(executor, self.analyzer.flush, self.last_time):
+                await send_clue(clue)
+        log.info("camera %s: idle for %.0fs, analyzer dropped", self.camera, IDLE_S)
+
+
+lanes: dict[str, Lane] = {}
+
+
+@app.agent(topic(VIDEO_FRAMES), name="streams.video.video_frames")
+async def video_frames(stream: Any) -> None:
+    dead = RejectedSink()
+    async for raw in stream:
+        frame = decode_or_reject(VIDEO_FRAMES, raw, dead)
+        if len(dead):
+            await flush_until_durable(dead)
+        if not isinstance(frame, Frame):
+            continue
+        lane = lanes.get(frame.camera)
+        if lane is None or lane.task is None or lane.task.done():
+            lane = lanes[frame.camera] = Lane(frame.camera)
+            lane.task = asyncio.create_task(lane.run(), name=f"video-lane-{frame.camera}")
+        lane.push(frame)
