@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+from psycopg.types.json import Jsonb
 from rich.console import Console
 from rich.table import Table
 
+from offsite.rtsp_server import RtspTestServer
 from offsite.services import EmbeddedServices, free_port
 from offsite.settings import Settings
 from storage.migrate import migrate
@@ -28,6 +30,7 @@ from storage.migrate import migrate
 console = Console()
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 DEMO_STATION = "BJ-DONGSI"
+DEMO_CAMERA = "DEMO-CAM-1"
 DEMO_HJ212_STATION = "BJDONGSI0000000000000212"
 
 
@@ -38,6 +41,7 @@ class Supervisor:
     children: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
+    rtsp: RtspTestServer | None = None
 
     def start_services(self) -> None:
         s = self.settings
@@ -80,6 +84,8 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 proc.kill()
         self.children.clear()
+        if self.rtsp:
+            self.rtsp.stop()
         if self.services:
             self.services.stop()
 
@@ -103,6 +109,17 @@ class Supervisor:
         for name, proc in self.children:
             table.add_row(f"process {name}", f"pid {proc.pid}")
         return table
+
+
+def register_demo_camera(database_url: str, url: str) -> None:
+    config = {"camera_id": DEMO_CAMERA, "timezone": "Asia/Shanghai",
+              "zones": [{"name": "room", "points": [[0, 0], [1, 0], [1, 1], [0, 1]],
+                         "objects": ["motion", "person"], "loitering_s": 20}]}
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO cameras (id, name, url, lon, lat, config) VALUES (%s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (id) DO UPDATE SET url = EXCLUDED.url, config = EXCLUDED.config",
+            (DEMO_CAMERA, "Demo camera (sample video)", url, 116.4175, 39.9295, Jsonb(config)))
 
 
 def counts(database_url: str) -> dict[str, int]:
@@ -129,6 +146,14 @@ def run(settings: Settings, demo: bool, seconds: float | None) -> int:
         sup.start_services()
         sup.spawn("worker", "worker")
         sup.spawn("ingest-mqtt", "ingest", "mqtt")
+        rtsp_args = ["ingest", "rtsp"]
+        if demo:
+            # a real RTSP server fed by ffmpeg plays a sample video as camera DEMO-CAM-1
+            sup.rtsp = RtspTestServer(settings.state_dir / "rtsp",
+                                      SAMPLES / "video" / "person_room.mp4").start()
+            register_demo_camera(sup.env["OFFSITE_DATABASE_URL"], sup.rtsp.url)
+            rtsp_args += ["--transport", "udp"]  # what this small test server carries
+        sup.spawn("ingest-rtsp", *rtsp_args)
         api_port = sup.port("api", settings.api_port)
         sup.spawn("api", "api", "--port", str(api_port))
         hj212_port = sup.port("hj212", settings.hj212_port)
