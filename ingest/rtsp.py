@@ -301,6 +301,11 @@ class RtspIngester:
         finally:
             for state in list(self.cameras.values()):
                 self._stop_camera(state)
+            # let each capture release its stream: a C++ thread still inside OpenCV when the
+            # interpreter exits aborts the process ("terminate called without ...")
+            for state in list(self.cameras.values()):
+                if state.thread is not None:
+                    await asyncio.to_thread(state.thread.join, 15.0)
             await self._flush_health()
             await self._drain_clues(sender)
             if self.pool is not None:
