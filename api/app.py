@@ -1,6 +1,11 @@
-"""HTTP API: health, Prometheus metrics, and read access to readings, clues and dead letters.
+"""HTTP API: health, metrics, and the authenticated monitoring-center and department API.
 
-Stateless: every instance talks to the same database, so it scales behind a load balancer.
+Stateless: every instance talks to the same database, so it scales behind a load balancer
+(each instance LISTENs for clue changes itself). Every data endpoint needs a bearer token
+(``api/auth.py``) and applies the department access rules (``api/access.py``). The OpenAPI
+document is at ``/openapi.json`` (UI at ``/docs``). Routers: ``api/clues.py`` (clues,
+evidence, SSE), ``api/health.py`` (camera and station health), ``api/access.py`` (access
+requests, grants, audit).
 """
 
 from __future__ import annotations
@@ -9,10 +14,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
+from api import access, clues, health
+from api.auth import User, current_user, require_roles
 from offsite.settings import get_settings
 from storage import queries
 from storage.db import open_pool
@@ -26,13 +33,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if not url:
         raise RuntimeError("set OFFSITE_DATABASE_URL (or run `offsite up`)")
     app.state.pool = await open_pool(url)
+    app.state.clue_feed = clues.ClueFeed(url)
+    app.state.clue_feed.start()
     try:
         yield
     finally:
+        await app.state.clue_feed.stop()
         await app.state.pool.close()
 
 
-app = FastAPI(title="Offsite", lifespan=lifespan)
+app = FastAPI(title="Offsite", lifespan=lifespan,
+              description="Off-site regulatory monitoring: clues, evidence, live stream, "
+                          "health, and department resource access.")
+app.include_router(clues.router)
+app.include_router(health.router)
+app.include_router(access.router)
 
 
 @app.middleware("http")
@@ -43,7 +58,7 @@ async def count(request: Request, call_next):  # type: ignore[no-untyped-def]
     return response
 
 
-@app.get("/healthz")
+@app.get("/healthz", tags=["service"])
 async def healthz(request: Request) -> dict[str, str]:
     try:
         await queries.ping(request.app.state.pool)
@@ -52,25 +67,29 @@ async def healthz(request: Request) -> dict[str, str]:
     return {"status": "ok"}
 
 
-@app.get("/metrics")
+@app.get("/metrics", tags=["service"])
 async def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-@app.get("/api/readings")
+@app.get("/me", tags=["access"])
+async def me(user: User = Depends(current_user)) -> dict[str, str]:
+    return user.as_dict()
+
+
+@app.get("/api/readings", tags=["data"])
 async def readings(request: Request, station: str, code: str | None = None,
                    since: datetime | None = None,
-                   limit: int = Query(500, ge=1, le=10_000)) -> list[dict]:
+                   limit: int = Query(500, ge=1, le=10_000),
+                   user: User = Depends(current_user)) -> list[dict]:
+    """A station's readings (owner, a grant with ``history``, or admin)."""
+    await access.check(request, user, "readings", "station", station)
     return await queries.readings(request.app.state.pool, station, code, since, limit)
 
 
-@app.get("/api/clues")
-async def clues(request: Request, state: str | None = None, modality: str | None = None,
-                limit: int = Query(200, ge=1, le=5_000)) -> list[dict]:
-    return await queries.clues(request.app.state.pool, state, modality, limit)
-
-
-@app.get("/api/rejected")
+@app.get("/api/rejected", tags=["data"])
 async def rejected(request: Request, source: str | None = None,
-                   limit: int = Query(200, ge=1, le=5_000)) -> list[dict]:
+                   limit: int = Query(200, ge=1, le=5_000),
+                   user: User = Depends(require_roles("admin", "center_operator"))) -> list[dict]:
+    """Dead letters (operations data: admins and the monitoring center)."""
     return await queries.rejected(request.app.state.pool, source, limit)

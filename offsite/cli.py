@@ -15,6 +15,7 @@ from offsite import (
     cmd_hj212,
     cmd_run,
     cmd_satellite,
+    cmd_users,
     cmd_video,
 )
 
@@ -33,3 +34,5 @@ app.add_typer(cmd_video.app, name="video")
 app.add_typer(cmd_satellite.app, name="satellite")
 app.add_typer(cmd_evidence.app, name="evidence")
 app.add_typer(cmd_case.app, name="case")
+app.add_typer(cmd_users.user_app, name="user")
+app.add_typer(cmd_users.token_app, name="token")

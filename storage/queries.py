@@ -27,18 +27,6 @@ async def readings(pool: AsyncConnectionPool, station: str, code: str | None,
         {"station": station, "code": code, "since": since, "limit": limit})
 
 
-async def clues(pool: AsyncConnectionPool, state: str | None, modality: str | None,
-                limit: int) -> list[dict]:
-    return await _fetch(pool, """
-        SELECT clue_id, modality, kind, rule, subject, state, start, time, "end", confidence,
-               location, metrics, summary, detector
-        FROM clues
-        WHERE (%(state)s::text IS NULL OR state = %(state)s)
-          AND (%(modality)s::text IS NULL OR modality = %(modality)s)
-        ORDER BY time DESC LIMIT %(limit)s""",
-        {"state": state, "modality": modality, "limit": limit})
-
-
 async def rejected(pool: AsyncConnectionPool, source: str | None, limit: int) -> list[dict]:
     return await _fetch(pool, """
         SELECT id, time, source, reason, encode(raw, 'base64') AS raw_base64, context

@@ -1,4 +1,4 @@
-"""The HTTP API on a real database: health, metrics, readings, clues and dead letters."""
+"""The HTTP API on a real database: health, metrics, readings and dead letters (as admin)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from offsite.settings import get_settings
+from storage.users import add_user, issue_token
 
 
 @pytest.fixture()
@@ -17,16 +18,25 @@ def client(fresh_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClien
     get_settings.cache_clear()
     from api.app import app
 
-    with TestClient(app) as c:
+    with psycopg.connect(fresh_db) as conn:
+        add_user(conn, "root", "hq", "admin")
+        _, token = issue_token(conn, "root")
+    with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as c:
         yield c
     get_settings.cache_clear()
 
 
 def test_health_and_metrics(client: TestClient) -> None:
+    def healthz_count() -> float:
+        for line in client.get("/metrics").text.splitlines():
+            if line.startswith('offsite_api_requests_total{path="/healthz"}'):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    before = healthz_count()  # the counter is per process: other tests count too
     assert client.get("/healthz").json() == {"status": "ok"}
     client.get("/healthz")
-    body = client.get("/metrics").text
-    assert 'offsite_api_requests_total{path="/healthz"} 2.0' in body
+    assert healthz_count() == before + 2
 
 
 def test_readings_filtered_by_station_code_and_time(client: TestClient, fresh_db: str) -> None:
