@@ -5,7 +5,8 @@ Stateless: every instance talks to the same database, so it scales behind a load
 (``api/auth.py``) and applies the department access rules (``api/access.py``). The OpenAPI
 document is at ``/openapi.json`` (UI at ``/docs``). Routers: ``api/clues.py`` (clues,
 evidence, SSE), ``api/health.py`` (camera and station health), ``api/access.py`` (access
-requests, grants, audit).
+requests, grants, audit), ``api/web.py`` (the monitoring-center page at ``/ui/``, zones),
+``api/tasks.py`` (inspector tasks, MQTT push), ``api/stats.py`` (work statistics).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
-from api import access, clues, health
+from api import access, clues, health, stats, tasks, web
 from api.auth import User, current_user, require_roles
 from offsite.settings import get_settings
 from storage import queries
@@ -48,6 +49,9 @@ app = FastAPI(title="Offsite", lifespan=lifespan,
 app.include_router(clues.router)
 app.include_router(health.router)
 app.include_router(access.router)
+app.include_router(tasks.router)
+app.include_router(stats.router)
+app.include_router(web.router)
 
 
 @app.middleware("http")

@@ -4,6 +4,11 @@ Tokens are issued with ``offsite token issue USER`` (shown once) and stored hash
 (``storage.users``). A user belongs to one department and has one role: ``admin``,
 ``center_operator``, ``inspector`` or ``department_user`` (what each may see is in
 ``api/access.py``).
+
+The token goes in the ``Authorization: Bearer`` header. Only for ``GET /clues/stream`` it may
+instead be the ``access_token`` query parameter, because a browser's ``EventSource`` cannot
+send headers (the monitoring-center page, ``api/web.py``); the header wins when both are
+given. Elsewhere the query parameter is ignored, so tokens stay out of most URLs and logs.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from storage import users
 
 bearer = HTTPBearer(auto_error=False, description="token from `offsite token issue USER`")
+QUERY_TOKEN_PATHS = frozenset({"/clues/stream"})  # GET only: for EventSource
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,10 @@ class User:
 
 async def current_user(request: Request,
                        creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> User:
+    if creds is None and request.method == "GET" and request.url.path in QUERY_TOKEN_PATHS:
+        token = request.query_params.get("access_token")
+        if token:
+            creds = HTTPAuthorizationCredentials(scheme="Bearer", credentials=token)
     if creds is None or creds.scheme.lower() != "bearer" or not creds.credentials:
         raise HTTPException(401, "bearer token required",
                             headers={"WWW-Authenticate": "Bearer"})

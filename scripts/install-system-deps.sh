@@ -13,6 +13,7 @@ have_cmd mosquitto || need+=(mosquitto)
 have_cmd mosquitto_pub || need+=(mosquitto-clients)
 have_cmd ffmpeg || need+=(ffmpeg)
 have_cmd rtsp-server-perl || need+=(rtsp-server-perl)  # the real RTSP server the tests use
+have_cmd chromium || need+=(chromium)  # headless browser for the page tests
 have_cmd make || need+=(make)
 
 if [ ${#need[@]} -eq 0 ]; then

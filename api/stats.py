@@ -1,0 +1,39 @@
+"""Work statistics per department and period (``GET /stats``).
+
+``admin`` and ``center_operator`` see any department (or all, with ``department`` left
+out); everyone else only their own department (another one answers 404). The figures and
+how each is counted are in ``storage.tasks.stats``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+
+from api.auth import User, current_user
+from storage import tasks as store
+
+router = APIRouter(tags=["tasks"])
+
+
+@router.get("/stats")
+async def stats(request: Request,
+                department: str | None = Query(None, description="default: your own"),
+                since: datetime | None = Query(None, description="default: until - 30 days"),
+                until: datetime | None = Query(None, description="default: now"),
+                user: User = Depends(current_user)) -> dict:
+    """Readings received, clues raised, tasks assigned / accepted / closed, median times to
+    accept and to close, and the false-positive rate per clue kind."""
+    if user.role not in ("admin", "center_operator"):
+        if department not in (None, user.department):
+            raise HTTPException(404, "not found")
+        department = user.department
+    until = until or datetime.now(UTC)
+    since = since or until - timedelta(days=30)
+    for name, value in (("since", since), ("until", until)):
+        if value.tzinfo is None:
+            raise HTTPException(422, f"{name} needs a time zone")
+    if since >= until:
+        raise HTTPException(422, "since must be before until")
+    return await store.stats(request.app.state.pool, department, since, until)

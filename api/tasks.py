@@ -1,0 +1,262 @@
+"""Inspector tasks: inbox, assignment, acceptance, field report, referral.
+
+A task is opened by the database for every routed clue (``migrations/005_tasks.sql``) and
+assigned in turn to an inspector of the clue's department; every change is pushed to the
+inspector's terminal over MQTT (``api/task_push.py``, started by this router's lifespan).
+
+Who may do what (anything not visible answers 404, as elsewhere):
+
+* see (``GET /tasks``, ``GET /tasks/{id}``): the assignee; the department's
+  ``department_user``; ``admin`` and ``center_operator`` every task;
+* assign by hand: the department's ``department_user``, ``admin`` (to an inspector of the
+  task's department);
+* accept, report: the assignee only;
+* refer (case bundle) and download it: the department's ``department_user``, ``admin``,
+  the assignee; only for a closed task whose result is ``confirmed``.
+
+``POST /tasks/{id}/report`` takes ``multipart/form-data`` (fields ``result``, ``note``, any
+number of files ``photos``; each file is fixed in the evidence store on the chain
+``inspector:<id>``) or a JSON body ``{"result", "note"}``. The multipart body is parsed
+here (stdlib only), since python-multipart is not a dependency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from api import task_push
+from api.auth import User, current_user
+from detectors.clue import EvidenceRef
+from offsite.settings import get_settings
+from storage import tasks as store
+from storage.evidence_store import EvidenceStore
+from streams.records import Evidence
+
+router = APIRouter(tags=["tasks"], lifespan=task_push.lifespan)
+MAX_BODY = 32 * 1024 * 1024
+_SEES_ALL = ("admin", "center_operator")
+
+
+def can_see(user: User, task: dict[str, Any]) -> bool:
+    if user.role in _SEES_ALL:
+        return True
+    if user.role == "department_user":
+        return task["department"] == user.department
+    return task["assignee"] == user.id and task["department"] == user.department
+
+
+def can_manage(user: User, task: dict[str, Any]) -> bool:
+    return user.is_admin or (user.role == "department_user"
+                             and task["department"] == user.department)
+
+
+async def _visible(request: Request, user: User, task_id: int) -> dict[str, Any]:
+    row = await store.get(request.app.state.pool, task_id)
+    if row is None or not can_see(user, row):
+        raise HTTPException(404, "not found")
+    return row
+
+
+async def _current(request: Request, task_id: int) -> dict[str, Any]:
+    row = await store.get(request.app.state.pool, task_id)
+    assert row is not None
+    return store.task_json(row)
+
+
+@router.get("/tasks")
+async def list_tasks(request: Request,
+                     state: Literal["open", "assigned", "accepted", "closed"] | None = None,
+                     department: str | None = None,
+                     limit: int = Query(200, ge=1, le=2000),
+                     user: User = Depends(current_user)) -> list[dict]:
+    """The caller's inbox: an inspector's own tasks, a department's, or (admin) all."""
+    pool = request.app.state.pool
+    if user.role in _SEES_ALL:
+        rows = await store.inbox(pool, department=department, state=state, limit=limit)
+    elif user.role == "department_user":
+        rows = await store.inbox(pool, department=user.department, state=state, limit=limit)
+    else:
+        rows = await store.inbox(pool, assignee=user.id, department=user.department,
+                                 state=state, limit=limit)
+    now = datetime.now(UTC)
+    return [store.task_json(r, now) for r in rows]
+
+
+@router.get("/tasks/{task_id}")
+async def get_task(task_id: int, request: Request,
+                   user: User = Depends(current_user)) -> dict:
+    return store.task_json(await _visible(request, user, task_id))
+
+
+class AssignIn(BaseModel):
+    inspector: str
+
+
+@router.post("/tasks/{task_id}/assign")
+async def assign(task_id: int, body: AssignIn, request: Request,
+                 user: User = Depends(current_user)) -> dict:
+    """Assign (or reassign) by hand to an inspector of the task's department."""
+    task = await _visible(request, user, task_id)
+    if not can_manage(user, task):
+        raise HTTPException(403, "needs the department's department_user or admin")
+    pool = request.app.state.pool
+    if not await store.is_inspector_of(pool, body.inspector, task["department"]):
+        raise HTTPException(422, f"{body.inspector!r} is no inspector of {task['department']}")
+    if not await store.assign(pool, task_id, body.inspector, user.id):
+        raise HTTPException(409, "task is closed")
+    return await _current(request, task_id)
+
+
+@router.post("/tasks/{task_id}/accept")
+async def accept(task_id: int, request: Request, user: User = Depends(current_user)) -> dict:
+    task = await _visible(request, user, task_id)
+    if task["assignee"] != user.id:
+        raise HTTPException(403, "only the assigned inspector accepts a task")
+    if not await store.accept(request.app.state.pool, task_id, user.id):
+        raise HTTPException(409, f"task is {task['state']}, not assigned")
+    return await _current(request, task_id)
+
+
+def parse_multipart(body: bytes, content_type: str) -> list[dict[str, Any]]:
+    """Parts of a multipart/form-data body: name, filename, content_type, data."""
+    boundary = None
+    for param in content_type.split(";")[1:]:
+        key, _, value = param.strip().partition("=")
+        if key.lower() == "boundary":
+            boundary = value.strip('"')
+    if not boundary:
+        raise HTTPException(422, "multipart body without boundary")
+    parts = []
+    for chunk in (b"\r\n" + body).split(b"\r\n--" + boundary.encode())[1:]:
+        if chunk.startswith(b"--"):
+            break
+        head, sep, data = chunk.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        if not sep:
+            raise HTTPException(422, "malformed multipart part")
+        part: dict[str, Any] = {"name": None, "filename": None,
+                                "content_type": "application/octet-stream", "data": data}
+        for line in head.decode("utf-8", "replace").split("\r\n"):
+            key, _, value = line.partition(":")
+            if key.strip().lower() == "content-disposition":
+                for item in value.split(";")[1:]:
+                    k, _, v = item.strip().partition("=")
+                    if k.lower() in ("name", "filename"):
+                        part[k.lower()] = v.strip('"')
+            elif key.strip().lower() == "content-type":
+                part["content_type"] = value.strip()
+        parts.append(part)
+    return parts
+
+
+async def _evidence_store(request: Request) -> EvidenceStore:
+    state = request.app.state
+    if getattr(state, "evidence_store", None) is None:
+        state.evidence_store = await EvidenceStore.open(state.pool)
+    return state.evidence_store
+
+
+@router.post("/tasks/{task_id}/report", openapi_extra={"requestBody": {"content": {
+    "multipart/form-data": {"schema": {"type": "object", "required": ["result"], "properties": {
+        "result": {"type": "string", "enum": list(store.RESULTS)},
+        "note": {"type": "string"},
+        "photos": {"type": "array", "items": {"type": "string", "format": "binary"}}}}},
+    "application/json": {"schema": {"type": "object", "required": ["result"], "properties": {
+        "result": {"type": "string", "enum": list(store.RESULTS)},
+        "note": {"type": "string"}}}}}}})
+async def report(task_id: int, request: Request, user: User = Depends(current_user)) -> dict:
+    """The inspector's result (closes the task); field photos become signed evidence."""
+    task = await _visible(request, user, task_id)
+    if task["assignee"] != user.id:
+        raise HTTPException(403, "only the assigned inspector reports")
+    if task["state"] not in ("assigned", "accepted"):
+        raise HTTPException(409, f"task is {task['state']}")
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise HTTPException(413, "report too large")
+    ctype = request.headers.get("content-type", "")
+    fields: dict[str, str] = {}
+    files: list[dict[str, Any]] = []
+    if ctype.lower().startswith("multipart/form-data"):
+        for part in parse_multipart(body, ctype):
+            if part["filename"] is not None:
+                if part["data"]:
+                    files.append(part)
+            elif part["name"]:
+                fields[part["name"]] = part["data"].decode("utf-8", "replace")
+    else:
+        try:
+            data = json.loads(body or b"{}")
+            fields = {k: str(v) for k, v in data.items() if k in ("result", "note")}
+        except (ValueError, AttributeError) as exc:
+            raise HTTPException(422, "body is multipart/form-data or a JSON object") from exc
+    result = fields.get("result")
+    if result not in store.RESULTS:
+        raise HTTPException(422, f"result must be one of {', '.join(store.RESULTS)}")
+    ids: list[str] = []
+    if files:
+        now = datetime.now(UTC)
+        ev_store = await _evidence_store(request)
+        ids = await ev_store.add([Evidence(
+            clue_id=task["clue_id"], source=f"inspector:{user.id}", time=now,
+            item=EvidenceRef(media_type=f["content_type"], name=f["filename"] or "photo",
+                             content=f["data"]),
+            detector="inspector", params={"task_id": task_id, "result": result})
+            for f in files])
+    if not await store.report(request.app.state.pool, task_id, user.id, result,
+                              fields.get("note", ""), ids):
+        raise HTTPException(409, "task changed meanwhile")
+    return await _current(request, task_id)
+
+
+def _may_refer(user: User, task: dict[str, Any]) -> bool:
+    return can_manage(user, task) or task["assignee"] == user.id
+
+
+@router.post("/tasks/{task_id}/refer")
+async def refer(task_id: int, request: Request, user: User = Depends(current_user)) -> dict:
+    """Make the clue's case bundle (``storage.case_bundle``) and keep it with the task."""
+    task = await _visible(request, user, task_id)
+    if not _may_refer(user, task):
+        raise HTTPException(403, "needs the department's department_user, admin or assignee")
+    if task["state"] != "closed" or task["result"] != "confirmed":
+        raise HTTPException(409, "only a closed, confirmed task is referred")
+    settings = get_settings()
+
+    def export() -> bytes:
+        from storage.case_bundle import export_case
+
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "bundle.zip"
+            folder = settings.evidence_folder if settings.evidence_media == "folder" else None
+            export_case(str(settings.database_url), task["clue_id"], out, folder=folder)
+            return out.read_bytes()
+
+    data = await asyncio.to_thread(export)
+    digest = hashlib.sha256(data).hexdigest()
+    if not await store.store_referral(request.app.state.pool, task_id, user.id, data, digest):
+        raise HTTPException(409, "task changed meanwhile")
+    return {**await _current(request, task_id), "bundle_url": f"/tasks/{task_id}/bundle",
+            "bundle_size": len(data)}
+
+
+@router.get("/tasks/{task_id}/bundle")
+async def download_bundle(task_id: int, request: Request,
+                          user: User = Depends(current_user)) -> Response:
+    task = await _visible(request, user, task_id)
+    if not _may_refer(user, task):
+        raise HTTPException(404, "not found")
+    data = await store.bundle(request.app.state.pool, task_id)
+    if data is None:
+        raise HTTPException(404, "no referral bundle")
+    return Response(data, media_type="application/zip", headers={
+        "Content-Disposition": f'attachment; filename="case-{task["clue_id"]}.zip"'})
