@@ -58,6 +58,16 @@ class Episode:
     metrics: dict[str, Any] = field(default_factory=dict)
     confidence: float = 0.5
     clip: ClipRecorder | None = None
+    bbox: list[int] | None = None  # union of the regions seen, [x0, y0, x1, y1] pixels
+
+    def grow(self, box: list[int] | None) -> None:
+        if box is None:
+            return
+        if self.bbox is None:
+            self.bbox = list(box)
+        else:
+            self.bbox = [min(self.bbox[0], box[0]), min(self.bbox[1], box[1]),
+                         max(self.bbox[2], box[2]), max(self.bbox[3], box[3])]
 
 
 @dataclass
@@ -184,6 +194,13 @@ class CameraAnalyzer:
             active = {"motion": area >= zone.min_area, "person": bool(inside)}
             active["presence"] = any(active[k] for k in zone.objects)
             overlay = Overlay([poly], boxes, [(p.x, p.y, p.w, p.h) for p in inside])
+            moving = [b for b, blob in zip(boxes, motion.blobs, strict=True)
+                      if self.zone_masks[zone.name][blob.y:blob.y + blob.h,
+                                                    blob.x:blob.x + blob.w].any()]
+            region = {"motion": _union(moving),
+                      "person": _union([(p.x, p.y, p.w, p.h) for p in inside])}
+            region["presence"] = _union([r for r in region.values() if r is not None],
+                                        corners=True)
             metrics: dict[str, Any] = {"area": round(area, 4), "people": len(inside)}
             confidence = max((p.confidence for p in inside), default=CONFIDENCE["motion"])
             for kind in [*zone.objects, "presence"]:
@@ -204,20 +221,23 @@ class CameraAnalyzer:
                     if gap is not None and gap > zone.clear_s:
                         run.first = None
                 if kind == "presence":
-                    self._loitering(zone, run, time, frame, overlay, metrics, out)
+                    self._loitering(zone, run, time, frame, overlay, metrics, out,
+                                    region["presence"])
                     continue
                 if key in self.episodes:
                     if run.last and (time - run.last).total_seconds() > zone.clear_s:
                         self._close(key, run.last, frame, out, overlay)
                     elif active[kind]:
+                        self.episodes[key].grow(region[kind])
                         self._update(key, time, frame, overlay, metrics, confidence, out)
                 elif active[kind] and run.count >= zone.inertia and run.first:
                     conf = confidence if kind == "person" else CONFIDENCE["motion"]
                     self._open(key, kind, run.first, time, frame, overlay, metrics, conf,
-                               poly, out)
+                               poly, out, region[kind])
 
     def _loitering(self, zone: Any, run: _Run, time: datetime, frame: np.ndarray,
-                   overlay: Overlay, metrics: dict[str, Any], out: list[Clue]) -> None:
+                   overlay: Overlay, metrics: dict[str, Any], out: list[Clue],
+                   region: list[int] | None = None) -> None:
         if zone.loitering_s is None:
             return
         key = f"zone/{zone.name}/loitering"
@@ -229,8 +249,9 @@ class CameraAnalyzer:
                 (time - run.first).total_seconds() >= zone.loitering_s:
             self._open(key, "loitering", run.first, time, frame, overlay,
                        {**metrics, "loitering_s": zone.loitering_s},
-                       CONFIDENCE["loitering"], self.zone_px[zone.name], out)
+                       CONFIDENCE["loitering"], self.zone_px[zone.name], out, region)
         elif key in self.episodes and run.last == time:
+            self.episodes[key].grow(region)
             dwell = round((time - self.episodes[key].start).total_seconds(), 1)
             self._update(key, time, frame, overlay, {**metrics, "dwell_s": dwell},
                          CONFIDENCE["loitering"], out)
@@ -264,7 +285,9 @@ class CameraAnalyzer:
                            "to": [round(track.centroid[0] / mw, 3),
                                   round(track.centroid[1] / mh, 3)]}
                 self._open(key, "line_crossing", time, time, frame, Overlay([poly], boxes, []),
-                           metrics, CONFIDENCE["line_crossing"], poly, out)
+                           metrics, CONFIDENCE["line_crossing"], poly, out,
+                           _union([_nearest(boxes, track.centroid, mw / self._size[0])
+                                   if self._size else None]))
                 if self.episodes[key].clip is None:  # no clip to wait for
                     self._close(key, time, None, out)
 
@@ -297,8 +320,10 @@ class CameraAnalyzer:
     # -- episodes and evidence -------------------------------------------------------
     def _open(self, key: str, kind: str, start: datetime, time: datetime,
               frame: np.ndarray, overlay: Overlay, metrics: dict[str, Any],
-              confidence: float, polygon: np.ndarray | None, out: list[Clue]) -> None:
+              confidence: float, polygon: np.ndarray | None, out: list[Clue],
+              bbox: list[int] | None = None) -> None:
         ep = Episode(key, kind, start, time, time, polygon, dict(metrics), confidence)
+        ep.grow(bbox)
         self.episodes[key] = ep
         if self.config.evidence.enabled:
             until = time + timedelta(seconds=self.config.evidence.post_roll_s)
@@ -352,11 +377,17 @@ class CameraAnalyzer:
             evidence.insert(0, snapshot(frame, overlay, self._name(ep, state, ".jpg"),
                                         ev.max_height * 2, ev.jpeg_quality))
         duration = round((max(time, ep.last_seen) - ep.start).total_seconds(), 1)
+        bbox = ep.bbox
+        if bbox is not None and self._size is not None:  # person boxes can overhang
+            w, h = self._size
+            bbox = [min(max(bbox[0], 0), w), min(max(bbox[1], 0), h),
+                    min(max(bbox[2], 0), w), min(max(bbox[3], 0), h)]
         return Clue(
             modality="video", kind=ep.kind, rule=ep.rule, subject=self.config.camera_id,
             state=state, start=ep.start, time=max(time, ep.start),  # type: ignore[arg-type]
             confidence=round(min(1.0, ep.confidence), 3),
-            metrics={**ep.metrics, "duration_s": duration}, detector=DETECTOR,
+            metrics={**ep.metrics, "duration_s": duration, "bbox": bbox},
+            detector=DETECTOR,
             detector_version=DETECTOR_VERSION, summary=self._summary(ep, state),
             params={"zone_polygon": ep.polygon.round(1).tolist()}
             if ep.polygon is not None else {},
@@ -370,3 +401,24 @@ class CameraAnalyzer:
         rule = re.sub(r"[^A-Za-z0-9_.-]+", "-", ep.rule)
         stamp = ep.start.strftime("%Y%m%dT%H%M%S")
         return f"{self.config.camera_id}_{rule}_{stamp}_{tag}{suffix}"
+
+
+def _union(boxes: list[Any], corners: bool = False) -> list[int] | None:
+    """[x0, y0, x1, y1] around (x, y, w, h) boxes (or [x0, y0, x1, y1] ones if
+    ``corners``); None when there is none."""
+    rects = [b if corners else (b[0], b[1], b[0] + b[2], b[1] + b[3])
+             for b in boxes if b is not None]
+    if not rects:
+        return None
+    return [int(min(r[0] for r in rects)), int(min(r[1] for r in rects)),
+            int(max(r[2] for r in rects)), int(max(r[3] for r in rects))]
+
+
+def _nearest(boxes: list[tuple[int, int, int, int]], centroid: tuple[float, float],
+             small_per_px: float) -> tuple[int, int, int, int] | None:
+    """The moving box (frame pixels) whose centre is nearest a track's centroid (small
+    motion-frame pixels)."""
+    if not boxes:
+        return None
+    cx, cy = centroid[0] / small_per_px, centroid[1] / small_per_px
+    return min(boxes, key=lambda b: (b[0] + b[2] / 2 - cx) ** 2 + (b[1] + b[3] / 2 - cy) ** 2)

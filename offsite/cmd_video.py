@@ -44,24 +44,35 @@ def sample_frames(path: Path, fps: float) -> Iterator[tuple[float, object]]:
         cap.release()
 
 
+KINDS = {"occlusion": "tamper.occlusion", "defocus": "tamper.defocus",
+         "shift": "tamper.shift"}
+
+
 @app.command("analyze")
 def analyze(
     video: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="video file")],
     config: Annotated[Path | None, typer.Option(
         "--config", exists=True, dir_okay=False,
-        help="camera YAML (zones, masks, lines, ...)")] = None,
+        help="camera YAML (zones, masks, schedules, lines, thresholds; docs/video-config.md)"
+    )] = None,
     out: Annotated[Path | None, typer.Option(
         "--out", help="clues as JSON lines (default stdout)")] = None,
     fps: Annotated[float, typer.Option("--fps", help="analysis rate, frames/s")] = 2.0,
     evidence_dir: Annotated[Path | None, typer.Option(
         "--evidence-dir", help="write snapshots and clips here (else no evidence)")] = None,
     start: Annotated[str, typer.Option(
-        "--start", help="wall time of the first frame, ISO 8601 with offset")
+        "--start", help="wall time of the first frame, ISO 8601 with offset (schedules)")
     ] = "2024-01-01T00:00:00+00:00",
     camera: Annotated[str | None, typer.Option(
         "--camera", help="camera id (default: config, else the file name)")] = None,
 ) -> None:
-    """Run the video detectors over a file and write clues as JSON lines."""
+    """Run the video detectors over a file and write one JSON object per clue.
+
+    Keys: kind, start_s, end_s (seconds from the start of the file), zone (or null),
+    score, bbox ([x0, y0, x1, y1] pixels of the file's frames, or null), evidence (files
+    written: path, media_type, sha256). Without --config: tamper detection plus one
+    full-frame motion zone ("all"), active all day.
+    """
     from detectors.video import CameraAnalyzer
     from detectors.video_config import CameraConfig
 
@@ -77,33 +88,69 @@ def analyze(
     if evidence_dir:
         evidence_dir.mkdir(parents=True, exist_ok=True)
     analyzer = CameraAnalyzer(cfg)
+    writer = ClueWriter(t0, evidence_dir)
     sink = out.open("w", encoding="utf-8") if out else sys.stdout
-    count = 0
     try:
         moment = t0
         for position, frame in sample_frames(video, fps):
             moment = t0 + timedelta(seconds=position)
-            for clue in analyzer.process(frame, moment):  # type: ignore[arg-type]
-                _write(clue, sink, evidence_dir)
-                count += 1
-        for clue in analyzer.flush(moment):
-            _write(clue, sink, evidence_dir)
-            count += 1
+            for record in writer.feed(analyzer.process(frame, moment)):  # type: ignore[arg-type]
+                sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+        for record in writer.feed(analyzer.flush(moment)):
+            sink.write(json.dumps(record, ensure_ascii=False) + "\n")
     finally:
         if out:
             sink.close()
-    typer.echo(f"{count} clue records", err=True)
+    typer.echo(f"{writer.count} clues", err=True)
 
 
-def _write(clue: object, sink: object, evidence_dir: Path | None) -> None:
-    """Media go to files; the JSON line keeps name, type and sha256 only."""
-    from detectors.clue import Clue
+class ClueWriter:
+    """Turns clue states (open/update/closed) into one contract record per clue, written
+    when the clue closes; media go to files as they come."""
 
-    assert isinstance(clue, Clue)
-    for ref in clue.evidence:
-        if evidence_dir is not None and ref.content:
-            (evidence_dir / ref.name).write_bytes(ref.content)
-        ref.content = b""
-    record = clue.model_dump(mode="json", exclude={"evidence": {"__all__": {"content"}}})
-    record["clue_id"] = clue.clue_id
-    sink.write(json.dumps(record, ensure_ascii=False) + "\n")  # type: ignore[attr-defined]
+    def __init__(self, t0: datetime, evidence_dir: Path | None) -> None:
+        self.t0 = t0
+        self.evidence_dir = evidence_dir
+        self.files: dict[str, list[dict[str, str | None]]] = {}
+        self.count = 0
+
+    def feed(self, clues: list[object]) -> list[dict[str, object]]:
+        from detectors.clue import Clue
+
+        done = []
+        for clue in clues:
+            assert isinstance(clue, Clue)
+            files = self.files.setdefault(clue.clue_id, [])
+            for ref in clue.evidence:
+                if self.evidence_dir is not None and ref.content:
+                    path = self.evidence_dir / ref.name
+                    path.write_bytes(ref.content)
+                    files.append({"path": str(path), "media_type": ref.media_type,
+                                  "sha256": ref.sha256})
+            if clue.state == "closed":
+                done.append(self.record(clue, self.files.pop(clue.clue_id)))
+        self.count += len(done)
+        return done
+
+    def record(self, clue: object, files: list[dict[str, str | None]]) -> dict[str, object]:
+        from detectors.clue import Clue
+
+        assert isinstance(clue, Clue)
+        parts = clue.rule.split("/")
+        end = clue.end or clue.time
+        return {
+            "kind": KINDS.get(clue.kind, clue.kind),
+            "start_s": round((clue.start - self.t0).total_seconds(), 2),
+            "end_s": round((end - self.t0).total_seconds(), 2),
+            "zone": parts[1] if parts[0] == "zone" else None,
+            "score": clue.confidence,
+            "bbox": clue.metrics.get("bbox"),
+            "evidence": files,
+            "line": parts[1] if parts[0] == "line" else None,
+            "rule": clue.rule,
+            "camera": clue.subject,
+            "clue_id": clue.clue_id,
+            "start": clue.start.isoformat(),
+            "end": end.isoformat(),
+            "metrics": {k: v for k, v in clue.metrics.items() if k != "bbox"},
+        }
