@@ -85,6 +85,9 @@ class StationMonitor(WindowRules):
         """Feed one reading. Cadence, replay, consistency, flatline and spike run on the first
         period the station sent (HJ 212 stations send rtd, minute and hour data together);
         windows use the finest-ranked source per code (hour > minute > rtd > day)."""
+        if reading.event == "restart":
+            self.note_restart(reading.time)
+            return []
         t = reading.time.timestamp()
         period = reading.period
         last = self.s["last"].get(period)
@@ -320,14 +323,14 @@ class StationMonitor(WindowRules):
         out: list[Clue] = []
         checks: dict[str, tuple[str, dict[str, Any] | None, str]] = {}
         nox = R.nox_mismatch(values, self.cfg.nox_rel_tol)
-        checks["consistency/a21002"] = ("inconsistency", nox, "NOx != NO*46/30 + NO2")
+        checks["consistency/a21002"] = ("inconsistent", nox, "NOx != NO*46/30 + NO2")
         for code, m in R.zs_mismatches(values, self.o2_refs, self.cfg.zs_rel_tol).items():
-            checks[f"consistency/{code}-Zs"] = ("inconsistency", m,
+            checks[f"consistency/{code}-Zs"] = ("inconsistent", m,
                                                 "corrected value breaks the O2 formula")
         o2 = values.get(O2)
         if o2 is not None and self.station.st == "31":
             m = {"o2": o2} if self.cfg.dilution_o2 <= o2 <= 21.0 else None
-            checks["dilution/a19001"] = ("dilution", m, "flue-gas O2 near ambient air")
+            checks["dilution/a19001"] = ("inconsistent", m, "flue-gas O2 near ambient air")
         for rule, (kind, m, summary) in checks.items():
             if m is not None:
                 out += self._hold(rule, kind, None, t, t, m, summary)

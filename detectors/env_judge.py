@@ -158,9 +158,11 @@ class WindowRules:
         near = sum(1 for r in ratios if self.cfg.hug_band <= r <= 1.0)
         if (len(ratios) == size and max(ratios) <= 1.0
                 and near >= self.cfg.hug_share * len(ratios)):
-            return self._hold(rule, "hugging", lim.code, t - 1, t - 1,
+            return self._hold(rule, "near_limit", lim.code, t - 1, t - 1,
                               {"near_limit_windows": near, "windows": len(ratios),
-                               "band": [self.cfg.hug_band * lim.value, lim.value]},
+                               "band": [self.cfg.hug_band * lim.value, lim.value],
+                               "max_mean": round(max(ratios) * lim.value, 4),
+                               "averaging": lim.averaging, "standard": lim.standard},
                               f"{lim.code}: {near}/{len(ratios)} windows just under the limit",
                               confidence=0.6, limit=lim.value)
         return self._clear(rule, t) if rule in self.s["episodes"] else []

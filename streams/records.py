@@ -41,6 +41,9 @@ class Reading(Record):
     flags: dict[str, str] = Field(default_factory=dict)
     source: str = "mqtt"
     interval_s: int | None = Field(default=None, description="station's own reporting interval")
+    event: Literal["restart"] | None = Field(
+        default=None, description="a station event instead of data: 'restart' is a logger "
+        "restart (HJ 212 CN 2081) at ``time``; ``values`` is then empty")
 
 
 class Frame(Record):

@@ -23,7 +23,7 @@ def head(tmp_path: Path, lines: int) -> Path:
 def test_analyze_beijing_writes_jsonl_without_png_bytes(tmp_path: Path) -> None:
     out = tmp_path / "clues.jsonl"
     res = CliRunner().invoke(app, ["analyze", str(head(tmp_path, 800)), "--station", "dongsi",
-                                   "--adopted-from", "2013-01-01", "--out", str(out)])
+                                   "--adopted-from", "2013-01-01", "--out", str(out), "--full"])
     assert res.exit_code == 0, res.output
     clues = [json.loads(line) for line in out.read_text().splitlines()]
     assert any(c["rule"] == "GB3095-2012/II/a34004/24h" for c in clues)
@@ -33,7 +33,8 @@ def test_analyze_beijing_writes_jsonl_without_png_bytes(tmp_path: Path) -> None:
 def test_analyze_with_evidence_dir(tmp_path: Path) -> None:
     evdir = tmp_path / "ev"
     res = CliRunner().invoke(app, ["analyze", str(head(tmp_path, 200)), "--station", "dongsi",
-                                   "--adopted-from", "2013-01-01", "--evidence-dir", str(evdir)])
+                                   "--adopted-from", "2013-01-01", "--evidence-dir", str(evdir),
+                                   "--full"])
     assert res.exit_code == 0, res.output
     lines = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
     items = [e for c in lines for e in c["evidence"]]
@@ -48,7 +49,7 @@ def test_analyze_generic_format_with_flags(tmp_path: Path) -> None:
     src = tmp_path / "stack.csv"
     src.write_text("\n".join(rows) + "\n")
     res = CliRunner().invoke(app, ["analyze", str(src), "--station", "stack1", "--format",
-                                   "generic", "--st", "31"])
+                                   "generic", "--st", "31", "--full"])
     assert res.exit_code == 0, res.output
     clues = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
     ex = [c for c in clues if c["kind"] == "exceedance"]

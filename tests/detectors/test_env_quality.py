@@ -119,9 +119,9 @@ def test_impossible_values_and_channel_consistency() -> None:
     kinds = {(c.kind, c.rule) for c in analyze_series(hourly(vals), info, NO_PNG)}
     assert ("impossible", "impossible/a19001") in kinds
     assert ("impossible", "impossible/a21026") in kinds
-    assert ("inconsistency", "consistency/a21002") in kinds
-    assert ("dilution", "dilution/a19001") in kinds
-    assert ("inconsistency", "consistency/a21026-Zs") in kinds
+    assert ("inconsistent", "consistency/a21002") in kinds
+    assert ("inconsistent", "dilution/a19001") in kinds
+    assert ("inconsistent", "consistency/a21026-Zs") in kinds
     ph = analyze_series(hourly([{"w01001": 7.0}, {"w01001": 15.2}], station="w"),
                         StationInfo(id="w", st="32"), NO_PNG)
     assert [c.rule for c in ph] == ["impossible/w01001"]
@@ -146,7 +146,7 @@ def test_hugging_just_under_the_limit() -> None:
     info = StationInfo(id="s", st="31")
     vals = [{"a21026": 192.0 + (i % 5), "a19001": 6.0} for i in range(30)]
     hug = [c for c in final_clues(analyze_series(hourly(vals), info, NO_PNG))
-           if c.kind == "hugging"]
+           if c.kind == "near_limit"]
     assert len(hug) == 1 and hug[0].metrics["near_limit_windows"] == 24
 
 
