@@ -16,9 +16,9 @@ Flag A bit asks for one, as 6.3.3.2 says):
    unregistered MNs, for demos);
 4. sub-packets (Flag D) are held per connection until their set is complete; a set still
    incomplete when the connection ends goes to ``ingest.rejected`` with its raw bytes;
-5. data uploads (CN 2011/2051/2061/2031) -> ``env.readings``; other uploads (2081 logger
-   restart ...) -> ``ingest.rejected`` with the raw bytes, as nothing downstream reads them
-   yet; replies and heartbeats from the logger (CN 9xxx) are only logged.
+5. data uploads (CN 2011/2051/2061/2031) -> ``env.readings``; a logger restart (CN 2081) -> a
+   restart event on ``env.readings``; other uploads -> ``ingest.rejected`` with the raw
+   bytes, as nothing downstream reads them yet; replies and heartbeats from the logger (CN 9xxx) are only logged.
 
 Per-connection limits keep one logger from hurting the others: frames and bytes per second
 (token buckets: reading stops, TCP pushes back on that sender only), a frame-size cap, a
@@ -39,10 +39,19 @@ from datetime import UTC, datetime, tzinfo
 import psycopg
 
 from ingest.hj212 import build
-from ingest.hj212.codec import CHINA_TZ, DATA_COMMANDS, Frame, HJ212Error, parse_frame, to_reading
+from ingest.hj212.codec import (
+    CHINA_TZ,
+    DATA_COMMANDS,
+    Frame,
+    HJ212Error,
+    parse_data_time,
+    parse_frame,
+    to_reading,
+)
 from ingest.hj212.framing import FrameSplitter
 from ingest.hj212.reassembly import Reassembler
 from ingest.publisher import Publisher
+from streams.records import Reading
 from streams.topics import ENV_READINGS
 
 __all__ = ["Hj212Server", "Limits", "StationRegistry", "QN_RTN"]
@@ -304,6 +313,9 @@ class _Connection:
         if cn.startswith("9"):
             log.debug("HJ 212 %s: CN %s from %s", self.peer, cn, frame.mn)
             return
+        if cn == "2081":  # logger restart: the env detector notes it before a gap
+            await self._restart(frame, station, raw)
+            return
         if cn not in DATA_COMMANDS:
             await self._reject(raw, f"HJ 212: CN {cn} not handled (kept)", frame, budget=False)
             if frame.needs_ack and cn.startswith("2"):
@@ -329,6 +341,23 @@ class _Connection:
         except Exception as exc:
             raise self._fail(exc) from exc
         self.server.stats["readings"] += 1
+        await self._enqueue(future, build.reply_data(frame) if frame.needs_ack else None)
+
+    async def _restart(self, frame: Frame, station: object, raw: bytes) -> None:
+        """CN 2081 becomes a restart event on ``env.readings`` (RestartTime, else DataTime)."""
+        try:
+            text = frame.extra.get("RestartTime")
+            moment = parse_data_time(text, self.server.tz) if text else frame.data_time
+        except HJ212Error:
+            moment = frame.data_time
+        if moment is None or not frame.mn:
+            await self._reject(raw, "HJ 212: restart without a time", frame, QN_RTN["unknown"])
+            return
+        event = Reading(station=frame.mn, time=moment, values={}, event="restart", source=SOURCE)
+        try:
+            future = await self.server.publisher.send(ENV_READINGS, event.station, event)
+        except Exception as exc:
+            raise self._fail(exc) from exc
         await self._enqueue(future, build.reply_data(frame) if frame.needs_ack else None)
 
     async def _incomplete(self, sets: list[list[Frame]]) -> None:

@@ -221,6 +221,29 @@ def test_sub_packets_are_reassembled_and_unknown_allowed(settings: Settings) -> 
     assert len(found) == 1 and Reading.loads(found[0]).values == values
 
 
+def test_logger_restart_becomes_a_restart_event(settings: Settings) -> None:
+    mn = f"R{uuid.uuid4().hex[:6].upper()}"
+    seg = build.segment(cn="2081", mn=mn, st="31", pw="any", qn="20260301070000000",
+                        flag=build.flag_value("2017", ack=True),
+                        cp=["DataTime=20260301070000", "RestartTime=20260301065500"])
+    frame = build.encode_frame(seg).encode()
+
+    async def main() -> tuple[Frame, list]:
+        async with _server(settings, allow_unknown=True) as (_, port):
+            log = await _Logger.connect(port)
+            await log.send(frame)
+            answer = await log.answer()
+            log.close()
+        found = await _consume(settings, "env.readings", bool, lambda k, v: k == mn.encode())
+        return answer, found
+
+    answer, found = asyncio.run(main())
+    assert answer.cn == "9014"
+    event = Reading.loads(found[0])
+    assert event.event == "restart" and event.values == {}
+    assert event.time == datetime(2026, 3, 1, 6, 55, tzinfo=CST)
+
+
 def test_flooding_logger_does_not_slow_others_and_idle_ones_are_closed(
         settings: Settings) -> None:
     tag = uuid.uuid4().hex[:6].upper()
