@@ -92,12 +92,14 @@ class ChangePolygon:
     pixels: int = 0
     mean_score: float = 0.0
     kind_fractions: dict[str, float] = field(default_factory=dict)
+    zone: str | None = None  # the most relevant zone: its rule allows the kind, most overlap
 
     def properties(self) -> dict[str, Any]:
+        """The contract's properties (kind, area_m2, confidence, score, zone) plus extras."""
         return {"kind": self.kind, "area_m2": round(self.area_m2, 1),
-                "confidence": round(self.confidence, 3), "zones": list(self.zones),
-                "rule": self.rule, "pixels": self.pixels,
-                "mean_score": round(self.mean_score, 3)}
+                "confidence": round(self.confidence, 3), "score": round(self.mean_score, 3),
+                "zone": self.zone, "zones": list(self.zones), "rule": self.rule,
+                "pixels": self.pixels}
 
 
 def parse_band_map(text: str | None) -> dict[str, int]:

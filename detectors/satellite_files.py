@@ -167,8 +167,7 @@ def _detect_files(before_path: Path, after_path: Path, band_map: Mapping[str, in
     with ExitStack() as stack:
         dst = stack.enter_context(rasterio.open(mask_out, "w", **profile)) if mask_out else None
         if dst is not None:
-            dst.update_tags(1, CODES=json.dumps({"0": "no change", "255": "no data",
-                                                 **_code_names()}))
+            dst.update_tags(1, CODES=json.dumps(MASK_CODES))
         pool = stack.enter_context(ThreadPoolExecutor(max_workers=max(1, workers)))
         inflight: list[Future[Any]] = []
         todo = iter(windows)
@@ -176,7 +175,7 @@ def _detect_files(before_path: Path, after_path: Path, band_map: Mapping[str, in
         def drain(fut: Future[Any]) -> None:
             win, codes, parts = fut.result()
             if dst is not None:
-                dst.write(codes, 1, window=win)
+                dst.write(change_mask(codes), 1, window=win)
             collector.add_parts(parts, codes.shape, int(win.row_off), int(win.col_off))
 
         for win in todo:
@@ -189,9 +188,14 @@ def _detect_files(before_path: Path, after_path: Path, band_map: Mapping[str, in
     return FileResult(polys, st, rb, ra, str(crs), dims)
 
 
-def _code_names() -> dict[str, str]:
-    from detectors.satellite import KIND_CODE
-    return {str(v): k for k, v in KIND_CODE.items()}
+MASK_CODES = {"0": "unchanged", "1": "changed", "255": "masked or no data"}
+
+
+def change_mask(codes: np.ndarray) -> np.ndarray:
+    """The contract's mask from kind codes: 1 changed, 0 unchanged, 255 masked or no-data."""
+    out = (codes > 0).astype(np.uint8)
+    out[codes == NODATA_CODE] = NODATA_CODE
+    return out
 
 
 def stack_bands(paths: Mapping[str, str | Path], out: str | Path) -> Path:

@@ -182,13 +182,16 @@ def finish_parts(parts: list[_Part], transform: Any, crs: Any, threshold: float,
         if kind is None:
             continue
         mean_score = part.score_sum / npix
+        relevant = [z for z in hits if kind in params.zone_rules.get(z.kind, KINDS)]
+        zone = max(relevant, key=lambda z: (ll.intersection(z.geom).area, z.id)).id \
+            if relevant else None
         purity = float(part.counts[KINDS.index(kind)] / npix)
         ll = orient(ll, 1.0) if ll.geom_type == "Polygon" else ll
         out.append(ChangePolygon(
             geometry=mapping(ll),
             kind=kind, area_m2=area, confidence=confidence(mean_score, threshold, purity),
             rule=allowed[kind], zones=sorted({z.id for z in hits}), pixels=npix,
-            mean_score=mean_score,
+            mean_score=mean_score, zone=zone,
             kind_fractions={KINDS[i]: round(float(c) / npix, 3)
                             for i, c in enumerate(part.counts) if c}))
     out.sort(key=lambda c: -c.area_m2)

@@ -210,3 +210,38 @@ def ingest_rtsp(
             await publisher.stop()
 
     asyncio.run(_run_until_signal(main))
+
+
+@ingest_app.command("satellite")
+def ingest_satellite(
+    inbox: Path = typer.Option(..., "--inbox", file_okay=False, help="folder scenes arrive in"),
+    tile_px: int = typer.Option(1024, help="tile side in pixels, rounded to whole blocks"),
+    scan_s: float = typer.Option(2.0, help="seconds between inbox scans"),
+    settle_s: float = typer.Option(1.0, help="take a file once unchanged this long"),
+    once: bool = typer.Option(False, help="scan once and exit"),
+) -> None:
+    """GeoTIFF/COG files and STAC Items in an inbox to sat.scenes and sat.tiles."""
+    from ingest.publisher import Publisher
+    from ingest.satellite import InboxIngester, InboxOptions
+
+    _logging()
+    settings = get_settings()
+    if not settings.broker_url:
+        raise typer.BadParameter("set OFFSITE_BROKER_URL (or `offsite up`)")
+    inbox.mkdir(parents=True, exist_ok=True)
+    options = InboxOptions(tile_px=tile_px, settle_s=settle_s, scan_s=scan_s)
+
+    async def main(stop: asyncio.Event) -> None:
+        publisher = Publisher(settings, source="satellite-inbox")
+        await publisher.start()
+        try:
+            ingester = InboxIngester(inbox, settings.state_dir / "satellite", publisher,
+                                     options)
+            if once:
+                await ingester.scan_once()
+            else:
+                await ingester.run(stop)
+        finally:
+            await publisher.stop()
+
+    asyncio.run(_run_until_signal(main))

@@ -21,7 +21,9 @@ def detect(
     bands: Annotated[str | None, typer.Option(
         "--bands", help="band map, e.g. red=3,nir=4 (1-based)")] = None,
     mask_out: Annotated[Path | None, typer.Option(
-        "--mask-out", help="uint8 change-code GeoTIFF on AFTER's grid")] = None,
+        "--mask-out",
+        help="uint8 GeoTIFF on AFTER's grid: 1 changed, 0 unchanged, 255 masked/no-data",
+    )] = None,
     evidence_dir: Annotated[Path | None, typer.Option(
         "--evidence-dir", help="write PNG/GeoTIFF evidence here")] = None,
     threshold: Annotated[float | None, typer.Option(
@@ -35,6 +37,7 @@ def detect(
     """Detect changes between two dates and write change polygons as GeoJSON."""
     from detectors.satellite import DetectParams, parse_band_map
     from detectors.satellite_files import detect_files
+    from detectors.satellite_meta import scene_date
     from detectors.satellite_vector import to_feature_collection
 
     params = DetectParams(score_threshold=threshold, mmu_ha=mmu_ha, qa_kind=qa_kind)
@@ -43,7 +46,11 @@ def detect(
     zone_fc = json.loads(zones.read_text()) if zones else None
     result = detect_files(before, after, band_map=parse_band_map(bands) or None,
                           zones=zone_fc, params=params, mask_out=mask_out, workers=workers)
-    fc = to_feature_collection(result.polygons, {"before": before.name, "after": after.name})
+    dates = [scene_date(path) for path in (before, after)]
+    fc = to_feature_collection(result.polygons, {
+        "before_date": dates[0].text if dates[0] else None,
+        "after_date": dates[1].text if dates[1] else None,
+        "before": before.name, "after": after.name})
     if evidence_dir is not None:
         from detectors.satellite_evidence import polygon_evidence
 

@@ -33,11 +33,20 @@ async def load_cameras(pool: AsyncConnectionPool) -> list[CameraRow]:
 
 
 async def load_camera_config(pool: AsyncConnectionPool, camera: str) -> dict[str, Any] | None:
-    """The camera's ``config`` (None when the camera is not registered)."""
+    """The camera's ``config`` (None when the camera is not registered).
+
+    The camera's position, when registered, comes along as ``config["location"]`` (a GeoJSON
+    point) so that its clues can be routed to the zone the camera watches.
+    """
     async with pool.connection() as conn:
-        cur = await conn.execute("SELECT config FROM cameras WHERE id = %s", (camera,))
+        cur = await conn.execute("SELECT config, lon, lat FROM cameras WHERE id = %s", (camera,))
         row = await cur.fetchone()
-    return None if row is None else (row[0] or {})
+    if row is None:
+        return None
+    config = dict(row[0] or {})
+    if row[1] is not None and row[2] is not None:
+        config["location"] = {"type": "Point", "coordinates": [float(row[1]), float(row[2])]}
+    return config
 
 
 async def write_health(pool: AsyncConnectionPool, rows: Sequence[HealthRow]) -> None:

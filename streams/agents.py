@@ -3,6 +3,7 @@
 from streams import (
     clues,  # noqa: F401
     env,  # noqa: F401
+    satellite,  # noqa: F401
     sinks,  # noqa: F401
     video,  # noqa: F401
 )

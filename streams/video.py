@@ -38,9 +38,10 @@ from detectors.video_config import CameraConfig
 from storage.cameras import load_camera_config
 from storage.sinks import RejectedSink
 from streams.app import app, db_pool, topic
+from streams.publish import publish_clue
 from streams.records import Frame
 from streams.sinks import decode_or_reject, flush_until_durable
-from streams.topics import CLUES, VIDEO_FRAMES
+from streams.topics import VIDEO_FRAMES
 
 log = logging.getLogger(__name__)
 LANE_QUEUE = 8
@@ -52,7 +53,7 @@ executor = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2),
 
 def camera_config(camera: str, raw: dict[str, Any] | None) -> CameraConfig:
     """The analyzer config of a camera from its registry ``config`` (None: defaults)."""
-    data = {k: v for k, v in (raw or {}).items() if k != "ingest"}
+    data = {k: v for k, v in (raw or {}).items() if k not in ("ingest", "location")}
     data["camera_id"] = camera
     return CameraConfig.model_validate(data)
 
@@ -66,8 +67,7 @@ def analyze(analyzer: CameraAnalyzer, frame: Frame) -> list[Clue]:
 
 
 async def send_clue(clue: Clue) -> None:
-    await topic(CLUES).send(key=f"subject:{clue.subject}".encode(),
-                            value=clue.model_dump_json().encode())
+    await publish_clue(clue)
 
 
 @dataclass
@@ -112,7 +112,10 @@ class Lane:
                 continue
             self.last_time = frame.time
             self.analysed += 1
+            location = (self.raw_config or {}).get("location")
             for clue in clues:
+                if clue.location is None and location:
+                    clue.location = location  # routes the clue to the zone the camera watches
                 await send_clue(clue)
 
     async def _ensure_analyzer(self, loop: asyncio.AbstractEventLoop) -> None:

@@ -44,7 +44,8 @@ def test_taizhou_mask_precision_recall(taizhou) -> None:
     with rasterio.open(mask) as ds, rasterio.open(TZ / "taizhou_2003_6band.tif") as ref:
         codes = ds.read(1)
         assert ds.crs == ref.crs and ds.transform == ref.transform and ds.dtypes[0] == "uint8"
-    precision, recall = _pr((codes > 0) & (codes < 255))
+    assert set(np.unique(codes)) <= {0, 1, 255}
+    precision, recall = _pr(codes == 1)
     # measured: precision 0.998, recall 0.780
     assert precision >= 0.95
     assert recall >= 0.70
@@ -125,11 +126,37 @@ def test_cli_writes_geojson_mask_and_evidence(tmp_path: Path) -> None:
     fc = json.loads(out.read_text())
     assert fc["type"] == "FeatureCollection" and fc["features"]
     props = fc["features"][0]["properties"]
-    for key in ("kind", "area_m2", "confidence", "zones", "before", "after", "rule"):
+    for key in ("kind", "area_m2", "confidence", "score", "zone", "before_date", "after_date"):
         assert key in props
-    assert props["zones"] == ["z1"] and props["rule"].startswith("farmland/")
+    assert props["zone"] == "z1" and props["rule"].startswith("farmland/")
+    assert props["before_date"] == "2000" and props["after_date"] == "2003"
+    assert props["score"] > 0 and 0 < props["confidence"] < 1
+    with rasterio.open(tmp_path / "m.tif") as m:
+        values = set(np.unique(m.read(1)).tolist())
+    assert 1 in values and values <= {0, 1, 255}
     assert {f["properties"]["kind"] for f in fc["features"]} <= {
         "vegetation_to_built", "bare_or_built", "water_gain"}
     assert (tmp_path / "m.tif").exists()
     assert len(list((tmp_path / "ev").iterdir())) == 6
     assert len(props["evidence"]) == 3
+
+
+def test_cli_zone_null_and_landsat_dates(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from offsite.cli import app
+    b = stack_bands({"red": EO / "LE70350322008166EDC00_b3.tif",
+                     "nir": EO / "LE70350322008166EDC00_b4.tif"},
+                    tmp_path / "LE70350322008166EDC00.tif")
+    a = stack_bands({"red": EO / "LT50350322011182PAC01_b3.tif",
+                     "nir": EO / "LT50350322011182PAC01_b4.tif"},
+                    tmp_path / "LT50350322011182PAC01.tif")
+    out = tmp_path / "c.geojson"
+    r = CliRunner().invoke(app, ["satellite", "detect", str(b), str(a), "--out", str(out),
+                                 "--threshold", "0.5", "--mmu-ha", "0"])
+    assert r.exit_code == 0, r.output
+    feats = json.loads(out.read_text())["features"]
+    assert feats, "a low fixed threshold must give some polygons"
+    props = feats[0]["properties"]
+    assert props["zone"] is None
+    assert props["before_date"] == "2008-06-14" and props["after_date"] == "2011-07-01"

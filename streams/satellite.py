@@ -1,0 +1,132 @@
+"""Satellite agent: ``sat.tiles`` to ``clues``, with multi-look confirmation per tile.
+
+Tiles are keyed by their grid-derived tile id, so every acquisition of a tile arrives in
+order on one partition. For each tile the agent reads the window of the new scene and of
+its baseline (put on the new scene's grid by a WarpedVRT when the grids differ) and runs
+``detect_tile`` in a thread pool (GDAL and numpy release the GIL; the event loop keeps
+serving Kafka). Pending alerts of the tile are also checked against their *own* baseline,
+because against the latest scene an old change no longer shows.
+
+Confirmation (``detectors.satellite_confirm``): low on one look, confirmed when 2 of the
+next 4 acquisitions agree, expired otherwise or after ``OFFSITE_SAT_EXPIRE_DAYS``. The
+tile's state is in the Faust table ``sat-tiles`` (changelog-backed). Settings come from
+the environment: ``OFFSITE_SAT_CONFIRM_LOOKS`` (2), ``OFFSITE_SAT_WINDOW_LOOKS`` (4),
+``OFFSITE_SAT_EXPIRE_DAYS`` (90), ``OFFSITE_SAT_THREADS`` (2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rasterio.windows import Window
+
+from detectors.clue import Clue
+from detectors.satellite import DetectParams, detect_tile
+from detectors.satellite_confirm import ConfirmParams, new_state, observe, pending_baselines
+from detectors.satellite_evidence import to_clues
+from storage.sinks import RejectedSink
+from streams.app import app, settings, topic
+from streams.publish import publish_clue
+from streams.records import Tile
+from streams.sinks import decode_or_reject, flush_until_durable
+from streams.topics import SAT_TILES
+
+log = logging.getLogger(__name__)
+
+CONFIRM = ConfirmParams(
+    confirm_looks=int(os.environ.get("OFFSITE_SAT_CONFIRM_LOOKS", "2")),
+    window_looks=int(os.environ.get("OFFSITE_SAT_WINDOW_LOOKS", "4")),
+    expire_days=float(os.environ.get("OFFSITE_SAT_EXPIRE_DAYS", "90")))
+PARAMS = DetectParams()
+executor = ThreadPoolExecutor(max_workers=int(os.environ.get("OFFSITE_SAT_THREADS", "2")),
+                              thread_name_prefix="sat-detect")
+
+
+def _roles(ds: Any, bands: dict[str, int], qa_band: int | None) -> dict[str, int]:
+    from detectors.satellite_files import band_roles
+
+    roles = dict(bands) if bands else band_roles(ds, None)
+    if qa_band:
+        roles["qa"] = qa_band
+    return roles
+
+
+def detect_pair(baseline_uri: str, tile: Tile, params: DetectParams = PARAMS) -> list[Clue]:
+    """Clues of one tile window: ``tile.uri`` against ``baseline_uri`` (runs in a thread)."""
+    import rasterio
+
+    from detectors.satellite_files import _open_pair, _read
+
+    c, r, w, h = tile.window
+    win = Window(c, r, w, h)
+    with _open_pair(Path(baseline_uri), Path(tile.uri)) as (a_ds, b_ds, bq_ds):
+        ra = _roles(a_ds, tile.bands, tile.qa_band)
+        with rasterio.open(baseline_uri) as raw:
+            rb = _roles(raw, {}, None) or ra
+        names = tuple(n for n in ra if n in rb and n != "qa")
+        bb, vb = _read(b_ds, bq_ds, rb, names, win, None, params.qa_kind)
+        aa, va = _read(a_ds, a_ds, ra, names, win, None, params.qa_kind)
+        transform, crs = a_ds.window_transform(win), a_ds.crs
+    valid = vb & va
+    before = {n: np.where(valid, v.astype(np.float32), np.nan) for n, v in bb.items()}
+    after = {n: np.where(valid, v.astype(np.float32), np.nan) for n, v in aa.items()}
+    if valid.sum() < 16:
+        return []
+    polys = detect_tile(before, after, transform, crs, params=params)
+    base_time = tile.baseline_time or tile.time
+    return to_clues(polys, subject=tile.tile_id, before_time=base_time, after_time=tile.time,
+                    before_label=Path(baseline_uri).name, after_label=tile.scene_id,
+                    params=params)
+
+
+def look(tile: Tile, pending: set[str]) -> tuple[list[Clue], dict[str, list[Clue]]]:
+    """New changes against the tile's baseline, and against each pending alert's baseline."""
+    new = detect_pair(tile.baseline_uri, tile) if tile.baseline_uri else []
+    by_base: dict[str, list[Clue]] = {}
+    for uri in pending:
+        if uri == tile.baseline_uri:
+            by_base[uri] = new
+        elif uri and Path(uri).exists():
+            by_base[uri] = detect_pair(uri, tile)
+    return new, by_base
+
+
+tiles_state = app.Table("sat-tiles", default=None, partitions=settings.partitions,
+                        key_type=str, help="alert confirmation state per satellite tile")
+
+
+async def send_clue(clue: Clue) -> None:
+    await publish_clue(clue)
+
+
+@app.agent(topic(SAT_TILES), name="streams.satellite.sat_tiles")
+async def sat_tiles(stream: Any) -> None:
+    dead = RejectedSink()
+    loop = asyncio.get_running_loop()
+    async for raw in stream:
+        tile = decode_or_reject(SAT_TILES, raw, dead)
+        if len(dead):
+            await flush_until_durable(dead)
+        if not isinstance(tile, Tile):
+            continue
+        state = tiles_state.get(tile.tile_id) or new_state()
+        if state["last_time"] is not None and tile.time.timestamp() <= state["last_time"]:
+            continue  # re-sent or out of order: already looked at
+        try:
+            new, by_base = await loop.run_in_executor(
+                executor, look, tile, pending_baselines(state))
+        except Exception:
+            log.exception("tile %s of %s: detection failed", tile.tile_id, tile.scene_id)
+            continue
+        state, clues = observe(state, tile.time, tile.baseline_uri, new, by_base, CONFIRM)
+        tiles_state[tile.tile_id] = state
+        for clue in clues:
+            await send_clue(clue)
+        log.info("tile %s of %s: %d new change(s), %d clue(s) sent", tile.tile_id,
+                 tile.scene_id, len(new), len(clues))
