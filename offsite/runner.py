@@ -8,6 +8,7 @@ time limit) stops the children first, then the services.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -104,11 +105,22 @@ class Supervisor:
         table.add_row("MQTT", self.env["OFFSITE_MQTT_URL"])
         table.add_row("API", f"http://{self.settings.api_host}:{self.ports['api']}/docs")
         table.add_row("HJ 212 TCP", f"127.0.0.1:{self.ports['hj212']}")
+        table.add_row("satellite inbox", str((self.settings.state_dir / "inbox").resolve()))
         table.add_row("state folder", str(self.settings.state_dir.resolve()))
         table.add_row("logs", str((self.settings.state_dir / "logs").resolve()))
         for name, proc in self.children:
             table.add_row(f"process {name}", f"pid {proc.pid}")
         return table
+
+
+def drop_scenes(inbox: Path, stop: threading.Event) -> None:
+    """Scenes arrive in the inbox as they would from a download job: the earlier date first."""
+    for name in ("taizhou_2000_6band.tif", "taizhou_2003_6band.tif"):
+        if stop.wait(10.0):
+            return
+        target = inbox / name
+        shutil.copyfile(SAMPLES / "satellite" / "taizhou" / name, inbox / f".{name}.part")
+        (inbox / f".{name}.part").rename(target)
 
 
 def register_demo_camera(database_url: str, url: str) -> None:
@@ -154,6 +166,9 @@ def run(settings: Settings, demo: bool, seconds: float | None) -> int:
             register_demo_camera(sup.env["OFFSITE_DATABASE_URL"], sup.rtsp.url)
             rtsp_args += ["--transport", "udp"]  # what this small test server carries
         sup.spawn("ingest-rtsp", *rtsp_args)
+        inbox = settings.state_dir / "inbox"
+        inbox.mkdir(parents=True, exist_ok=True)
+        sup.spawn("ingest-satellite", "ingest", "satellite", "--inbox", str(inbox))
         api_port = sup.port("api", settings.api_port)
         sup.spawn("api", "api", "--port", str(api_port))
         hj212_port = sup.port("hj212", settings.hj212_port)
@@ -171,6 +186,7 @@ def run(settings: Settings, demo: bool, seconds: float | None) -> int:
             sup.spawn("replay-hj212", "replay", "sensors", str(csv_path), "--station",
                       DEMO_HJ212_STATION, "--as", "hj212", "--target",
                       f"tcp://127.0.0.1:{hj212_port}", "--limit", "5000")
+            threading.Thread(target=drop_scenes, args=(inbox, stop), daemon=True).start()
             console.print(f"replaying {csv_path.name} as station {DEMO_STATION} (JSON over MQTT)"
                           f" and {DEMO_HJ212_STATION} (HJ 212 over TCP)")
         deadline = time.monotonic() + seconds if seconds else None

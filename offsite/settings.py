@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     state_dir: Path = Field(default=Path(".state"), description="embedded services, keys, media")
     partitions: int = Field(default=4, ge=1, description="partitions of every keyed topic")
     log_level: str = "INFO"
-    rebalance_timeout_s: float = Field(default=10.0, gt=0, description="consumer group rebalance")
+    rebalance_timeout_s: float = Field(default=120.0, gt=0, description="consumer group rebalance")
     app_id: str = "offsite"
     local_utc_offset_hours: float = Field(
         default=8.0, description="offset of station-local time (HJ 212 DataTime is UTC+8)"

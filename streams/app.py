@@ -27,8 +27,9 @@ def create_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         broker_commit_every=100,
         broker_commit_interval=1.0,
-        # the JoinGroup rebalance timeout: the time a (re)joining group waits for members;
-        # Faust's default (1000 s) makes a fresh worker wait ~30 s before it gets partitions
+        # also the JoinGroup rebalance timeout. Too short (10 s) and a busy worker is dropped
+        # from the group mid-batch (seen: UnknownMemberId, then a stalled rebalance); Faust's
+        # default (1000 s) keeps a crashed worker's partitions idle for long
         broker_max_poll_interval=settings.rebalance_timeout_s,
         web_enabled=False,
         loghandlers=[],

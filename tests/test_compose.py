@@ -34,7 +34,8 @@ def test_every_compose_command_exists_in_cli() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     commands = {name: svc["command"] for name, svc in compose["services"].items()
                 if "command" in svc and svc.get("image", "").startswith("offsite")}
-    expected = {"migrate", "worker", "ingest-mqtt", "ingest-hj212", "ingest-rtsp", "api"}
+    expected = {"migrate", "worker", "ingest-mqtt", "ingest-hj212", "ingest-rtsp",
+                "ingest-satellite", "api"}
     assert expected <= commands.keys()
     for name, argv in commands.items():
         assert _resolves(argv), f"service {name}: `offsite {' '.join(argv)}` is not a command"
