@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import random
 from dataclasses import dataclass
 from urllib.parse import urlparse
@@ -49,8 +50,8 @@ class PayloadError(ValueError):
 def decode_json_payload(station: str, payload: bytes) -> list[Reading]:
     try:
         doc = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PayloadError(f"not JSON: {exc}") from exc
+    except (ValueError, RecursionError) as exc:  # also too deep, or an over-long integer
+        raise PayloadError(f"not JSON: {str(exc)[:200] or type(exc).__name__}") from exc
     items = doc if isinstance(doc, list) else [doc]
     if not items:
         raise PayloadError("empty batch")
@@ -66,6 +67,9 @@ def decode_json_payload(station: str, payload: bytes) -> list[Reading]:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
             raise PayloadError(f"item {i}: {where}: {first['msg']}") from exc
+        bad = [code for code, value in readings[-1].values.items() if not math.isfinite(value)]
+        if bad:  # NaN/Infinity (or "NaN" strings) would go on the wire as null: refuse them
+            raise PayloadError(f"item {i}: values.{bad[0][:40]}: not a finite number")
     return readings
 
 
@@ -153,7 +157,7 @@ class MqttIngester:
             while not stop.is_set():
                 batch = await self._next_batch(stop)
                 if batch:
-                    await self._forward(batch)
+                    await self._forward(batch, stop)
         finally:
             self.client.disconnect()
             self.client.loop_stop()
@@ -168,8 +172,12 @@ class MqttIngester:
             batch.append(self.queue.get_nowait())
         return batch
 
-    async def _forward(self, batch: list[_Message]) -> None:
-        """Publish a batch, in order, then ack it; retry Kafka failures without acking."""
+    async def _forward(self, batch: list[_Message], stop: asyncio.Event | None = None) -> None:
+        """Publish a batch, in order, then ack it; retry Kafka failures without acking.
+
+        Asked to stop while Kafka is away, it returns without acking: the broker keeps the
+        messages in the persistent session and delivers them again to the next run.
+        """
         delay = 0.5
         while True:
             try:
@@ -189,5 +197,11 @@ class MqttIngester:
                 log.error("Kafka publish failed (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 30)
+                if stop is not None and stop.is_set():
+                    log.warning("stopping with %d messages un-acked (Kafka away); the MQTT"
+                                " session keeps them", len(batch))
+                    return
+                # a broker that came back empty needs the topics declared before the retry
+                await self.publisher.redeclare_topics()
         for msg in batch:
             self.client.ack(msg.mid, msg.qos)

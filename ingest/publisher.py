@@ -7,6 +7,7 @@ what lets an ingester ack MQTT or reply to a data logger afterwards.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -22,7 +23,8 @@ from streams.topics import ALL_TOPICS, INGEST_REJECTED, TopicSpec
 log = logging.getLogger(__name__)
 
 
-async def ensure_topics(settings: Settings, extra: tuple[str, ...] = ()) -> None:
+async def ensure_topics(settings: Settings, extra: tuple[str, ...] = (),
+                        attempts: int = 30) -> None:
     """Create every topic with the configured partition count.
 
     Brokers auto-create topics on first use with their own default partition count, which
@@ -30,12 +32,14 @@ async def ensure_topics(settings: Settings, extra: tuple[str, ...] = ()) -> None
     declared before anything produces or consumes.
     """
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    for attempt in range(30):
+    for attempt in range(attempts):
         try:
             await admin.start()
             break
         except Exception:  # broker still starting
-            if attempt == 29:
+            if attempt == attempts - 1:
+                with contextlib.suppress(Exception):
+                    await admin.close()
                 raise
             await asyncio.sleep(1)
     try:
@@ -69,6 +73,20 @@ class Publisher:
 
     async def stop(self) -> None:
         await self.producer.stop()
+
+    async def redeclare_topics(self) -> bool:
+        """Declare the topics again after a publish failed; True if that worked.
+
+        A broker that lost its state (a restarted Tansu with memory storage, a recreated
+        cluster) would otherwise auto-create them on first use with its own partition count.
+        Best effort, bounded: the caller retries anyway.
+        """
+        try:
+            await asyncio.wait_for(ensure_topics(self.settings, attempts=1), timeout=10)
+            return True
+        except Exception as exc:  # broker still away
+            log.info("topics not redeclared yet: %s", exc or type(exc).__name__)
+            return False
 
     async def publish(self, topic: TopicSpec, key: str, record: Record) -> None:
         await (await self.send(topic, key, record))

@@ -34,7 +34,41 @@ def detect(
     evidence_max: Annotated[int, typer.Option(
         "--evidence-max", help="evidence for at most this many largest polygons")] = 20,
 ) -> None:
-    """Detect changes between two dates and write change polygons as GeoJSON."""
+    """Detect changes between two dates and write change polygons as GeoJSON.
+
+    A file that is not a readable GeoTIFF (or whose data is truncated) ends the command
+    with exit code 2 and a one-line ``error:`` naming the file and the problem.
+    """
+    import rasterio
+    from rasterio.errors import RasterioError
+
+    def fail(message: str) -> typer.Exit:
+        typer.echo(f"error: {' '.join(message.split())}", err=True)
+        return typer.Exit(2)
+
+    for scene in (before, after):  # name the bad file before any work starts
+        try:
+            with rasterio.open(scene):
+                pass
+        except RasterioError as exc:
+            raise fail(f"{scene}: not a readable GeoTIFF ({exc})") from None
+    try:
+        _detect(before, after, out, zones, bands, mask_out, evidence_dir, threshold, mmu_ha,
+                qa_kind, workers, evidence_max)
+    except RasterioError as exc:  # e.g. truncated data blocks: GDAL names the file
+        causes, cur = [], exc  # rasterio wraps GDAL's message ("see previous exception")
+        while cur is not None and len(causes) < 4:
+            causes.append(str(cur))
+            cur = cur.__cause__ or cur.__context__
+        detail = "; ".join(c for c in dict.fromkeys(causes) if c)
+        raise fail(f"{before} / {after}: cannot read raster data ({detail})") from None
+    except ValueError as exc:  # scenes that do not fit together (bands, grids, --bands)
+        raise fail(f"{before} / {after}: {exc}") from None
+
+
+def _detect(before: Path, after: Path, out: Path, zones: Path | None, bands: str | None,
+            mask_out: Path | None, evidence_dir: Path | None, threshold: float | None,
+            mmu_ha: float, qa_kind: str, workers: int, evidence_max: int) -> None:
     from detectors.satellite import DetectParams, parse_band_map
     from detectors.satellite_files import detect_files
     from detectors.satellite_meta import scene_date

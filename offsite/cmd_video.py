@@ -14,14 +14,26 @@ import typer
 app = typer.Typer(no_args_is_help=True, help="Video: analyze files offline.")
 
 
+class VideoFileError(Exception):
+    """A video file that cannot be decoded (the message names the file and the problem)."""
+
+
 def sample_frames(path: Path, fps: float) -> Iterator[tuple[float, object]]:
     """Yield (seconds from the start, BGR frame) at about ``fps``, on the file's own
-    timeline (frame index / file fps), so results do not depend on decoding speed."""
+    timeline (frame index / file fps), so results do not depend on decoding speed.
+
+    Raises :class:`VideoFileError` when the file cannot be opened, and after the last frame
+    when decoding stopped well short of the frame count the container declares (a
+    truncated or corrupt file: what came before it has been yielded)."""
     import cv2
 
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
-        raise typer.BadParameter(f"cannot open video {path}")
+        cap.release()
+        raise VideoFileError(f"{path}: cannot open video (not a video file, or truncated"
+                             " or corrupt)")
+    declared = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+    declared = int(declared) if declared and declared > 0 else 0
     native = cap.get(cv2.CAP_PROP_FPS) or 25.0
     step = 1.0 / fps if fps > 0 else 0.0
     index, next_at = 0, 0.0
@@ -42,6 +54,9 @@ def sample_frames(path: Path, fps: float) -> Iterator[tuple[float, object]]:
             yield position, frame
     finally:
         cap.release()
+    if index == 0 or (declared and index < declared * 0.98 - 2):
+        raise VideoFileError(f"{path}: truncated or corrupt video: decoded {index} of"
+                             f" {declared or '?'} frames")
 
 
 KINDS = {"occlusion": "tamper.occlusion", "defocus": "tamper.defocus",
@@ -90,18 +105,25 @@ def analyze(
     analyzer = CameraAnalyzer(cfg)
     writer = ClueWriter(t0, evidence_dir)
     sink = out.open("w", encoding="utf-8") if out else sys.stdout
+    failure: VideoFileError | None = None
     try:
         moment = t0
-        for position, frame in sample_frames(video, fps):
-            moment = t0 + timedelta(seconds=position)
-            for record in writer.feed(analyzer.process(frame, moment)):  # type: ignore[arg-type]
-                sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+        try:
+            for position, frame in sample_frames(video, fps):
+                moment = t0 + timedelta(seconds=position)
+                for record in writer.feed(analyzer.process(frame, moment)):  # type: ignore[arg-type]
+                    sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+        except VideoFileError as exc:  # clues of the part that decoded are still written
+            failure = exc
         for record in writer.feed(analyzer.flush(moment)):
             sink.write(json.dumps(record, ensure_ascii=False) + "\n")
     finally:
         if out:
             sink.close()
     typer.echo(f"{writer.count} clues", err=True)
+    if failure is not None:
+        typer.echo(f"error: {failure}", err=True)
+        raise typer.Exit(2)
 
 
 class ClueWriter:

@@ -18,7 +18,8 @@ Flag A bit asks for one, as 6.3.3.2 says):
    incomplete when the connection ends goes to ``ingest.rejected`` with its raw bytes;
 5. data uploads (CN 2011/2051/2061/2031) -> ``env.readings``; a logger restart (CN 2081) -> a
    restart event on ``env.readings``; other uploads -> ``ingest.rejected`` with the raw
-   bytes, as nothing downstream reads them yet; replies and heartbeats from the logger (CN 9xxx) are only logged.
+   bytes, as nothing downstream reads them yet; replies and heartbeats from the logger
+   (CN 9xxx) are only logged.
 
 Per-connection limits keep one logger from hurting the others: frames and bytes per second
 (token buckets: reading stops, TCP pushes back on that sender only), a frame-size cap, a
