@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from offsite import (
+    cmd_bench,
     cmd_case,
     cmd_env,
     cmd_evidence,
@@ -34,5 +35,6 @@ app.add_typer(cmd_video.app, name="video")
 app.add_typer(cmd_satellite.app, name="satellite")
 app.add_typer(cmd_evidence.app, name="evidence")
 app.add_typer(cmd_case.app, name="case")
+app.add_typer(cmd_bench.app, name="bench")
 app.add_typer(cmd_users.user_app, name="user")
 app.add_typer(cmd_users.token_app, name="token")

@@ -1,0 +1,388 @@
+"""End-to-end environmental pipeline: MQTT -> Kafka -> Faust worker -> PostgreSQL (issue 9.1).
+
+Everything runs on embedded services this module starts in ``.state/bench-env`` (Tansu,
+PostgreSQL, Mosquitto), with the real ``offsite worker`` and ``offsite ingest mqtt`` as child
+processes, as ``offsite up`` runs them. Ingest path: MQTT QoS 1, one message a JSON array of
+``BATCH`` hourly readings of one station (6 codes each) -- the batched form the MQTT ingester
+accepts; HJ 212 carries one reading per frame and was not measured here.
+
+Phases, one run:
+
+1. throughput: messages published as fast as the pipeline takes them (closed loop: at most
+   ``MAX_OUTSTANDING`` messages sent but not yet in ``readings``) for ``seconds``;
+   sustained readings/s = readings sent / (time the last row is in ``readings`` - first
+   publish). A reading is one station-hour with 6 values, so it is 6 rows.
+2. latency at a paced load (half the measured throughput): publish -> row in ``readings``
+   per message, and publish -> clue row for injected SO2 1-hour exceedances (one per clue
+   station, 900 ug/m3 after 30 normal hours). Arrival is seen by polling every
+   ``POLL_S``: per station ``max(time)`` through the primary key (one station is one Kafka
+   key, so its rows land in order); the poll period adds up to ``POLL_S`` to each figure.
+3. floor: the same number of readings (same times, values, codes; station ids prefixed
+   ``FLOOR-`` so they are new rows) written by ``storage.sinks.ReadingsSink`` (binary COPY +
+   staging + INSERT ON CONFLICT) in batches of 500 readings, the worker's own batch size.
+
+CPU seconds per process (worker, ingester, Tansu, PostgreSQL with its backends, Mosquitto)
+are read from /proc over the throughput phase: they say where the time goes.
+
+Run: ``.venv/bin/python -m bench.bench_env_pipeline [--quick] [--seconds 40]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+
+from offsite.services import EmbeddedServices
+from storage.db import open_pool
+from storage.migrate import migrate
+from storage.sinks import ReadingsSink
+from streams.records import Reading
+
+STATE = Path(".state/bench-env")
+BATCH = 100  # readings per MQTT message
+IN_FLIGHT = 200  # un-acknowledged QoS 1 messages the publisher allows
+MAX_OUTSTANDING = 200  # messages published but not yet seen in `readings` (throughput phase)
+POLL_S = 0.05
+CODES = {"a34004": 30.0, "a34002": 60.0, "a21026": 6.0, "a21004": 40.0, "a21005": 0.8,
+         "a05024": 60.0}
+HOUR = timedelta(hours=1)
+
+
+def values(rng: random.Random) -> dict[str, float]:
+    """Ordinary air: uniform noise around typical levels (no flatline, spike or limit)."""
+    return {c: round(v * (0.7 + 0.6 * rng.random()), 3) for c, v in CODES.items()}
+
+
+def doc(t: datetime, vals: dict[str, float]) -> dict[str, Any]:
+    return {"time": t.isoformat(), "period": "hour", "values": vals, "interval_s": 3600}
+
+
+# -- process CPU from /proc ------------------------------------------------------------------
+
+def _cpu_table() -> dict[int, tuple[int, float]]:
+    """pid -> (ppid, utime + stime in seconds) for every process."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[int, tuple[int, float]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    return out
+
+
+def tree_cpu(roots: dict[str, int]) -> dict[str, float]:
+    """CPU seconds of each named process and its descendants (postgres backends)."""
+    table = _cpu_table()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    result = {}
+    for name, root in roots.items():
+        total, stack = 0.0, [root]
+        while stack:
+            pid = stack.pop()
+            total += table.get(pid, (0, 0.0))[1]
+            stack.extend(children.get(pid, []))
+        result[name] = total
+    return result
+
+
+# -- publisher and arrival tracker ----------------------------------------------------------
+
+class Publisher:
+    def __init__(self, mqtt_url: str) -> None:
+        url = urlparse(mqtt_url)
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="offsite-bench-pub")
+        self.client.max_inflight_messages_set(IN_FLIGHT)
+        self.client.max_queued_messages_set(IN_FLIGHT * 2)
+        self.client.connect(url.hostname or "127.0.0.1", url.port or 1883, keepalive=60)
+        self.client.loop_start()
+        self.pending: deque[mqtt.MQTTMessageInfo] = deque()
+
+    def publish(self, station: str, payload: bytes) -> float:
+        """Queue one QoS 1 message; returns the send timestamp (monotonic)."""
+        while len(self.pending) >= IN_FLIGHT:
+            self.pending.popleft().wait_for_publish(timeout=60)
+        sent = time.monotonic()
+        self.pending.append(self.client.publish(f"offsite/env/{station}/json", payload, qos=1))
+        return sent
+
+    def close(self) -> None:
+        for info in self.pending:
+            info.wait_for_publish(timeout=60)
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+class Tracker(threading.Thread):
+    """Polls per-station max(time) of ``readings`` and the clue rows of clue stations."""
+
+    def __init__(self, database_url: str) -> None:
+        super().__init__(daemon=True)
+        self.url = database_url
+        self.lock = threading.Lock()
+        self.pending: dict[str, deque[tuple[datetime, float]]] = {}
+        self.latencies: list[float] = []
+        self.clue_sent: dict[str, float] = {}
+        self.clue_latencies: list[float] = []
+        self.last_arrival = 0.0
+        self.stop_flag = threading.Event()
+
+    def expect(self, station: str, last_time: datetime, sent: float) -> None:
+        with self.lock:
+            self.pending.setdefault(station, deque()).append((last_time, sent))
+
+    def expect_clue(self, station: str, sent: float) -> None:
+        with self.lock:
+            self.clue_sent[station] = sent
+
+    def outstanding(self) -> int:
+        with self.lock:
+            return sum(len(q) for q in self.pending.values()) + len(self.clue_sent)
+
+    def run(self) -> None:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self.stop_flag.is_set():
+                self.poll(conn)
+                time.sleep(POLL_S)
+
+    def poll(self, conn: psycopg.Connection) -> None:
+        with self.lock:
+            stations = [s for s, q in self.pending.items() if q]
+            clue_stations = list(self.clue_sent)
+        if stations:
+            rows = conn.execute(
+                "SELECT s, (SELECT max(time) FROM readings r WHERE r.station = s"
+                " AND r.code = 'a34004' AND r.period = 'hour') FROM unnest(%s::text[]) AS s",
+                (stations,)).fetchall()
+            now = time.monotonic()
+            with self.lock:
+                for station, newest in rows:
+                    q = self.pending[station]
+                    while newest is not None and q and q[0][0] <= newest:
+                        self.latencies.append(now - q.popleft()[1])
+                        self.last_arrival = now
+        if clue_stations:
+            rows = conn.execute("SELECT DISTINCT subject FROM clues WHERE kind = 'exceedance'"
+                                " AND subject = ANY(%s)", (clue_stations,)).fetchall()
+            now = time.monotonic()
+            with self.lock:
+                for (station,) in rows:
+                    self.clue_latencies.append(now - self.clue_sent.pop(station))
+
+    def take(self) -> tuple[list[float], list[float]]:
+        with self.lock:
+            out = self.latencies, self.clue_latencies
+            self.latencies, self.clue_latencies = [], []
+            return out
+
+    def wait_drained(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.outstanding():
+                return True
+            time.sleep(0.1)
+        return False
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 4)
+
+
+# -- the run --------------------------------------------------------------------------------
+
+def spawn(env: dict[str, str], logs: Path, name: str, *args: str) -> subprocess.Popen:
+    fh = open(logs / f"{name}.log", "wb")  # noqa: SIM115 - owned by the child
+    return subprocess.Popen([sys.executable, "-m", "offsite", *args], env=env, stdout=fh,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def warm_up(pub: Publisher, url: str, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    n = 0
+    while time.monotonic() < deadline:
+        n += 1
+        t = datetime(2000, 1, 1, tzinfo=UTC) + n * HOUR
+        pub.publish("BENCH-WARMUP", json.dumps(doc(t, {"x": n})).encode())
+        with psycopg.connect(url) as conn:
+            if conn.execute("SELECT 1 FROM readings WHERE station = 'BENCH-WARMUP'").fetchone():
+                return
+        time.sleep(1)
+    raise RuntimeError("the pipeline never delivered the warm-up reading")
+
+
+def run_pipeline(svc: EmbeddedServices, seconds: float, stations: int, clue_stations: int,
+                 paced_seconds: float) -> dict[str, Any]:
+    logs = STATE / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **svc.env(), "OFFSITE_MQTT_CLIENT_ID": "offsite-bench-ingest",
+           "OFFSITE_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING")}
+    procs = {"worker": spawn(env, logs, "worker", "worker"),
+             "ingest-mqtt": spawn(env, logs, "ingest-mqtt", "ingest", "mqtt")}
+    rng = random.Random(9)
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    pub = Publisher(svc.mqtt_url)
+    tracker = Tracker(svc.database_url)
+    try:
+        warm_up(pub, svc.database_url)
+        tracker.start()
+        # clue stations: 30 ordinary hours each, ending two hours ago
+        for k in range(clue_stations):
+            st = f"BENCH-CLUE-{k:03d}"
+            docs = [doc(now - (32 - h) * HOUR, values(rng)) for h in range(30)]
+            tracker.expect(st, now - 3 * HOUR, pub.publish(st, json.dumps(docs).encode()))
+        if not tracker.wait_drained(120):
+            raise RuntimeError("clue stations' history did not arrive")
+        tracker.take()
+
+        # 1. throughput: pre-built payloads, station-major hours, round robin over stations
+        per_station = max(1, int(seconds * 40_000 / stations / BATCH)) * BATCH
+        start = now - timedelta(hours=per_station + 48)
+        payloads: list[tuple[str, datetime, bytes]] = []
+        for block in range(per_station // BATCH):
+            for s in range(stations):
+                st = f"BENCH-TP-{s:04d}"
+                times = [start + (block * BATCH + i) * HOUR for i in range(BATCH)]
+                payloads.append((st, times[-1], json.dumps(
+                    [doc(t, values(rng)) for t in times]).encode()))
+        roots = {"worker": procs["worker"].pid, "ingest-mqtt": procs["ingest-mqtt"].pid,
+                 **{name: p.pid for name, p in svc.procs}}
+        cpu0 = tree_cpu(roots)
+        t0 = time.monotonic()
+        sent = 0
+        for st, last, payload in payloads:
+            while tracker.outstanding() >= MAX_OUTSTANDING:  # closed loop: saturate, no backlog
+                time.sleep(0.005)
+            tracker.expect(st, last, pub.publish(st, payload))
+            sent += BATCH
+            if time.monotonic() - t0 > seconds:
+                break
+        t_sent = time.monotonic()
+        drained = tracker.wait_drained(60)
+        elapsed = (tracker.last_arrival if drained else time.monotonic()) - t0
+        cpu1 = tree_cpu(roots)
+        tp_lat, _ = tracker.take()
+        throughput = sent / elapsed
+        cpu = {k: round(cpu1[k] - cpu0[k], 1) for k in roots}
+
+        # 2. latency at a paced load: half the throughput, with one exceedance per clue station
+        rate = throughput / 2
+        paced_msgs = max(1, int(rate * paced_seconds / BATCH))
+        interval = paced_seconds / paced_msgs
+        clue_every = max(1, paced_msgs // max(1, clue_stations))
+        p0 = time.monotonic()
+        injected = 0
+        for m in range(paced_msgs):
+            wait = p0 + m * interval - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            st = f"BENCH-PACE-{m % stations:04d}"
+            block = m // stations
+            times = [start + (block * BATCH + i) * HOUR for i in range(BATCH)]
+            payload = json.dumps([doc(t, values(rng)) for t in times]).encode()
+            tracker.expect(st, times[-1], pub.publish(st, payload))
+            if m % clue_every == 0 and injected < clue_stations:
+                cst = f"BENCH-CLUE-{injected:03d}"
+                vals = {**values(rng), "a21026": 900.0}
+                sent_at = pub.publish(cst, json.dumps(doc(now - 2 * HOUR, vals)).encode())
+                tracker.expect_clue(cst, sent_at)
+                injected += 1
+        paced_drained = tracker.wait_drained(60)
+        paced_lat, clue_lat = tracker.take()
+        return {
+            "ingest": "mqtt-json-batch", "readings_per_message": BATCH, "codes_per_reading": 6,
+            "readings_sent": sent, "publish_s": round(t_sent - t0, 2),
+            "drained": drained, "readings_per_s": round(throughput),
+            "rows_per_s": round(throughput * len(CODES)),
+            "saturated_latency_p50_s": pct(tp_lat, 0.5),
+            "saturated_latency_p99_s": pct(tp_lat, 0.99),
+            "cpu_s": cpu, "cpu_window_s": round(elapsed, 1),
+            "paced_readings_per_s": round(rate), "paced_drained": paced_drained,
+            "latency_p50_s": pct(paced_lat, 0.5), "latency_p99_s": pct(paced_lat, 0.99),
+            "latency_samples": len(paced_lat),
+            "clue_latency_p50_s": pct(clue_lat, 0.5), "clue_latency_p99_s": pct(clue_lat, 0.99),
+            "clue_latency_max_s": round(max(clue_lat), 4) if clue_lat else None,
+            "clue_samples": len(clue_lat), "clues_injected": injected,
+            "_floor_payloads": payloads[: sent // BATCH],
+        }
+    finally:
+        tracker.stop_flag.set()
+        pub.close()
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs.values():
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+async def floor(url: str, payloads: list[tuple[str, datetime, bytes]]) -> float:
+    """Readings/s of ReadingsSink alone on the same readings (new station ids)."""
+    readings = [Reading.model_validate({**d, "station": "FLOOR-" + st, "source": "mqtt"})
+                for st, _, payload in payloads for d in json.loads(payload)]
+    pool = await open_pool(url)
+    try:
+        sink = ReadingsSink()
+        t0 = time.perf_counter()
+        for i, r in enumerate(readings, 1):
+            sink.add(r)
+            if i % 500 == 0:
+                await sink.flush(pool)
+        await sink.flush(pool)
+        return len(readings) / (time.perf_counter() - t0)
+    finally:
+        await pool.close()
+
+
+def main(quick: bool = False, seconds: float | None = None) -> dict[str, Any]:
+    seconds = seconds or (10.0 if quick else 40.0)
+    shutil.rmtree(STATE, ignore_errors=True)
+    with EmbeddedServices(STATE / "services").start() as svc:
+        migrate(svc.database_url)
+        result = run_pipeline(svc, seconds, stations=20 if quick else 50,
+                              clue_stations=10 if quick else 20,
+                              paced_seconds=10.0 if quick else 30.0)
+        payloads = result.pop("_floor_payloads")
+        floor_rate = asyncio.run(floor(svc.database_url, payloads))
+    result["floor_readings_per_s"] = round(floor_rate)
+    result["floor_rows_per_s"] = round(floor_rate * len(CODES))
+    result["ratio_to_floor"] = round(result["readings_per_s"] / floor_rate, 3)
+    result["goal_readings_per_s"] = 30_000
+    result["goal_clue_p99_s"] = 1.0
+    return {"benchmark": "env", "quick": quick, **result}
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--seconds", type=float, default=None)
+    args = parser.parse_args()
+    print(json.dumps(main(args.quick, args.seconds)))

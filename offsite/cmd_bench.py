@@ -1,0 +1,103 @@
+"""``offsite bench env|video|satellite|storage [--quick]``: one JSON line of figures each.
+
+Register in ``offsite/cli.py`` with ``app.add_typer(cmd_bench.app, name="bench")``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import sys
+import tempfile
+import time
+from typing import Any
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="Benchmarks: one JSON line of figures each.")
+QUICK = typer.Option(False, "--quick", help="a smaller run that finishes in under 2 minutes")
+
+
+def _emit(figures: dict[str, Any]) -> None:
+    typer.echo(json.dumps(figures))
+
+
+def _numbers(text: str, pattern: str) -> list[float]:
+    return [float(m.replace(",", "")) for m in re.findall(pattern, text)]
+
+
+@app.command()
+def env(quick: bool = QUICK) -> None:
+    """MQTT -> Kafka -> Faust -> PostgreSQL: readings/s, latencies, ratio to binary COPY."""
+    from bench.bench_env_pipeline import main
+
+    _emit(main(quick=quick))
+
+
+@app.command()
+def storage(quick: bool = QUICK) -> None:
+    """p95 of the monitoring-center clue query with readings and clues loaded."""
+    from bench.bench_storage import main
+
+    _emit(main(quick=quick))
+
+
+@app.command()
+def video(quick: bool = QUICK) -> None:
+    """Decode vs detector CPU per core on 720p H.264 (wraps bench/bench_video.py)."""
+    from bench import bench_video
+
+    out = io.StringIO()
+    t = time.perf_counter()
+    argv = sys.argv
+    try:
+        sys.argv = ["bench_video"]
+        with contextlib.redirect_stdout(out):
+            bench_video.main()
+    finally:
+        sys.argv = argv
+    text = out.getvalue()
+    decode = _numbers(text, r"decode 1280x720 H\.264: ([\d.]+) frames/s")
+    ratios = _numbers(text, r"detector/decode CPU for the same video: ([\d.]+)")
+    det = _numbers(text, r"detectors, [^:]+: ([\d.]+) frames/s")
+    per_s = _numbers(text, r"([\d.]+) ms per s of video")
+    figures: dict[str, Any] = {"benchmark": "video", "quick": quick,
+                               "decode_fps_per_core": decode[0] if decode else None,
+                               "detector_fps_per_core": det,
+                               "detector_to_decode_ratio": ratios,
+                               "goal_ratio": 0.25, "goal_cameras": 24,
+                               "seconds": round(time.perf_counter() - t, 1)}
+    if per_s and ratios:
+        # cameras per 2 cores at the clip's rate: decode + default detectors per video second
+        figures["cameras_2_cores_default"] = round(2000 / (per_s[0] * (1 + ratios[0])), 1)
+    _emit(figures)
+
+
+@app.command()
+def satellite(quick: bool = QUICK,
+              size: int = typer.Option(0, help="pixels per side; default 10980 (2048 quick)")
+              ) -> None:
+    """Peak RSS and time of detect_files on a synthetic pair (bench_satellite_memory.py)."""
+    from bench import bench_satellite_memory
+
+    size = size or (2048 if quick else 10980)
+    out = io.StringIO()
+    argv = sys.argv
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            sys.argv = ["bench_satellite_memory", str(size), tmp]
+            with contextlib.redirect_stdout(out):
+                bench_satellite_memory.main()
+        finally:
+            sys.argv = argv
+    text = out.getvalue()
+    secs = _numbers(text, r"polygons in ([\d.]+) s")
+    rss = _numbers(text, r"peak RSS ([\d.]+) MiB")
+    polys = _numbers(text, r"size \d+: (\d+) polygons")
+    mpx = round(size * size / 1e6 / secs[0], 2) if secs else None
+    _emit({"benchmark": "satellite", "quick": quick, "size": size,
+           "polygons": int(polys[0]) if polys else None, "detect_s": secs[0] if secs else None,
+           "mpx_per_s": mpx, "peak_rss_mib": rss[0] if rss else None,
+           "goal_peak_rss_mib": 1000})
