@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from offsite.services import ServiceError, free_port
+from offsite.services import ServiceError, free_port, port_open
 
 PACKAGES = "rtsp-server-perl ffmpeg"
 
@@ -79,7 +79,7 @@ class RtspTestServer:
         self.server = self._spawn("rtsp-server", [
             server_bin, "--clientport", str(self.client_port), "--serverport",
             str(self.source_port), "--rtp_start_port", str(self.rtp_start_port)])
-        self._wait(lambda: _port_open(self.client_port) and _port_open(self.source_port),
+        self._wait(lambda: port_open(self.client_port) and port_open(self.source_port),
                    "rtsp-server-perl listening", timeout, self.server)
         self.publisher = self._spawn("ffmpeg-publisher", [
             ffmpeg, "-hide_banner", "-loglevel", "warning", "-nostdin", "-re",
@@ -145,10 +145,3 @@ class RtspTestServer:
             parts.append(f"--- {log.name}\n" + "\n".join(lines))
         return "\n".join(parts)
 
-
-def _port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False

