@@ -64,3 +64,37 @@ def fresh_db(services: EmbeddedServices) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def samples() -> Path:
     return SAMPLES
+
+
+@pytest.fixture()
+def live_api(fresh_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The real API under uvicorn on a free port and a fresh database; yields its base URL
+    once the server answers and its LISTEN for clue changes is in place."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from offsite.services import free_port
+    from offsite.settings import get_settings
+
+    monkeypatch.setenv("OFFSITE_DATABASE_URL", fresh_db)
+    get_settings.cache_clear()
+    from api.app import app
+
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                        timeout_graceful_shutdown=1))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    while not app.state.clue_feed.listening.is_set():
+        assert time.monotonic() < deadline, "the API's LISTEN did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(10)
+    get_settings.cache_clear()

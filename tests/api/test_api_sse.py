@@ -8,45 +8,16 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
 import psycopg
 import pytest
-import uvicorn
-
-from offsite.settings import get_settings
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture()
-def server(fresh_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setenv("OFFSITE_DATABASE_URL", fresh_db)
-    get_settings.cache_clear()
-    from api.app import app
-
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                        timeout_graceful_shutdown=1))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{port}"
-    while not app.state.clue_feed.listening.is_set():  # LISTEN is in place
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    yield base
-    srv.should_exit = True
-    thread.join(10)
-    get_settings.cache_clear()
+def server(live_api: str) -> str:
+    return live_api
 
 
 class Stream:

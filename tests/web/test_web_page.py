@@ -18,7 +18,6 @@ import socket
 import struct
 import subprocess
 import tempfile
-import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -29,9 +28,7 @@ from urllib.parse import urlparse
 import httpx
 import psycopg
 import pytest
-import uvicorn
 
-from offsite.settings import get_settings
 from storage.users import add_user, issue_token
 
 SCREENSHOT = Path(tempfile.gettempdir()) / "offsite-web-page.png"
@@ -167,34 +164,9 @@ class DevTools:
 
 # ---- fixtures ------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture()
-def server(fresh_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setenv("OFFSITE_DATABASE_URL", fresh_db)
-    get_settings.cache_clear()
-    from api.app import app
-
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                        timeout_graceful_shutdown=1))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    while not app.state.clue_feed.listening.is_set():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(10)
-    get_settings.cache_clear()
+def server(live_api: str) -> str:
+    return live_api
 
 
 def chromium_binary() -> str:
