@@ -123,6 +123,15 @@ def drop_scenes(inbox: Path, stop: threading.Event) -> None:
         (inbox / f".{name}.part").rename(target)
 
 
+def demo_operator_token(database_url: str) -> str:
+    """An admin of the demo's own database, so the page can be opened right away."""
+    from storage.users import add_user, issue_token
+
+    with psycopg.connect(database_url) as conn:
+        add_user(conn, "demo-admin", "provincial-monitoring-center", "admin")
+        return issue_token(conn, "demo-admin")[1]
+
+
 def register_demo_camera(database_url: str, url: str) -> None:
     config = {"camera_id": DEMO_CAMERA, "timezone": "Asia/Shanghai",
               "zones": [{"name": "room", "points": [[0, 0], [1, 0], [1, 1], [0, 1]],
@@ -175,6 +184,10 @@ def run(settings: Settings, demo: bool, seconds: float | None) -> int:
         # locally, loggers not yet in the stations table are accepted; production checks PW
         sup.spawn("ingest-hj212", "ingest", "hj212", "--port", str(hj212_port),
                   "--allow-unknown")
+        if demo:
+            token = demo_operator_token(sup.env["OFFSITE_DATABASE_URL"])
+            console.print(f"monitoring page: http://{settings.api_host}:{sup.ports['api']}"
+                          f"/ui/?token={token}  (demo admin; the demo state is wiped at start)")
         console.print(sup.where())
         if demo:
             # MQTT drops what is sent before the ingester's first subscription exists
