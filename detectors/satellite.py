@@ -11,10 +11,11 @@ Why this design:
   median + k·MAD, never below a floor) because one fixed number fits no two scenes.
 * Indices (NDVI, NDBI, BSI, MNDWI) only decide the *kind* of a change, through their
   scene-standardised differences, so uncalibrated data still gets the direction right.
-* Statistics are gathered once (:func:`scene_stats`) and applied block by block
-  (:func:`classify_block`), so whole files can be processed window by window in constant
-  memory (:mod:`detectors.satellite_files`) and the stream layer can run
-  :func:`detect_tile` on one tile.
+* Statistics are gathered once (``scene_stats``) and applied block by block
+  (``classify_block``, both in :mod:`detectors.satellite_pixels`, written for speed), so
+  whole files can be processed window by window in constant memory
+  (:mod:`detectors.satellite_files`) and the stream layer can run :func:`detect_tile` on
+  one tile.
 
 Nothing here reads files, clocks or networks.
 """
@@ -23,9 +24,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from detectors.satellite_pixels import SceneStats
 
 SPECTRAL = ("blue", "green", "red", "nir", "swir1", "swir2")
 ROLE_ALIASES = {
@@ -145,206 +149,6 @@ def qa_invalid(qa: np.ndarray, qa_kind: str = "fmask") -> np.ndarray:
     return np.isin(qa, FMASK_INVALID)
 
 
-def _robust(values: np.ndarray) -> tuple[float, float]:
-    """Median and MAD scaled to a normal sigma; (0, 1) when there is nothing to measure."""
-    v = values[np.isfinite(values)]
-    if v.size == 0:
-        return 0.0, 1.0
-    med = float(np.median(v))
-    mad = 1.4826 * float(np.median(np.abs(v - med)))
-    return med, mad
-
-
-def otsu(values: np.ndarray, bins: int = 256) -> float:
-    """Otsu's threshold of a 1-D sample (between-class variance maximum)."""
-    v = values[np.isfinite(values)]
-    if v.size < 2 or v.min() == v.max():
-        return float("inf")
-    hist, edges = np.histogram(v, bins=bins)
-    centres = (edges[:-1] + edges[1:]) / 2
-    w1 = np.cumsum(hist)
-    w2 = w1[-1] - w1
-    s1 = np.cumsum(hist * centres)
-    m1 = s1 / np.maximum(w1, 1)
-    m2 = (s1[-1] - s1) / np.maximum(w2, 1)
-    return float(centres[np.argmax(w1 * w2 * (m1 - m2) ** 2)])
-
-
-def _nd(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    den = x + y
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(den > 0, (x - y) / den, 0.0)
-    return out.astype(np.float32)
-
-
-INDEX_BANDS = {"ndvi": ("nir", "red"), "ndbi": ("swir1", "nir"), "mndwi": ("green", "swir1"),
-               "bsi": ("swir1", "red", "nir", "blue")}
-
-
-def indices(bands: Mapping[str, np.ndarray], dark: Mapping[str, float]) -> dict[str, np.ndarray]:
-    """NDVI, NDBI, MNDWI, BSI on dark-object-corrected bands (those the bands allow)."""
-    c = {k: np.clip(v.astype(np.float32) - dark.get(k, 0.0), 0, None) for k, v in bands.items()}
-    out: dict[str, np.ndarray] = {}
-    for name, need in INDEX_BANDS.items():
-        if not all(n in c for n in need):
-            continue
-        if name == "bsi":
-            out[name] = _nd(c["swir1"] + c["red"], c["nir"] + c["blue"])
-        else:
-            out[name] = _nd(c[need[0]], c[need[1]])
-    return out
-
-
-@dataclass
-class SceneStats:
-    """Robust per-scene statistics that pass 2 applies to every block."""
-
-    bands: tuple[str, ...]
-    before: dict[str, tuple[float, float]]
-    after: dict[str, tuple[float, float]]
-    diff: dict[str, tuple[float, float]]
-    dark_before: dict[str, float]
-    dark_after: dict[str, float]
-    index_diff: dict[str, tuple[float, float]]
-    threshold: float
-    valid_fraction: float
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"bands": list(self.bands), "threshold": round(self.threshold, 4),
-                "valid_fraction": round(self.valid_fraction, 4)}
-
-
-def _as_float(bands: Mapping[str, np.ndarray], names: Sequence[str]) -> dict[str, np.ndarray]:
-    return {n: np.asarray(bands[n], dtype=np.float32) for n in names}
-
-
-def _z_diffs(before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray],
-             st: SceneStats, use_diff: bool = True) -> list[np.ndarray]:
-    out = []
-    for n in st.bands:
-        mb, sb = st.before[n]
-        ma, sa = st.after[n]
-        d = (after[n] - ma) / max(sa, 1e-6) - (before[n] - mb) / max(sb, 1e-6)
-        if use_diff:
-            md, sd = st.diff[n]
-            d = (d - md) / sd
-        out.append(d.astype(np.float32))
-    return out
-
-
-def change_score(before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray],
-                 st: SceneStats) -> np.ndarray:
-    """Root mean square of the standardised per-band differences (unchanged land ~1)."""
-    diffs = _z_diffs(before, after, st)
-    acc = np.zeros_like(diffs[0])
-    for d in diffs:
-        acc += d * d
-    return np.sqrt(acc / len(diffs))
-
-
-def scene_stats(before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray],
-                valid: np.ndarray, params: DetectParams | None = None) -> SceneStats:
-    """Gather robust statistics from a sample (whole tile, or a decimated whole scene)."""
-    p = params or DetectParams()
-    names = tuple(n for n in SPECTRAL if n in before and n in after)
-    if not names:
-        raise ValueError("before and after share no spectral band role; pass a band map")
-    b = _as_float(before, names)
-    a = _as_float(after, names)
-    v = np.asarray(valid, bool)
-    frac = float(v.mean()) if v.size else 0.0
-    st = SceneStats(names, {}, {}, {}, {}, {}, {}, float("inf"), frac)
-    for n in names:
-        st.before[n] = _robust(b[n][v])
-        st.after[n] = _robust(a[n][v])
-        st.dark_before[n] = float(np.percentile(b[n][v], 1)) if v.any() else 0.0
-        st.dark_after[n] = float(np.percentile(a[n][v], 1)) if v.any() else 0.0
-    for n, d in zip(names, _z_diffs(b, a, st, use_diff=False), strict=True):
-        med, mad = _robust(d[v])
-        st.diff[n] = (med, max(mad, p.min_spread))
-    ib = indices(b, st.dark_before)
-    ia = indices(a, st.dark_after)
-    for k in ib:
-        med, mad = _robust((ia[k] - ib[k])[v])
-        st.index_diff[k] = (med, max(mad, 1e-3))
-    if p.score_threshold is not None:
-        st.threshold = float(p.score_threshold)
-    elif v.sum() >= 16:
-        s = change_score(b, a, st)[v]
-        med, mad = _robust(s)
-        thr = max(med + p.k_mad * mad, p.min_score)
-        if p.use_otsu:
-            thr = max(thr, otsu(s)) if np.isfinite(otsu(s)) else thr
-        st.threshold = thr
-    return st
-
-
-def classify_block(before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray],
-                   valid: np.ndarray, st: SceneStats,
-                   params: DetectParams | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Per-pixel kind codes (0 none, 1.. ``KINDS``, 255 invalid) and the change score."""
-    p = params or DetectParams()
-    b = _as_float(before, st.bands)
-    a = _as_float(after, st.bands)
-    v = np.asarray(valid, bool)
-    diffs = dict(zip(st.bands, _z_diffs(b, a, st), strict=True))
-    score = np.sqrt(sum(d * d for d in diffs.values()) / len(diffs)).astype(np.float32)
-    score[~v] = 0.0
-    changed = v & (score > st.threshold)
-    codes = np.zeros(v.shape, np.uint8)
-    if changed.any():
-        _assign_kinds(codes, changed, b, a, diffs, st, p)
-    codes[~v] = NODATA_CODE
-    return codes, score
-
-
-def _assign_kinds(codes: np.ndarray, changed: np.ndarray, b: Mapping[str, np.ndarray],
-                  a: Mapping[str, np.ndarray], diffs: Mapping[str, np.ndarray],
-                  st: SceneStats, p: DetectParams) -> None:
-    """Kind of every changed pixel from the direction of its index and band changes.
-
-    Directions are scene-standardised (0 = the scene's typical change), because raw
-    indices of uncalibrated digital numbers are biased by haze. New built-up land and bare
-    soil brighten every band, which indices alone miss on winter farmland, so a mean
-    brightening of the visible bands also counts as "built or bare".
-    """
-    ib = indices(b, st.dark_before)
-    ia = indices(a, st.dark_after)
-    zi = {}
-    for name in ib:
-        med, mad = st.index_diff[name]
-        zi[name] = (ia[name] - ib[name] - med) / mad
-    false = np.zeros(codes.shape, bool)
-    k = p.k_index
-    # Both relative to the scene and in absolute terms: a pixel that greened less than a
-    # greening scene has not lost vegetation.
-    veg_loss = (zi["ndvi"] < -k) & (ia["ndvi"] < ib["ndvi"]) if "ndvi" in zi else false
-    built = false.copy()
-    for name in ("ndbi", "bsi"):
-        if name in zi:
-            built |= (zi[name] > k) & (ia[name] > ib[name])
-    visible = [diffs[n] for n in ("blue", "green", "red") if n in diffs]
-    if visible:
-        # Brightening with rising vegetation is a crop or canopy change, not construction.
-        greener = (ia["ndvi"] - ib["ndvi"] > p.greening) if "ndvi" in zi else false
-        built |= (sum(visible) / len(visible) > p.k_bright) & ~greener
-    water_gain = water_loss = false
-    if "mndwi" in zi:
-        dark = false.copy() if not all(n in diffs for n in ("nir", "swir1")) else (
-            (diffs["nir"] < -p.k_bright) & (diffs["swir1"] < -p.k_bright))
-        water_gain = (zi["mndwi"] > k) & (ia["mndwi"] > p.water_index) & (
-            ib["mndwi"] <= p.water_index) & dark
-        bright = false.copy() if not all(n in diffs for n in ("nir", "swir1")) else (
-            (diffs["nir"] > p.k_bright) & (diffs["swir1"] > p.k_bright))
-        water_loss = (zi["mndwi"] < -k) & (ib["mndwi"] > p.water_index) & (
-            ia["mndwi"] <= p.water_index) & bright
-    # Lowest priority first, so later (more specific) rules overwrite.
-    for mask, kind in ((built, "bare_or_built"), (veg_loss, "vegetation_loss"),
-                       (veg_loss & built, "vegetation_to_built"),
-                       (water_loss, "water_loss"), (water_gain, "water_gain")):
-        codes[changed & mask] = KIND_CODE[kind]
-
-
 def valid_mask(before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray],
                bands: Sequence[str], nodata: float | None = None,
                qa_kind: str = "fmask") -> np.ndarray:
@@ -387,6 +191,7 @@ def detect_tile(before_arrays: Mapping[str, np.ndarray] | np.ndarray,
     ``band_names``; masked arrays and NaN count as no-data. ``stats`` lets a caller reuse
     scene statistics; otherwise they come from the tile itself.
     """
+    from detectors.satellite_pixels import classify_block, scene_stats
     from detectors.satellite_vector import PartCollector
 
     p = params or DetectParams()

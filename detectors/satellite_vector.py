@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 import shapely
 from affine import Affine
@@ -85,23 +86,28 @@ class PartCollector:
 
 def block_parts(codes: np.ndarray, score: np.ndarray, row_off: int,
                 col_off: int) -> list[_Part]:
-    """Polygons of the changed pixels of one block with per-kind pixel counts and score."""
+    """Polygons of the changed pixels of one block with per-kind pixel counts and score.
+
+    Only the bounding box of the changed pixels is polygonised. Each 4-connected component
+    is labelled first (OpenCV), so a polygon's label *is* its pixel set: counts and score
+    sums are one ``bincount`` over the changed pixels, with no rasterising back.
+    """
     changed = (codes > 0) & (codes != NODATA_CODE)
-    if not changed.any():
+    rows = np.flatnonzero(changed.any(axis=1))
+    if rows.size == 0:
         return []
-    pix = Affine.translation(col_off, row_off)
-    geoms = [shape(g) for g, _ in features.shapes(changed.astype(np.uint8), mask=changed,
-                                                  transform=pix, connectivity=4)]
-    ids = features.rasterize(((g, i + 1) for i, g in enumerate(geoms)), out_shape=codes.shape,
-                             transform=pix, fill=0, dtype="int32")
-    n = len(geoms) + 1
-    flat_ids = ids.ravel()
-    score_sum = np.bincount(flat_ids, weights=score.ravel().astype(np.float64), minlength=n)
-    counts = np.zeros((n, len(KINDS)), np.int64)
-    flat_codes = codes.ravel()
-    for k in range(1, len(KINDS) + 1):
-        counts[:, k - 1] = np.bincount(flat_ids, weights=flat_codes == k, minlength=n)
-    return [_Part(g, counts[i + 1], float(score_sum[i + 1])) for i, g in enumerate(geoms)]
+    cols = np.flatnonzero(changed.any(axis=0))
+    box = np.s_[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    changed, codes, score = changed[box], codes[box], score[box]
+    n, labels = cv2.connectedComponents(np.ascontiguousarray(changed, np.uint8), connectivity=4,
+                                        ltype=cv2.CV_32S)
+    pix = Affine.translation(col_off + int(cols[0]), row_off + int(rows[0]))
+    ids = labels[changed]
+    score_sum = np.bincount(ids, weights=score[changed], minlength=n)
+    kinds = len(KINDS) + 1
+    counts = np.bincount(ids * kinds + codes[changed], minlength=n * kinds).reshape(n, kinds)
+    return [_Part(shape(g), counts[int(v), 1:], float(score_sum[int(v)]))
+            for g, v in features.shapes(labels, mask=changed, transform=pix, connectivity=4)]
 
 
 @dataclass

@@ -1,0 +1,128 @@
+"""The fast paths of satellite detection give what the plain computations give.
+
+Each fast path (histogram order statistics, sorted medians, the strip-wise linear score,
+the windowed pass-1 sample, labelled polygon parts) is checked against the straightforward
+numpy / GDAL computation it replaces.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from rasterio.transform import from_origin
+
+from detectors import satellite_files as sf
+from detectors.satellite import KIND_CODE, NODATA_CODE, SPECTRAL
+from detectors.satellite_pixels import SceneStats, _band_stats, _robust, change_score
+from detectors.satellite_vector import block_parts
+
+
+def _numpy_band_stats(x: np.ndarray) -> tuple[tuple[float, float], float]:
+    f = x.astype(np.float32)
+    med = float(np.median(f))
+    return (med, 1.4826 * float(np.median(np.abs(f - med)))), float(np.percentile(f, 1))
+
+
+@settings(max_examples=200, deadline=None)
+@given(arrays(st.sampled_from([np.uint8, np.uint16, np.int16]), st.integers(1, 3000)))
+def test_integer_band_stats_match_numpy(x: np.ndarray) -> None:
+    (med, mad), dark = _band_stats(x)
+    (rmed, rmad), rdark = _numpy_band_stats(x)
+    assert (med, mad) == (rmed, rmad)
+    assert dark == pytest.approx(rdark, rel=1e-6, abs=1e-3)  # numpy's is float32
+
+
+@settings(max_examples=200, deadline=None)
+@given(arrays(np.float32, st.integers(1, 3000),
+              elements=st.floats(-1e4, 1e4, width=32) | st.just(np.nan)))
+def test_sorted_robust_matches_numpy(x: np.ndarray) -> None:
+    v = x[np.isfinite(x)]
+    expect = (0.0, 1.0)
+    if v.size:
+        med = float(np.median(v))
+        expect = (med, 1.4826 * float(np.median(np.abs(v - med))))
+    assert _robust(x) == expect
+    assert _robust(x.copy(), scratch=True) == expect
+
+
+def test_strip_score_matches_the_plain_formula() -> None:
+    rng = np.random.default_rng(3)
+    shape = (300, 700)  # several strips, the last one short
+    names = SPECTRAL[:4]
+    before = {n: rng.integers(0, 4000, shape).astype(np.uint16) for n in names}
+    after = {n: rng.normal(2000, 500, shape) for n in names}  # float64 input
+    stats = SceneStats(names, {n: (2000.0, 900.0) for n in names},
+                       {n: (1900.0, 450.0) for n in names},
+                       {n: (0.1, 1.3) for n in names}, {}, {}, {}, 3.0, 1.0)
+    plain = np.zeros(shape)
+    for n in names:
+        z = (after[n] - 1900.0) / 450.0 - (before[n] - 2000.0) / 900.0
+        plain += ((z - 0.1) / 1.3) ** 2
+    plain = np.sqrt(plain / len(names))
+    got = change_score(before, after, stats)
+    assert got.dtype == np.float32 and got.shape == shape
+    np.testing.assert_allclose(got, plain, rtol=1e-4, atol=1e-4)
+
+
+def _write(path: Path, data: np.ndarray) -> Path:
+    with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1],
+                       count=data.shape[0], dtype=data.dtype, crs="EPSG:32651", tiled=True,
+                       blockxsize=128, blockysize=128,
+                       transform=from_origin(200000, 3700000, 10, 10)) as dst:
+        dst.write(data)
+        dst.descriptions = SPECTRAL[:data.shape[0]]
+    return path
+
+
+@pytest.mark.parametrize("shape", [(256, 256), (171, 300), (700, 650), (37, 499)])
+def test_windowed_sample_is_gdals_nearest_decimation(tmp_path: Path,
+                                                     shape: tuple[int, int]) -> None:
+    rng = np.random.default_rng(5)
+    before = _write(tmp_path / "b.tif", rng.integers(0, 5000, (3, 700, 650)).astype(np.uint16))
+    after = _write(tmp_path / "a.tif", rng.integers(0, 5000, (3, 700, 650)).astype(np.uint16))
+    with ExitStack() as stack:
+        a_ds, b_ds, bq = stack.enter_context(sf._open_pair(before, after))
+        roles = sf.band_roles(a_ds, None)
+        names = tuple(roles)
+        gdal_b, _ = sf._read(b_ds, bq, roles, names, None, shape, "fmask")
+        gdal_a, _ = sf._read(a_ds, a_ds, roles, names, None, shape, "fmask")
+        read = sf._PairReader(stack, before, after, roles, roles, names, "fmask", 2)
+        with ThreadPoolExecutor(2) as pool:
+            got_b, got_a, valid = sf._sample(read, sf._windows(a_ds, 256), (700, 650), shape,
+                                             pool, 4)
+    assert valid.shape == shape and valid.all()
+    for n in names:
+        np.testing.assert_array_equal(got_b[n], gdal_b[n])
+        np.testing.assert_array_equal(got_a[n], gdal_a[n])
+
+
+def test_block_parts_count_every_pixel_of_each_component() -> None:
+    codes = np.zeros((40, 50), np.uint8)
+    codes[5:15, 5:15] = KIND_CODE["bare_or_built"]  # a square with a hole
+    codes[8:10, 8:10] = 0
+    codes[5:8, 5:15] = KIND_CODE["vegetation_loss"]  # mixed kinds in one component
+    codes[20:22, 30:45] = KIND_CODE["water_gain"]
+    codes[21, 31] = NODATA_CODE  # no data is neither change nor part
+    codes[30, 10] = KIND_CODE["water_loss"]  # diagonal neighbours: two 4-connected parts
+    codes[31, 11] = KIND_CODE["water_loss"]
+    score = np.arange(codes.size, dtype=np.float32).reshape(codes.shape)
+    parts = block_parts(codes, score, 100, 200)
+    assert len(parts) == 4
+    changed = (codes > 0) & (codes != NODATA_CODE)
+    assert sum(int(p.counts.sum()) for p in parts) == int(changed.sum())
+    assert sum(p.score_sum for p in parts) == pytest.approx(float(score[changed].sum()))
+    for p in parts:
+        assert p.geom.area == int(p.counts.sum())  # pixel units: polygon = its pixel set
+        minx, miny, _, _ = p.geom.bounds
+        assert minx >= 200 and miny >= 100  # placed at the block offset
+    square = max(parts, key=lambda p: p.geom.area)
+    assert square.geom.area == 96 and len(square.geom.interiors) == 1
+    assert square.counts[KIND_CODE["vegetation_loss"] - 1] == 30
