@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from detectors.order_stats import int_histogram, weighted_percentiles
 from detectors.satellite import KIND_CODE, NODATA_CODE, SPECTRAL, DetectParams
 
 T = TypeVar("T")
@@ -105,32 +106,11 @@ def _band_stats(values: np.ndarray) -> tuple[tuple[float, float], float]:
 
 def _int_band_stats(values: np.ndarray) -> tuple[tuple[float, float], float]:
     """As :func:`_band_stats` (same results as numpy's median and linear percentile)."""
-    lo = int(values.min())
-    # bincount wants values >= 0; cast first where subtracting could overflow the dtype.
-    counts = np.bincount(values - lo if lo >= 0 else values.astype(np.int64) - lo)
-    keep = np.flatnonzero(counts)
-    med = _weighted_median(keep.astype(np.float64) + lo, counts[keep])
-    n = int(values.size)
-    h = (n - 1) * 0.01
-    i = int(h)
-    cum = np.cumsum(counts[keep])
-    x0, x1 = (float(keep[np.searchsorted(cum, j, side="right")] + lo)
-              for j in (i, min(i + 1, n - 1)))
-    t = h - i
-    dark = x1 - (x1 - x0) * (1 - t) if t >= 0.5 else x0 + (x1 - x0) * t  # numpy's lerp
-    dev = np.abs(keep.astype(np.float64) + lo - med)
+    distinct, counts = int_histogram(values)
+    dark, med = weighted_percentiles(distinct, counts, [1, 50])
+    dev = np.abs(distinct - med)
     order = np.argsort(dev, kind="stable")
-    return (med, 1.4826 * _weighted_median(dev[order], counts[keep][order])), dark
-
-
-def _weighted_median(sorted_values: np.ndarray, counts: np.ndarray) -> float:
-    """Median of ``sorted_values`` each repeated ``counts`` times (mean of the middle two)."""
-    cum = np.cumsum(counts)
-    n = int(cum[-1])
-    hi = float(sorted_values[np.searchsorted(cum, n // 2, side="right")])
-    if n % 2:
-        return hi
-    return (float(sorted_values[np.searchsorted(cum, n // 2 - 1, side="right")]) + hi) / 2
+    return (med, 1.4826 * weighted_percentiles(dev[order], counts[order], [50])[0]), dark
 
 
 def otsu(values: np.ndarray, bins: int = 256) -> float:

@@ -145,7 +145,7 @@ class TamperSettings(BaseModel):
     scale_change: float = 0.12
     min_inliers: int = 12
     refresh_frames: int = Field(default=240, ge=1)
-    frame_height: int = Field(default=240, ge=96, le=720)
+    frame_height: int = Field(default=180, ge=96, le=720)
     confirm_frames: int = Field(default=2, ge=1)
     clear_frames: int = Field(default=2, ge=1)
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from detectors.order_stats import int_percentiles
 from detectors.video_config import MotionSettings
 
 
@@ -78,7 +79,10 @@ class MotionDetector:
         """Blur and contrast-stretch, so a global gain change leaves the frame unchanged."""
         blurred = cv2.GaussianBlur(grey_small, (3, 3), 0)
         sample = blurred if self.ignore is None else blurred[self.ignore == 0]
-        lo, hi = np.percentile(sample, (1, 99)) if sample.size else (0.0, 255.0)
+        lo, hi = (0.0, 255.0)
+        if sample.size:  # a uint8 frame: percentiles from its histogram, as np.percentile
+            lo, hi = (int_percentiles(sample, (1, 99)) if sample.dtype == np.uint8
+                      else np.percentile(sample, (1, 99)))
         if hi - lo < 8:  # flat frame: stretching would only amplify noise
             return blurred.astype(np.float32)
         stretched = (blurred.astype(np.float32) - lo) * (255.0 / (hi - lo))

@@ -104,6 +104,20 @@ def test_shift_when_camera_turned_or_zoomed(how: str) -> None:
     assert not [c for c in clues if c.kind == "motion"]
 
 
+def test_shift_gate_skips_the_match_only_while_the_view_is_unchanged() -> None:
+    analyzer, frames = learned()
+    skipped = analyzer.tamper.matches_skipped
+    assert run(analyzer, [frames[6]] * 6, start=3.0) == []
+    assert analyzer.tamper.matches_skipped >= skipped + 4  # same picture: verdict holds
+    # A slow pan, 1 px per sample: no step alone changes the picture enough for the gate,
+    # but the gate compares with the last *matched* frame, so the pan adds up and is seen.
+    pan = [np.roll(frames[6], k, axis=1) for k in range(1, 31)]  # up to 7.8 % of 384 px
+    clues = run(analyzer, pan, start=6.0)
+    shift = [c for c in clues if c.kind == "shift"]
+    assert shift and shift[0].state == "open"
+    assert shift[0].metrics["offset"] > analyzer.config.tamper.shift_fraction
+
+
 def test_global_brightness_change_raises_nothing() -> None:
     analyzer, frames = learned()
     dim = [(f * 0.6).astype(np.uint8) for f in frames[6:10]]
