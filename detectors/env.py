@@ -12,7 +12,7 @@ impossible values, NOx and O2-correction consistency, dilution, replayed blocks,
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from statistics import median
 from typing import Any
@@ -23,6 +23,7 @@ from detectors import env_rules as R
 from detectors.clue import Clue, EvidenceRef
 from detectors.env_config import DETECTOR, O2, VERSION, EnvConfig, StationInfo
 from detectors.env_judge import WindowRules
+from detectors.env_spike import SpikeScores, batch_scores
 from detectors.limits import LimitTable, o2_correct
 from detectors.plots import series_png
 from detectors.plugin import register
@@ -62,6 +63,7 @@ class StationMonitor(WindowRules):
             "v": 1, "station": station.model_dump(mode="json"), "period": None, "last": {},
             "deltas": [], "restart": None, "codes": {}, "episodes": {},
             "replay": {"n": 0, "tri": {}, "recent": []}, "day_means": {}}
+        self._spike_pre: SpikeScores | None = None  # set by observe_many for its batch
 
     # ------------------------------------------------------------------ state
     @classmethod
@@ -132,6 +134,28 @@ class StationMonitor(WindowRules):
                 value = corrected if corrected is not None else value
                 cs["o2_corrected"] = corrected is not None
             out += self._window(code, cs, t, value, flag, valid, period, reading.interval_s)
+        return out
+
+    def observe_many(self, readings: Sequence[Reading],
+                     on_error: Callable[[Reading, Exception], None] | None = None) -> list[Clue]:
+        """``observe`` each reading in order -- the same clues -- with the spike rule's
+        scores computed for the whole batch at once (``env_spike``). A reading whose
+        observation raises goes to ``on_error`` and the rest are still observed (scored one
+        by one from then on); without ``on_error`` the error propagates."""
+        out: list[Clue] = []
+        self._spike_pre = batch_scores(self.s, readings, self.cfg.spike_window,
+                                       self.cfg.buffer)
+        try:
+            for reading in readings:
+                try:
+                    out += self.observe(reading)
+                except Exception as exc:
+                    self._spike_pre = None  # the buffers may differ from the precomputation
+                    if on_error is None:
+                        raise
+                    on_error(reading, exc)
+        finally:
+            self._spike_pre = None
         return out
 
     def flush(self) -> list[Clue]:
@@ -289,11 +313,18 @@ class StationMonitor(WindowRules):
 
     def _spike(self, code: str, cs: dict[str, Any], t: float, value: float) -> list[Clue]:
         rule = f"spike/{code}"
-        window = [p[1] for p in cs["buf"][-self.cfg.spike_window - 1:-1] if p[2] == "N"]
-        if len(window) < self.cfg.spike_window // 2:
+        pre = self._spike_pre.get((code, t)) if self._spike_pre is not None else None
+        if pre is not None:
+            n, z = pre
+        else:
+            window = [p[1] for p in cs["buf"][-self.cfg.spike_window - 1:-1] if p[2] == "N"]
+            if len(window) < self.cfg.spike_window // 2:
+                return []
+            n, z = len(window), R.robust_z(value, window)
+        if n < self.cfg.spike_window // 2:
             return []
-        z = R.robust_z(value, window)
         if abs(z) > self.cfg.spike_z:
+            window = [p[1] for p in cs["buf"][-self.cfg.spike_window - 1:-1] if p[2] == "N"]
             z = R.robust_z(value, window, R.resolution_step(window))
         if abs(z) > self.cfg.spike_z:
             return self._hold(rule, "spike", code, t, t,
@@ -351,10 +382,7 @@ def analyze_series(readings: Iterable[Reading], station: StationInfo,
                    limits: LimitTable | None = None) -> list[Clue]:
     """Offline use: run a whole series through one monitor; returns every clue event."""
     mon = StationMonitor(station, config, limits)
-    out: list[Clue] = []
-    for reading in readings:
-        out += mon.observe(reading)
-    return out + mon.flush()
+    return mon.observe_many(list(readings)) + mon.flush()
 
 
 def final_clues(events: Iterable[Clue]) -> list[Clue]:

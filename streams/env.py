@@ -175,12 +175,12 @@ class EnvProcessor:
                 arrived: float) -> tuple[list[Clue], dict[str, Any]]:
         """Feed one station's readings of a batch; returns its clues and new table value."""
         mon = self.monitor(station, stored, entry)
-        clues: list[Clue] = []
-        for reading in readings:
-            try:
-                clues += mon.observe(reading)
-            except Exception:  # a detector bug must not stop the station's stream
-                log.exception("env detector failed on %s at %s", station, reading.time)
+
+        def failed(reading: Reading, exc: Exception) -> None:
+            """A detector bug must not stop the station's stream: logged, then go on."""
+            log.error("env detector failed on %s at %s", station, reading.time, exc_info=exc)
+
+        clues = mon.observe_many(readings, failed)
         newest = max(r.time.timestamp() for r in readings)
         value = {"state": mon.to_state(), "partition": partition, "arrived": arrived,
                  "lag": arrived - newest}
