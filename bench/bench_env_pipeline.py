@@ -29,7 +29,7 @@ Phases, one run:
 CPU seconds per process (worker, ingester, Tansu, PostgreSQL with its backends, Mosquitto)
 are read from /proc over the throughput phase: they say where the time goes.
 
-Run: ``.venv/bin/python -m bench.bench_env_pipeline [--quick] [--seconds 40]``.
+Run: ``.venv/bin/python -m bench.bench_env_pipeline [--quick] [--seconds 40] [--pace 400]``.
 """
 
 from __future__ import annotations
@@ -269,7 +269,7 @@ def warm_up(pub: Publisher, url: str, timeout: float = 180) -> None:
 
 
 def run_pipeline(svc: EmbeddedServices, seconds: float, stations: int, clue_stations: int,
-                 paced_seconds: float) -> dict[str, Any]:
+                 paced_seconds: float, pace: float | None = None) -> dict[str, Any]:
     logs = STATE / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **svc.env(), "OFFSITE_MQTT_CLIENT_ID": "offsite-bench-ingest",
@@ -329,7 +329,7 @@ def run_pipeline(svc: EmbeddedServices, seconds: float, stations: int, clue_stat
 
         # 2. latency at a paced load: half the throughput with detection, one exceedance per
         # clue station
-        rate = detected / 2
+        rate = pace or detected / 2  # --pace: a fixed load, to compare runs at one rate
         paced_msgs = max(1, int(rate * paced_seconds / BATCH))
         interval = paced_seconds / paced_msgs
         clue_every = max(1, paced_msgs // max(1, clue_stations))
@@ -401,14 +401,15 @@ async def floor(url: str, payloads: list[tuple[str, datetime, bytes]]) -> float:
         await pool.close()
 
 
-def main(quick: bool = False, seconds: float | None = None) -> dict[str, Any]:
+def main(quick: bool = False, seconds: float | None = None,
+         pace: float | None = None) -> dict[str, Any]:
     seconds = seconds or (10.0 if quick else 40.0)
     shutil.rmtree(STATE, ignore_errors=True)
     with EmbeddedServices(STATE / "services").start() as svc:
         migrate(svc.database_url)
         result = run_pipeline(svc, seconds, stations=20 if quick else 50,
                               clue_stations=10 if quick else 20,
-                              paced_seconds=10.0 if quick else 30.0)
+                              paced_seconds=10.0 if quick else 30.0, pace=pace)
         payloads = result.pop("_floor_payloads")
         floor_rate = asyncio.run(floor(svc.database_url, payloads))
     result["floor_readings_per_s"] = round(floor_rate)
@@ -424,5 +425,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seconds", type=float, default=None)
+    parser.add_argument("--pace", type=float, default=None,
+                        help="readings/s of the latency phase (default: half the throughput)")
     args = parser.parse_args()
-    print(json.dumps(main(args.quick, args.seconds)))
+    print(json.dumps(main(args.quick, args.seconds, args.pace)))
