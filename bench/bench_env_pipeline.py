@@ -11,10 +11,15 @@ Phases, one run:
 1. throughput: messages published as fast as the pipeline takes them (closed loop: at most
    ``MAX_OUTSTANDING`` messages sent but not yet in ``readings``) for ``seconds``;
    sustained readings/s = readings sent / (time the last row is in ``readings`` - first
-   publish). A reading is one station-hour with 6 values, so it is 6 rows.
-2. latency at a paced load (half the measured throughput): publish -> row in ``readings``
-   per message, and publish -> clue row for injected SO2 1-hour exceedances (one per clue
-   station, 900 ug/m3 after 30 normal hours). Arrival is seen by polling every
+   publish). A reading is one station-hour with 6 values, so it is 6 rows. The env
+   detector is a second consumer of the same records and may lag behind the readings
+   sink, so right after the last message each *probe* station (one per partition at least,
+   30 normal hours sent beforehand) gets an SO2 exceedance: once every probe's clue row is
+   there the detector has seen all the data before it on its partition, and readings sent /
+   (last probe clue - first publish) is the rate with detection included.
+2. latency at a paced load (half the throughput with detection included): publish -> row in
+   ``readings`` per message, and publish -> clue row for injected SO2 1-hour exceedances (one
+   per clue station, 900 ug/m3 after 30 normal hours). Arrival is seen by polling every
    ``POLL_S``: per station ``max(time)`` through the primary key (one station is one Kafka
    key, so its rows land in order); the poll period adds up to ``POLL_S`` to each figure.
 3. floor: the same number of readings (same times, values, codes; station ids prefixed
@@ -24,7 +29,7 @@ Phases, one run:
 CPU seconds per process (worker, ingester, Tansu, PostgreSQL with its backends, Mosquitto)
 are read from /proc over the throughput phase: they say where the time goes.
 
-Run: ``.venv/bin/python -m bench.bench_env_pipeline [--quick] [--seconds 40]``.
+Run: ``.venv/bin/python -m bench.bench_env_pipeline [--quick] [--seconds 40] [--pace 400]``.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
 from offsite.services import EmbeddedServices
+from offsite.settings import Settings
 from storage.db import open_pool
 from storage.migrate import migrate
 from storage.sinks import ReadingsSink
@@ -149,6 +155,7 @@ class Tracker(threading.Thread):
         self.clue_sent: dict[str, float] = {}
         self.clue_latencies: list[float] = []
         self.last_arrival = 0.0
+        self.last_clue = 0.0
         self.stop_flag = threading.Event()
 
     def expect(self, station: str, last_time: datetime, sent: float) -> None:
@@ -192,6 +199,7 @@ class Tracker(threading.Thread):
             with self.lock:
                 for (station,) in rows:
                     self.clue_latencies.append(now - self.clue_sent.pop(station))
+                    self.last_clue = now
 
     def take(self) -> tuple[list[float], list[float]]:
         with self.lock:
@@ -223,6 +231,29 @@ def spawn(env: dict[str, str], logs: Path, name: str, *args: str) -> subprocess.
                             stderr=subprocess.STDOUT, start_new_session=True)
 
 
+def probe_stations(partitions: int) -> list[str]:
+    """Station ids whose Kafka keys cover every partition of ``env.readings`` (the
+    producer's own partitioner decides), two per partition."""
+    from aiokafka.partitioner import DefaultPartitioner
+
+    part, chosen, seen = DefaultPartitioner(), [], {p: 0 for p in range(partitions)}
+    every = list(range(partitions))
+    for k in range(10_000):
+        st = f"BENCH-PROBE-{k:03d}"
+        p = part(st.encode(), every, every)
+        if seen[p] < 2:
+            seen[p] += 1
+            chosen.append(st)
+        if all(n == 2 for n in seen.values()):
+            return chosen
+    raise RuntimeError("no probe stations for every partition")
+
+
+def exceedance(t: datetime, rng: random.Random) -> bytes:
+    """One hourly reading with SO2 at 900 ug/m3: a 1-hour exceedance clue on arrival."""
+    return json.dumps(doc(t, {**values(rng), "a21026": 900.0})).encode()
+
+
 def warm_up(pub: Publisher, url: str, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     n = 0
@@ -238,7 +269,7 @@ def warm_up(pub: Publisher, url: str, timeout: float = 180) -> None:
 
 
 def run_pipeline(svc: EmbeddedServices, seconds: float, stations: int, clue_stations: int,
-                 paced_seconds: float) -> dict[str, Any]:
+                 paced_seconds: float, pace: float | None = None) -> dict[str, Any]:
     logs = STATE / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **svc.env(), "OFFSITE_MQTT_CLIENT_ID": "offsite-bench-ingest",
@@ -252,9 +283,9 @@ def run_pipeline(svc: EmbeddedServices, seconds: float, stations: int, clue_stat
     try:
         warm_up(pub, svc.database_url)
         tracker.start()
-        # clue stations: 30 ordinary hours each, ending two hours ago
-        for k in range(clue_stations):
-            st = f"BENCH-CLUE-{k:03d}"
+        # clue and probe stations: 30 ordinary hours each, ending two hours ago
+        probes = probe_stations(Settings().partitions)
+        for st in [f"BENCH-CLUE-{k:03d}" for k in range(clue_stations)] + probes:
             docs = [doc(now - (32 - h) * HOUR, values(rng)) for h in range(30)]
             tracker.expect(st, now - 3 * HOUR, pub.publish(st, json.dumps(docs).encode()))
         if not tracker.wait_drained(120):
@@ -284,15 +315,21 @@ def run_pipeline(svc: EmbeddedServices, seconds: float, stations: int, clue_stat
             if time.monotonic() - t0 > seconds:
                 break
         t_sent = time.monotonic()
-        drained = tracker.wait_drained(60)
-        elapsed = (tracker.last_arrival if drained else time.monotonic()) - t0
+        for st in probes:  # behind all the data of its partition: seen = detector caught up
+            tracker.expect_clue(st, pub.publish(st, exceedance(now - 2 * HOUR, rng)))
+        drained = tracker.wait_drained(180)
+        end = time.monotonic()
+        elapsed = (tracker.last_arrival if drained else end) - t0
+        detected_elapsed = (tracker.last_clue if drained else end) - t0
         cpu1 = tree_cpu(roots)
-        tp_lat, _ = tracker.take()
+        tp_lat, probe_lat = tracker.take()
         throughput = sent / elapsed
+        detected = sent / max(elapsed, detected_elapsed)
         cpu = {k: round(cpu1[k] - cpu0[k], 1) for k in roots}
 
-        # 2. latency at a paced load: half the throughput, with one exceedance per clue station
-        rate = throughput / 2
+        # 2. latency at a paced load: half the throughput with detection, one exceedance per
+        # clue station
+        rate = pace or detected / 2  # --pace: a fixed load, to compare runs at one rate
         paced_msgs = max(1, int(rate * paced_seconds / BATCH))
         interval = paced_seconds / paced_msgs
         clue_every = max(1, paced_msgs // max(1, clue_stations))
@@ -309,8 +346,7 @@ def run_pipeline(svc: EmbeddedServices, seconds: float, stations: int, clue_stat
             tracker.expect(st, times[-1], pub.publish(st, payload))
             if m % clue_every == 0 and injected < clue_stations:
                 cst = f"BENCH-CLUE-{injected:03d}"
-                vals = {**values(rng), "a21026": 900.0}
-                sent_at = pub.publish(cst, json.dumps(doc(now - 2 * HOUR, vals)).encode())
+                sent_at = pub.publish(cst, exceedance(now - 2 * HOUR, rng))
                 tracker.expect_clue(cst, sent_at)
                 injected += 1
         paced_drained = tracker.wait_drained(60)
@@ -320,9 +356,12 @@ def run_pipeline(svc: EmbeddedServices, seconds: float, stations: int, clue_stat
             "readings_sent": sent, "publish_s": round(t_sent - t0, 2),
             "drained": drained, "readings_per_s": round(throughput),
             "rows_per_s": round(throughput * len(CODES)),
+            "detected_readings_per_s": round(detected),
+            "detector_lag_s": round(max(0.0, detected_elapsed - elapsed), 2),
+            "probe_clue_latency_max_s": round(max(probe_lat), 2) if probe_lat else None,
             "saturated_latency_p50_s": pct(tp_lat, 0.5),
             "saturated_latency_p99_s": pct(tp_lat, 0.99),
-            "cpu_s": cpu, "cpu_window_s": round(elapsed, 1),
+            "cpu_s": cpu, "cpu_window_s": round(end - t0, 1),
             "paced_readings_per_s": round(rate), "paced_drained": paced_drained,
             "latency_p50_s": pct(paced_lat, 0.5), "latency_p99_s": pct(paced_lat, 0.99),
             "latency_samples": len(paced_lat),
@@ -362,19 +401,21 @@ async def floor(url: str, payloads: list[tuple[str, datetime, bytes]]) -> float:
         await pool.close()
 
 
-def main(quick: bool = False, seconds: float | None = None) -> dict[str, Any]:
+def main(quick: bool = False, seconds: float | None = None,
+         pace: float | None = None) -> dict[str, Any]:
     seconds = seconds or (10.0 if quick else 40.0)
     shutil.rmtree(STATE, ignore_errors=True)
     with EmbeddedServices(STATE / "services").start() as svc:
         migrate(svc.database_url)
         result = run_pipeline(svc, seconds, stations=20 if quick else 50,
                               clue_stations=10 if quick else 20,
-                              paced_seconds=10.0 if quick else 30.0)
+                              paced_seconds=10.0 if quick else 30.0, pace=pace)
         payloads = result.pop("_floor_payloads")
         floor_rate = asyncio.run(floor(svc.database_url, payloads))
     result["floor_readings_per_s"] = round(floor_rate)
     result["floor_rows_per_s"] = round(floor_rate * len(CODES))
     result["ratio_to_floor"] = round(result["readings_per_s"] / floor_rate, 3)
+    result["detected_ratio_to_floor"] = round(result["detected_readings_per_s"] / floor_rate, 3)
     result["goal_readings_per_s"] = 30_000
     result["goal_clue_p99_s"] = 1.0
     return {"benchmark": "env", "quick": quick, **result}
@@ -384,5 +425,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seconds", type=float, default=None)
+    parser.add_argument("--pace", type=float, default=None,
+                        help="readings/s of the latency phase (default: half the throughput)")
     args = parser.parse_args()
-    print(json.dumps(main(args.quick, args.seconds)))
+    print(json.dumps(main(args.quick, args.seconds, args.pace)))

@@ -39,7 +39,7 @@ from ingest.hj212 import HJ212Error, build, parse_frame, to_reading
 from ingest.hj212.codec import HEADER_FIELDS
 from ingest.hj212.crc import crc_hj212, format_crc
 from ingest.mqtt import PayloadError, decode_message
-from streams.records import Reading
+from streams.records import EnvReadings, Reading, env_records, readings_of
 
 ROOT = Path(__file__).resolve().parent.parent
 CST = timezone(timedelta(hours=8))
@@ -335,6 +335,10 @@ def check_json(case: object, tally: Tally) -> None:
         again = Reading.loads(reading.dumps())
         assert again.station == reading.station and again.time.utcoffset() is not None
         odd |= any(not math.isfinite(v) for v in reading.values.values())
+    # what the ingester puts on env.readings (batches for an array) decodes to the same
+    wire = [r for rec in env_records(readings)
+            for r in readings_of(EnvReadings.model_validate_json(rec.dumps()))]
+    assert [r.dumps() for r in wire] == [r.dumps() for r in readings], "batch record changed them"
     tally.accepted["readings" + (" (with NaN/Infinity values)" if odd else "")] += 1
 
 

@@ -12,16 +12,18 @@ impossible values, NOx and O2-correction consistency, dilution, replayed blocks,
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from statistics import median
 from typing import Any
+
+import orjson
 
 from detectors import env_rules as R
 from detectors.clue import Clue, EvidenceRef
 from detectors.env_config import DETECTOR, O2, VERSION, EnvConfig, StationInfo
 from detectors.env_judge import WindowRules
+from detectors.env_spike import SpikeScores, batch_scores
 from detectors.limits import LimitTable, o2_correct
 from detectors.plots import series_png
 from detectors.plugin import register
@@ -35,6 +37,12 @@ def default_limits() -> LimitTable:
     if _TABLE is None:
         _TABLE = LimitTable.load()
     return _TABLE
+
+
+def _copy_state(state: dict[str, Any]) -> dict[str, Any]:
+    """An independent copy of a JSON-typed state: an orjson round trip, which is ~8x faster
+    than ``copy.deepcopy`` on a station's ~50 KB state (the stream copies it per batch)."""
+    return orjson.loads(orjson.dumps(state))
 
 
 class StationMonitor(WindowRules):
@@ -55,16 +63,17 @@ class StationMonitor(WindowRules):
             "v": 1, "station": station.model_dump(mode="json"), "period": None, "last": {},
             "deltas": [], "restart": None, "codes": {}, "episodes": {},
             "replay": {"n": 0, "tri": {}, "recent": []}, "day_means": {}}
+        self._spike_pre: SpikeScores | None = None  # set by observe_many for its batch
 
     # ------------------------------------------------------------------ state
     @classmethod
     def from_state(cls, state: dict[str, Any], config: EnvConfig | None = None,
                    limits: LimitTable | None = None) -> StationMonitor:
         return cls(StationInfo.model_validate(state["station"]), config, limits,
-                   copy.deepcopy(state))
+                   _copy_state(state))
 
     def to_state(self) -> dict[str, Any]:
-        return copy.deepcopy(self.s)
+        return _copy_state(self.s)
 
     # ------------------------------------------------------------------ inputs
     def note_restart(self, when: datetime) -> None:
@@ -125,6 +134,28 @@ class StationMonitor(WindowRules):
                 value = corrected if corrected is not None else value
                 cs["o2_corrected"] = corrected is not None
             out += self._window(code, cs, t, value, flag, valid, period, reading.interval_s)
+        return out
+
+    def observe_many(self, readings: Sequence[Reading],
+                     on_error: Callable[[Reading, Exception], None] | None = None) -> list[Clue]:
+        """``observe`` each reading in order -- the same clues -- with the spike rule's
+        scores computed for the whole batch at once (``env_spike``). A reading whose
+        observation raises goes to ``on_error`` and the rest are still observed (scored one
+        by one from then on); without ``on_error`` the error propagates."""
+        out: list[Clue] = []
+        self._spike_pre = batch_scores(self.s, readings, self.cfg.spike_window,
+                                       self.cfg.buffer)
+        try:
+            for reading in readings:
+                try:
+                    out += self.observe(reading)
+                except Exception as exc:
+                    self._spike_pre = None  # the buffers may differ from the precomputation
+                    if on_error is None:
+                        raise
+                    on_error(reading, exc)
+        finally:
+            self._spike_pre = None
         return out
 
     def flush(self) -> list[Clue]:
@@ -282,11 +313,18 @@ class StationMonitor(WindowRules):
 
     def _spike(self, code: str, cs: dict[str, Any], t: float, value: float) -> list[Clue]:
         rule = f"spike/{code}"
-        window = [p[1] for p in cs["buf"][-self.cfg.spike_window - 1:-1] if p[2] == "N"]
-        if len(window) < self.cfg.spike_window // 2:
+        pre = self._spike_pre.get((code, t)) if self._spike_pre is not None else None
+        if pre is not None:
+            n, z = pre
+        else:
+            window = [p[1] for p in cs["buf"][-self.cfg.spike_window - 1:-1] if p[2] == "N"]
+            if len(window) < self.cfg.spike_window // 2:
+                return []
+            n, z = len(window), R.robust_z(value, window)
+        if n < self.cfg.spike_window // 2:
             return []
-        z = R.robust_z(value, window)
         if abs(z) > self.cfg.spike_z:
+            window = [p[1] for p in cs["buf"][-self.cfg.spike_window - 1:-1] if p[2] == "N"]
             z = R.robust_z(value, window, R.resolution_step(window))
         if abs(z) > self.cfg.spike_z:
             return self._hold(rule, "spike", code, t, t,
@@ -344,10 +382,7 @@ def analyze_series(readings: Iterable[Reading], station: StationInfo,
                    limits: LimitTable | None = None) -> list[Clue]:
     """Offline use: run a whole series through one monitor; returns every clue event."""
     mon = StationMonitor(station, config, limits)
-    out: list[Clue] = []
-    for reading in readings:
-        out += mon.observe(reading)
-    return out + mon.flush()
+    return mon.observe_many(list(readings)) + mon.flush()
 
 
 def final_clues(events: Iterable[Clue]) -> list[Clue]:

@@ -100,13 +100,13 @@ class WindowRules:
                all_mean: float | None, flagged: int, counts: dict[str, Any],
                valid_hours: float | None) -> list[Clue]:
         """Exceedance, hugging and flag masking for one closed averaging window."""
-        on = self._dt(t0).date()
-        lim = self.limits.applicable(self.standard, code, avg, on, self.s["day_means"],
+        start = self._dt(t0)
+        lim = self.limits.applicable(self.standard, code, avg, start.date(), self.s["day_means"],
                                      self.station.adopted_from)
         if lim is None:
             return []
         ok = mean is not None and (valid_hours is None or valid_hours >= lim.min_valid)
-        window = {"t0": t0, "t1": t1, "window": self._dt(t0).isoformat(),
+        window = {"t0": t0, "t1": t1, "window": start.isoformat(),
                   "mean": round(mean, 4) if ok and mean is not None else None, **counts}
         out = self._exceedance(code, lim, t0, t1, ok and mean > lim.value, window)  # type: ignore[operator]
         out += self._hug(lim, t1, mean if ok else None)

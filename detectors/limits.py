@@ -13,6 +13,7 @@ import operator
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 from pathlib import Path
 
 LIMITS_CSV = Path(__file__).with_name("limits.csv")
@@ -42,7 +43,7 @@ class Limit:
     condition: str = ""  # e.g. "w01010<=12": this row replaces the plain one when it holds
     note: str = ""
 
-    @property
+    @cached_property
     def rule(self) -> str:
         """Rule name used in clues, e.g. ``GB3095-2012/II/a34004/24h``."""
         return f"{self.standard}/{self.code}/{self.averaging}"
@@ -64,6 +65,12 @@ class LimitTable:
 
     def __init__(self, limits: Iterable[Limit]) -> None:
         self.limits: tuple[Limit, ...] = tuple(limits)
+        # (standard, code, averaging) -> rows: ``applicable`` runs on every closed window of
+        # every code, and scanning all rows each time was a tenth of the detector's CPU
+        self._rows: dict[tuple[str, str, str], list[Limit]] = {}
+        for lim in self.limits:
+            self._rows.setdefault((lim.standard, lim.code, lim.averaging), []).append(lim)
+        self._force: dict[tuple[str, str, str, date, date | None], list[Limit]] = {}
 
     @classmethod
     def load(cls, path: Path | str | None = None) -> LimitTable:
@@ -81,6 +88,32 @@ class LimitTable:
             raise KeyError(f"unknown standard {standard!r}; known: {sorted(self.standards())}")
         return found
 
+    def _in_force(self, standard: str, code: str, averaging: str, on: date,
+                  adopted_from: date | None) -> list[Limit]:
+        """The rows of the latest version in force on ``on``, conditional ones included.
+
+        Memoised: the answer changes once a day at most, and ``applicable`` is asked on
+        every closed window of every code.
+        """
+        key = (standard, code, averaging, on, adopted_from)
+        found = self._force.get(key)
+        if found is not None:
+            return found
+        rows = self._rows.get((standard, code, averaging), [])
+        current: list[Limit] = []
+        if rows:
+            first = min(lim.valid_from for lim in rows)
+            start = min(first, adopted_from) if adopted_from else first
+            current = [lim for lim in rows
+                       if on >= (start if lim.valid_from == first else lim.valid_from)]
+        if current:
+            latest = max(lim.valid_from for lim in current)
+            current = [lim for lim in current if lim.valid_from == latest]
+        if len(self._force) > 100_000:  # years of days x codes: bound it anyway
+            self._force.clear()
+        self._force[key] = current
+        return current
+
     def applicable(self, standard: str, code: str, averaging: str, on: date,
                    means: Mapping[str, float] | None = None,
                    adopted_from: date | None = None) -> Limit | None:
@@ -89,21 +122,9 @@ class LimitTable:
         ``adopted_from`` lets a region that adopted the standard before its national date
         (Beijing applied GB 3095-2012 from 2013) move the first version's start earlier.
         """
-        rows = [lim for lim in self.limits
-                if lim.standard == standard and lim.code == code and lim.averaging == averaging]
-        if not rows:
-            return None
-        first = min(lim.valid_from for lim in rows)
-        start = min(first, adopted_from) if adopted_from else first
-
-        def in_force(lim: Limit) -> bool:
-            return on >= (start if lim.valid_from == first else lim.valid_from)
-
-        current = [lim for lim in rows if in_force(lim)]
+        current = self._in_force(standard, code, averaging, on, adopted_from)
         if not current:
             return None
-        latest = max(lim.valid_from for lim in current)
-        current = [lim for lim in current if lim.valid_from == latest]
         conditional = [lim for lim in current if lim.condition and lim.condition_holds(means or {})]
         plain = [lim for lim in current if not lim.condition]
         return (conditional or plain or [None])[0]

@@ -12,6 +12,9 @@ Topics (QoS 1):
   ``flags`` default to N (valid). A ``station`` field, if present, must match the topic.
 * ``offsite/env/{station}/hj212``: one raw HJ 212 frame.
 
+A JSON array goes to Kafka as ``ReadingBatch`` records (up to 100 readings each), so the
+worker pays its per-record costs once per batch; one reading or frame is one ``Reading``.
+
 Messages are acknowledged to the MQTT broker only after Kafka has them (paho manual ack
 over a persistent session with a stable client id), so a crash between the two means a
 redelivery, never a loss. Bad payloads go to ``ingest.rejected`` with the reason and are
@@ -35,7 +38,7 @@ from pydantic import ValidationError
 from ingest.hj212 import HJ212Error, parse_frame, to_reading
 from ingest.publisher import Publisher
 from offsite.settings import Settings
-from streams.records import Reading
+from streams.records import Reading, env_records
 from streams.topics import ENV_READINGS
 
 log = logging.getLogger(__name__)
@@ -188,9 +191,9 @@ class MqttIngester:
                     except PayloadError as exc:
                         await self.publisher.reject(msg.payload, str(exc), topic=msg.topic)
                         continue
-                    for reading in readings:
-                        futures.append(await self.publisher.send(ENV_READINGS, reading.station,
-                                                                 reading))
+                    for record in env_records(readings):  # a JSON array: batch records
+                        futures.append(await self.publisher.send(ENV_READINGS, record.station,
+                                                                 record))
                 await asyncio.gather(*futures)
                 break
             except Exception as exc:  # broker down: keep the batch, do not ack, back off

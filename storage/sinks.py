@@ -20,7 +20,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from geo.routing import Router
 from storage.evidence_store import fix_clue_evidence
-from streams.records import Clue, Reading, Rejected
+from streams.records import Clue, Reading, ReadingBatch, Rejected, readings_of
 
 
 @lru_cache(maxsize=1)
@@ -78,10 +78,11 @@ class ReadingsSink(CopySink):
                          ("time", "station", "code", "period", "value", "flag", "source"),
                          ("timestamptz", "text", "text", "text", "float8", "text", "text"))
 
-    def add(self, reading: Reading) -> None:
-        for code, value in reading.values.items():
-            self.add_row((reading.time, reading.station, code, reading.period, value,
-                          reading.flags.get(code, "N"), reading.source))
+    def add(self, record: Reading | ReadingBatch) -> None:
+        """Add the rows of one ``env.readings`` record (one reading or a station's batch)."""
+        self.rows.extend([(r.time, r.station, code, r.period, value, r.flags.get(code, "N"),
+                           r.source)
+                          for r in readings_of(record) for code, value in r.values.items()])
 
 
 def rejected_id(rejected: Rejected) -> str:

@@ -47,7 +47,7 @@ from detectors.env_config import EnvConfig, StationInfo
 from geo.routing import Router
 from storage.sinks import default_router
 from streams.app import app, db_pool, settings, topic
-from streams.records import Clue, Reading
+from streams.records import Clue, EnvReadings, Reading, readings_of
 from streams.topics import CLUES, ENV_READINGS
 
 log = logging.getLogger(__name__)
@@ -175,12 +175,12 @@ class EnvProcessor:
                 arrived: float) -> tuple[list[Clue], dict[str, Any]]:
         """Feed one station's readings of a batch; returns its clues and new table value."""
         mon = self.monitor(station, stored, entry)
-        clues: list[Clue] = []
-        for reading in readings:
-            try:
-                clues += mon.observe(reading)
-            except Exception:  # a detector bug must not stop the station's stream
-                log.exception("env detector failed on %s at %s", station, reading.time)
+
+        def failed(reading: Reading, exc: Exception) -> None:
+            """A detector bug must not stop the station's stream: logged, then go on."""
+            log.error("env detector failed on %s at %s", station, reading.time, exc_info=exc)
+
+        clues = mon.observe_many(readings, failed)
         newest = max(r.time.timestamp() for r in readings)
         value = {"state": mon.to_state(), "partition": partition, "arrived": arrived,
                  "lag": arrived - newest}
@@ -221,12 +221,13 @@ def is_live(stored: dict[str, Any], now: float) -> bool:
     return stored["lag"] <= max(LIVE_LAG_S, 2 * interval) and now - last <= MAX_SILENCE_S
 
 
-def decode(raw: Any) -> Reading | None:
-    """A reading, or None: invalid input is dead-lettered by the readings sink already."""
+def decode(raw: Any) -> list[Reading]:
+    """The readings of one record (one or a batch), or none: invalid input is dead-lettered
+    by the readings sink already."""
     try:
-        return Reading.loads(raw)
+        return readings_of(EnvReadings.model_validate_json(raw))
     except (ValidationError, ValueError, TypeError):
-        return None
+        return []
 
 
 def put_state(table: Any, partition: int, key: str, value: dict[str, Any]) -> None:
@@ -270,9 +271,10 @@ async def handle_batch(events: Sequence[Any]) -> int:
     arrived = time.time()
     groups: dict[str, tuple[int, list[Reading]]] = {}
     for event in events:
-        reading = decode(event.value)
-        if reading is not None:
-            groups.setdefault(reading.station, (event.message.partition, []))[1].append(reading)
+        readings = decode(event.value)
+        if readings:  # a batch is one station's (ReadingBatch checks it)
+            groups.setdefault(readings[0].station,
+                              (event.message.partition, []))[1].extend(readings)
     if not groups:
         return 0
     entries = await registry.lookup(groups)

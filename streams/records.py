@@ -7,15 +7,23 @@ and the reason instead of crashing the agent.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+        ValidationError,
+    model_validator,
+)
 
 from detectors.clue import Clue, EvidenceRef
 
-__all__ = ["Clue", "Evidence", "EvidenceRef", "Frame", "Reading", "Record", "Rejected", "Scene",
-           "Tile"]
+__all__ = ["Clue", "EnvReadings", "Evidence", "EvidenceRef", "Frame", "Reading", "ReadingBatch",
+           "Record", "Rejected", "Scene", "Tile", "env_records", "readings_of"]
 
 Period = Literal["rtd", "minute", "hour", "day"]
 
@@ -44,6 +52,65 @@ class Reading(Record):
     event: Literal["restart"] | None = Field(
         default=None, description="a station event instead of data: 'restart' is a logger "
         "restart (HJ 212 CN 2081) at ``time``; ``values`` is then empty")
+
+
+READINGS_PER_RECORD = 100  # the most readings a producer puts into one ReadingBatch
+
+
+class ReadingBatch(Record):
+    """Readings of one station in one Kafka record (what one MQTT JSON array carries).
+
+    Per-record costs -- Kafka framing, Faust's dispatch and ack of each event, a JSON decode
+    per consumer -- are then paid once per batch, not once per reading. HJ 212 frames stay
+    one ``Reading`` per record; every consumer of ``env.readings`` reads both through
+    ``EnvReadings``. The key stays the station, so a station's readings keep their order.
+    """
+
+    station: str = Field(min_length=1, max_length=64)
+    readings: list[Reading] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_station(self) -> Self:
+        other = next((r.station for r in self.readings if r.station != self.station), None)
+        if other is not None:
+            raise ValueError(f"reading of station {other!r} in a batch of {self.station!r}")
+        return self
+
+
+class EnvReadings:
+    """The record type of ``env.readings``: a ``ReadingBatch`` or one ``Reading``.
+
+    ``model_validate_json`` (the name every topic's record type answers to) validates as the
+    likelier type first -- a ``"readings"`` key means a batch -- and as the other one only if
+    that fails: a plain pydantic union tries both and doubled the cost of decoding a batch.
+    """
+
+    @classmethod
+    def model_validate_json(cls, json_data: str | bytes | bytearray) -> Reading | ReadingBatch:
+        raw = json_data.encode() if isinstance(json_data, str) else bytes(json_data)
+        order = (ReadingBatch, Reading) if b'"readings"' in raw else (Reading, ReadingBatch)
+        try:
+            return order[0].model_validate_json(raw)
+        except ValidationError as first:
+            try:
+                return order[1].model_validate_json(raw)
+            except ValidationError:
+                raise first from None
+
+
+def env_records(readings: Sequence[Reading]) -> list[Reading | ReadingBatch]:
+    """The records a producer sends for one station's readings, in order: one reading as
+    itself, more as batches of at most ``READINGS_PER_RECORD`` (bounded record size)."""
+    if len(readings) == 1:
+        return [readings[0]]
+    return [ReadingBatch(station=readings[i].station,
+                         readings=list(readings[i:i + READINGS_PER_RECORD]))
+            for i in range(0, len(readings), READINGS_PER_RECORD)]
+
+
+def readings_of(record: Reading | ReadingBatch) -> list[Reading]:
+    """The readings of an ``env.readings`` record, whichever form it has."""
+    return record.readings if isinstance(record, ReadingBatch) else [record]
 
 
 class Frame(Record):

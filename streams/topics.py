@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from streams.records import Clue, Evidence, Frame, Reading, Rejected, Scene, Tile
+from streams.records import Clue, EnvReadings, Evidence, Frame, Rejected, Scene, Tile
 
 
 @dataclass(frozen=True)
@@ -15,7 +15,7 @@ class TopicSpec:
     keyed: bool = True
 
 
-ENV_READINGS = TopicSpec("env.readings", Reading, key="station")
+ENV_READINGS = TopicSpec("env.readings", EnvReadings, key="station")  # Reading | ReadingBatch
 VIDEO_FRAMES = TopicSpec("video.frames", Frame, key="camera")
 SAT_SCENES = TopicSpec("sat.scenes", Scene, key="scene")
 SAT_TILES = TopicSpec("sat.tiles", Tile, key="tile")

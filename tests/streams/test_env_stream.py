@@ -13,7 +13,7 @@ import pytest
 from detectors.env_config import EnvConfig, StationInfo
 from storage.sinks import default_router
 from streams import env as E
-from streams.records import Reading
+from streams.records import Reading, env_records
 
 CST = timezone(timedelta(hours=8))
 RULE = "GB3095-2012/II/a34004/24h"
@@ -128,8 +128,9 @@ def test_handle_batch_writes_state_per_station_partition_and_keys_clues_by_site(
     monkeypatch.setattr(E.registry, "lookup", lookup)
     monkeypatch.setattr(E, "send_clues", send)
     day = [90.0 + (h % 3) for h in range(24)] + [20.0]
-    events = [_Event(r.dumps(), _Msg(1)) for r in hours("S1", datetime(2025, 3, 10, tzinfo=CST),
-                                                         day)]
+    s1 = hours("S1", datetime(2025, 3, 10, tzinfo=CST), day)
+    events = [_Event(r.dumps(), _Msg(1)) for r in env_records(s1[:20])]  # one batch record
+    events += [_Event(r.dumps(), _Msg(1)) for r in s1[20:]]  # and single readings
     events += [_Event(r.dumps(), _Msg(0)) for r in hours("S2", datetime(2025, 3, 10,
                                                                         tzinfo=CST), [5.0])]
     events.append(_Event(b"not json", _Msg(0)))  # skipped: the readings sink dead-letters it
