@@ -1,0 +1,93 @@
+"""The env detector agent itself, run by Faust's ``agent.test_context()`` (no broker).
+
+The other tests in this folder drive ``handle_batch`` with stand-in events; this one puts
+real ``env.readings`` record bytes into the agent's stream, so the stream's batching
+(``take_events``), the station registry read from a real PostgreSQL, the ``env-monitors``
+table and the clue keys are what the worker runs. Only the last hop, the ``clues`` topic,
+is captured instead of produced (the end-to-end tests cover it through Kafka).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import psycopg
+import pytest
+
+import streams.app as A
+from streams import env as E
+from streams.records import Clue, Reading, ReadingBatch
+
+CST = timezone(timedelta(hours=8))
+DAY = datetime(2025, 3, 10, tzinfo=CST)
+
+
+def batch(station: str, start: datetime, values: list[float]) -> bytes:
+    readings = [Reading(station=station, time=start + timedelta(hours=i), period="hour",
+                        values={"a34004": v}) for i, v in enumerate(values)]
+    return ReadingBatch(station=station, readings=readings).model_dump_json().encode()
+
+
+@pytest.fixture()
+def agent_env(fresh_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, Clue]]]:
+    """The agent on a fresh database with a registered station; yields the clues it sends."""
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute("INSERT INTO departments (id, name) VALUES ('eco', 'Ecology')"
+                     " ON CONFLICT DO NOTHING")
+        conn.execute("INSERT INTO stations (id, owner_dept, st, interval_s, lon, lat)"
+                     " VALUES ('S-AGENT', 'eco', '22', 3600, 116.417, 39.929)")
+    monkeypatch.setattr(A.settings, "database_url", fresh_db)
+    monkeypatch.setattr(A, "_pool", None)
+    monkeypatch.setattr(E, "registry", E.StationRegistry(E.router))
+    monkeypatch.setattr(E, "processor", E.EnvProcessor(E.EnvConfig(evidence=False)))
+    sent: list[tuple[str, Clue]] = []
+
+    async def capture(clues: list[tuple[str, Clue]]) -> None:
+        sent.extend(clues)
+
+    monkeypatch.setattr(E, "send_clues", capture)
+    A.app.finalize()
+    A.app.flow_control.resume()
+    E.monitors.data.clear()
+    yield sent
+    E.monitors.data.clear()
+
+
+async def run_agent(records: list[bytes], until: Any, timeout: float = 20.0) -> None:
+    async with E.env_monitor.test_context() as agent:
+        for raw in records:
+            await agent.put(raw, key=b"S-AGENT")
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not until():
+            assert asyncio.get_running_loop().time() < deadline, "the agent sent nothing"
+            await asyncio.sleep(0.05)
+    if A._pool is not None:
+        await A._pool.close()
+
+
+def test_agent_opens_and_closes_one_exceedance_episode_keyed_by_the_registry_site(
+        agent_env: list[tuple[str, Clue]]) -> None:
+    over = [110.0 + (h % 4) for h in range(24)]  # a day well over the 75 µg/m³ 24 h limit
+    clean = [20.0] * 24
+    records = [batch("S-AGENT", DAY, over[:12]), b"{not json",  # a bad record in between
+               batch("S-AGENT", DAY + timedelta(hours=12), over[12:]),
+               batch("S-AGENT", DAY + timedelta(days=1), clean),
+               batch("S-AGENT", DAY + timedelta(days=2), clean[:1])]
+
+    def closed() -> bool:
+        return any(c.kind == "exceedance" and c.state == "closed" for _, c in agent_env)
+
+    asyncio.run(run_agent(records, closed))
+    exceedances = [(site, c) for site, c in agent_env if c.kind == "exceedance"]
+    assert [c.state for _, c in exceedances] == ["open", "closed"]
+    assert len({c.clue_id for _, c in exceedances}) == 1  # one episode, not one per reading
+    site, opened = exceedances[0]
+    assert site == E.site_of(E.router, opened.location, "S-AGENT") and site.startswith("gh:")
+    assert opened.location == {"type": "Point", "coordinates": [116.417, 39.929]}
+    assert opened.metrics["window_mean"] == pytest.approx(sum(over) / 24, abs=1e-3)
+    state = E.monitors.data["S-AGENT"]
+    assert state["state"]["station"]["st"] == "22"  # registry info reached the monitor
+    assert state["state"]["station"]["interval_s"] == 3600
