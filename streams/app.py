@@ -13,7 +13,10 @@ from psycopg_pool import AsyncConnectionPool
 
 from offsite.settings import Settings, get_settings
 from storage.db import open_pool
+from streams import faust_fixes
 from streams.topics import ALL_TOPICS, TopicSpec
+
+faust_fixes.apply()  # before any consumer exists: offset book-keeping fixes (see module)
 
 
 def create_app(settings: Settings) -> faust.App:

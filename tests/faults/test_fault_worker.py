@@ -1,11 +1,8 @@
 """The Faust worker is SIGKILLed in the middle of a stream of readings and started again:
 uncommitted batches are re-delivered, idempotent writes keep them single, nothing is lost.
 
-Known issue (RELIABILITY.md, "Worker SIGKILL"): in about 4 runs in 10 one reading is
-missing after the restart although Kafka has it: the restarted worker committed an offset
-past a record it never wrote. Marked xfail (not strict) until that is fixed, so `make test`
-stays usable while the loss stays visible (XFAIL / XPASS in the summary); the assertions
-themselves are strict.
+Before ``streams/faust_fixes.py`` about 4 runs in 10 lost one reading here (the restarted
+worker committed past a record it never wrote; RELIABILITY.md, "Worker SIGKILL").
 """
 
 from __future__ import annotations
@@ -15,13 +12,9 @@ import threading
 import time
 from typing import Any
 
-import pytest
-
 Rig = Any  # tests/faults/conftest.py
 
 
-@pytest.mark.xfail(strict=False, reason="intermittent loss of one record after a worker "
-                   "restart (Faust commits past an unwritten offset); see RELIABILITY.md")
 def test_worker_sigkill_mid_stream(rig: Rig) -> None:
     total = 400
     sender = threading.Thread(target=rig.publish, args=(0, total), kwargs={"pace": 0.02})
