@@ -15,12 +15,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
 from api import access, clues, health, stats, tasks, web
 from api.auth import User, current_user, require_roles
-from api.errors import AUTH, Problem, Text, Time, errors
+from api.errors import AUTH, Problem, Text, Time, errors, validation_error
 from offsite.settings import get_settings
 from storage import queries
 from storage.db import open_pool
@@ -46,6 +47,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 app = FastAPI(title="Offsite", lifespan=lifespan,
               description="Off-site regulatory monitoring: clues, evidence, live stream, "
                           "health, and department resource access.")
+app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
 for module in (clues, health, access, tasks, stats, web):
     app.include_router(module.router, responses=errors(*AUTH))
 

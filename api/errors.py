@@ -10,10 +10,14 @@ the ``responses=`` entries of the codes an operation can answer, so the document
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+from fastapi import Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
 from pydantic import AfterValidator, BaseModel, StringConstraints
 
 
@@ -73,3 +77,11 @@ def in_range(value: datetime) -> datetime:
 # the value outside what Python's datetime holds (OverflowError, a 500), and PostgreSQL
 # keeps times that Python then cannot read back. No record of this system is that old.
 Time = Annotated[datetime, AfterValidator(in_range)]
+
+
+async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+    """FastAPI's 422, written as ASCII JSON: the errors echo the input, and a lone surrogate
+    in it (``"\\udb39"`` in a JSON body) made the default handler's UTF-8 encoding fail
+    (a 500). ASCII JSON escapes it back as the client sent it."""
+    body = json.dumps({"detail": jsonable_encoder(exc.errors())}, ensure_ascii=True)
+    return Response(body, status_code=422, media_type="application/json")
