@@ -5,7 +5,8 @@ camera and a scene collection of ``water``, a clue of each modality with evidenc
 tasks the database opens for them, an access request and a live grant, and one user with a
 bearer token per role. The real API runs under uvicorn (``serve_api``); schemathesis then sends
 every operation of ``/openapi.json`` (all phases: examples, coverage, fuzzing, stateful) once
-with the admin's token and once with a ``department_user``'s, with the checks below. The
+with the admin's token, once with a ``department_user``'s and once with an inspector's
+(the only one who may report on a task), with the checks below. The
 live stream (``GET /clues/stream``) is left out: it never ends by design.
 
 ``tests/api/test_api_schemathesis.py`` runs a bounded version of this in ``make test``.
@@ -163,7 +164,7 @@ def main() -> None:
             assert stored_values(conn) == known, "seed_world and known_values disagree"
             config.write_text(config_toml(known))
         with serve_api(svc.database_url) as base:
-            for user in ("root", "wanda"):
+            for user in ("root", "wanda", "ivan"):
                 started = time.monotonic()
                 print(f"== schemathesis as {user} ({ROLES[user][1]})", flush=True)
                 rc = run_cli(base, tokens[user], config, args.max_examples, args.seed)
