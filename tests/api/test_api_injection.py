@@ -4,7 +4,8 @@ The caller is ``gary``, a ``department_user`` of ``grantee``, which holds one li
 camera ``C1`` of ``water``) in ``bench.fuzz_api.seed_world``. For each parameter and each
 payload: no 5xx; what a 200 returns is a subset of what the same endpoint returns gary
 without the parameter (nothing outside his rights comes back); and afterwards every table
-is still there with the same row count (the audit log only grows). All SQL in the API takes
+is still there with the same row count (the audit log only grows). The stream's resume
+point gets the same payloads. All SQL in the API takes
 values as bound parameters; this proves it holds at the edges. Also the regression tests of
 the server errors schemathesis found (``test_api_schemathesis.py``).
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from urllib.parse import quote
 
+import httpx
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
@@ -105,6 +107,26 @@ def test_injection_in_every_path_parameter(api: TestClient, world: dict, fresh_d
                 failures.append((path, str(body)[:60], got.status_code))
     assert not failures, failures
     assert_intact(before, fresh_db)
+
+
+def test_injection_in_the_stream_resume_point(live_api: str, fresh_db: str) -> None:
+    """``GET /clues/stream`` (Last-Event-ID header or ``last_event_id``): an event id or a
+    422, never a 5xx; a stream that opens starts with its preamble."""
+    with psycopg.connect(fresh_db) as conn:
+        token = seed_world(conn)["gary"]
+    auth = {"Authorization": f"Bearer {token}"}
+    statuses = set()
+    with httpx.Client(base_url=live_api, timeout=httpx.Timeout(10, read=10)) as client:
+        for payload in [p for p in PAYLOADS if p.isascii() and p.isprintable()]:
+            for headers, params in (({**auth, "Last-Event-ID": payload}, {}),
+                                    (auth, {"last_event_id": payload})):
+                with client.stream("GET", "/clues/stream", headers=headers,
+                                   params=params) as got:
+                    statuses.add(got.status_code)
+                    assert got.status_code in (200, 422), (payload[:40], got.status_code)
+                    if got.status_code == 200:
+                        assert next(got.iter_lines()).startswith("retry:")
+    assert statuses == {200, 422}
 
 
 def test_injected_values_match_nothing(api: TestClient, world: dict) -> None:
