@@ -34,6 +34,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from api.auth import User, current_user
+from api.errors import Text, Time, errors, invalid
 from storage import access as store
 
 Perm = Literal["live", "history", "evidence"]
@@ -76,29 +77,30 @@ router = APIRouter(tags=["access"])
 
 class ResourceRef(BaseModel):
     kind: Kind
-    id: str
+    id: Text
 
 
 class AccessRequestIn(BaseModel):
     resources: list[ResourceRef] = Field(min_length=1)
-    purpose: str = Field(min_length=1)
+    purpose: Text = Field(min_length=1)
     permissions: list[Perm] = Field(min_length=1)
-    valid_from: datetime | None = Field(default=None, description="default: now")
-    valid_until: datetime
+    valid_from: Time | None = Field(default=None, description="default: now")
+    valid_until: Time
 
 
 class Decision(BaseModel):
-    note: str = ""
+    note: Text = ""
 
 
-@router.post("/access-requests", status_code=201)
+@router.post("/access-requests", status_code=201, responses=errors(400))
 async def create_requests(body: AccessRequestIn, request: Request,
                           user: User = Depends(current_user)) -> list[dict]:
     """Ask the owners for access: one request per resource, each to that resource's owner."""
     pool = request.app.state.pool
     start = body.valid_from or datetime.now(UTC)
     if body.valid_until <= start:
-        raise HTTPException(422, "valid_until must be after valid_from")
+        raise invalid(("body", "valid_until"), "valid_until must be after valid_from",
+                      body.valid_until)
     owners = []
     for res in body.resources:
         owner = await store.resource_owner(pool, res.kind, res.id)
@@ -116,7 +118,7 @@ async def create_requests(body: AccessRequestIn, request: Request,
 
 
 @router.get("/access-requests")
-async def list_requests(request: Request, state: str | None = None,
+async def list_requests(request: Request, state: Text | None = None,
                         user: User = Depends(current_user)) -> list[dict]:
     """Requests your department made or received (admins: all)."""
     return await store.requests_for(request.app.state.pool,
@@ -138,13 +140,13 @@ async def _decide(request: Request, request_id: int, user: User, approve: bool,
     return done
 
 
-@router.post("/access-requests/{request_id}/approve")
+@router.post("/access-requests/{request_id}/approve", responses=errors(400, 409))
 async def approve(request_id: int, request: Request, body: Decision | None = None,
                   user: User = Depends(current_user)) -> dict:
     return await _decide(request, request_id, user, True, body.note if body else "")
 
 
-@router.post("/access-requests/{request_id}/deny")
+@router.post("/access-requests/{request_id}/deny", responses=errors(400, 409))
 async def deny(request_id: int, request: Request, body: Decision | None = None,
                user: User = Depends(current_user)) -> dict:
     return await _decide(request, request_id, user, False, body.note if body else "")
@@ -157,7 +159,7 @@ async def list_grants(request: Request, user: User = Depends(current_user)) -> l
                                   None if user.is_admin else user.department)
 
 
-@router.post("/grants/{grant_id}/revoke")
+@router.post("/grants/{grant_id}/revoke", responses=errors(409))
 async def revoke(grant_id: int, request: Request, user: User = Depends(current_user)) -> dict:
     pool = request.app.state.pool
     grant = await store.get_grant(pool, grant_id)
@@ -174,7 +176,7 @@ async def revoke(grant_id: int, request: Request, user: User = Depends(current_u
 
 
 @router.get("/audit")
-async def audit(request: Request, since: datetime | None = None,
+async def audit(request: Request, since: Time | None = None,
                 limit: int = Query(200, ge=1, le=5_000),
                 user: User = Depends(current_user)) -> list[dict]:
     """Evidence and media accesses: admins see all, a department's own resources otherwise."""

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
 from api import access, clues, health, stats, tasks, web
 from api.auth import User, current_user, require_roles
+from api.errors import AUTH, Problem, Text, Time, errors, validation_error
 from offsite.settings import get_settings
 from storage import queries
 from storage.db import open_pool
@@ -46,12 +47,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 app = FastAPI(title="Offsite", lifespan=lifespan,
               description="Off-site regulatory monitoring: clues, evidence, live stream, "
                           "health, and department resource access.")
-app.include_router(clues.router)
-app.include_router(health.router)
-app.include_router(access.router)
-app.include_router(tasks.router)
-app.include_router(stats.router)
-app.include_router(web.router)
+app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
+for module in (clues, health, access, tasks, stats, web):
+    app.include_router(module.router, responses=errors(*AUTH))
 
 
 @app.middleware("http")
@@ -62,7 +60,8 @@ async def count(request: Request, call_next):  # type: ignore[no-untyped-def]
     return response
 
 
-@app.get("/healthz", tags=["service"])
+@app.get("/healthz", tags=["service"],
+         responses={503: {"model": Problem, "description": "the database does not answer"}})
 async def healthz(request: Request) -> dict[str, str]:
     try:
         await queries.ping(request.app.state.pool)
@@ -71,19 +70,21 @@ async def healthz(request: Request) -> dict[str, str]:
     return {"status": "ok"}
 
 
-@app.get("/metrics", tags=["service"])
+@app.get("/metrics", tags=["service"], response_class=PlainTextResponse,
+         responses={200: {"content": {CONTENT_TYPE_LATEST: {}},
+                          "description": "Prometheus text format"}})
 async def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-@app.get("/me", tags=["access"])
+@app.get("/me", tags=["access"], responses=errors(401))
 async def me(user: User = Depends(current_user)) -> dict[str, str]:
     return user.as_dict()
 
 
-@app.get("/api/readings", tags=["data"])
-async def readings(request: Request, station: str, code: str | None = None,
-                   since: datetime | None = None,
+@app.get("/api/readings", tags=["data"], responses=errors(*AUTH))
+async def readings(request: Request, station: Text, code: Text | None = None,
+                   since: Time | None = None,
                    limit: int = Query(500, ge=1, le=10_000),
                    user: User = Depends(current_user)) -> list[dict]:
     """A station's readings (owner, a grant with ``history``, or admin)."""
@@ -91,8 +92,8 @@ async def readings(request: Request, station: str, code: str | None = None,
     return await queries.readings(request.app.state.pool, station, code, since, limit)
 
 
-@app.get("/api/rejected", tags=["data"])
-async def rejected(request: Request, source: str | None = None,
+@app.get("/api/rejected", tags=["data"], responses=errors(*AUTH))
+async def rejected(request: Request, source: Text | None = None,
                    limit: int = Query(200, ge=1, le=5_000),
                    user: User = Depends(require_roles("admin", "center_operator"))) -> list[dict]:
     """Dead letters (operations data: admins and the monitoring center)."""

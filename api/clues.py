@@ -27,6 +27,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from api.access import check, unrestricted
 from api.auth import User, current_user
+from api.errors import Text, Time, in_range, invalid, storable
 from offsite.settings import get_settings
 from storage import access as store
 from storage.evidence_store import MediaFolder
@@ -96,30 +97,30 @@ def _encode_cursor(row: dict) -> str:
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         time, clue_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(time), str(clue_id)
+        return in_range(datetime.fromisoformat(time)), storable(("query", "cursor"), clue_id)
     except Exception as exc:
-        raise HTTPException(422, "bad cursor") from exc
+        raise invalid(("query", "cursor"), "bad cursor", cursor) from exc
 
 
 def _parse_bbox(text: str) -> tuple[float, float, float, float]:
     try:
         minx, miny, maxx, maxy = (float(v) for v in text.split(","))
     except ValueError as exc:
-        raise HTTPException(422, "bbox is minlon,minlat,maxlon,maxlat") from exc
+        raise invalid(("query", "bbox"), "bbox is minlon,minlat,maxlon,maxlat", text) from exc
     return minx, miny, maxx, maxy
 
 
 @router.get("/clues")
 async def list_clues(
     request: Request,
-    kind: str | None = None,
-    state: str | None = Query(None, alias="status", description="open, closed, ..."),
+    kind: Text | None = None,
+    state: Text | None = Query(None, alias="status", description="open, closed, ..."),
     modality: Literal["env", "video", "satellite"] | None = None,
-    since: datetime | None = Query(None, description="clue time >= since"),
-    until: datetime | None = Query(None, description="clue time < until"),
+    since: Time | None = Query(None, description="clue time >= since"),
+    until: Time | None = Query(None, description="clue time < until"),
     bbox: str | None = Query(None, description="minlon,minlat,maxlon,maxlat"),
-    zone: str | None = None,
-    department: str | None = Query(None, description="department the clue is routed to"),
+    zone: Text | None = None,
+    department: Text | None = Query(None, description="department the clue is routed to"),
     limit: int = Query(100, ge=1, le=1000),
     cursor: str | None = Query(None, description="next_cursor of the previous page"),
     user: User = Depends(current_user),
@@ -151,7 +152,8 @@ async def stream_clues(
         try:
             since_event = int(last_event_id)
         except ValueError as exc:
-            raise HTTPException(422, "Last-Event-ID must be an event id") from exc
+            raise invalid(("header", "Last-Event-ID"), "Last-Event-ID must be an event id",
+                          last_event_id) from exc
     start = since_event if since_event is not None else await store.last_event_seq(pool)
     free = unrestricted(user, "stream")
 
@@ -182,7 +184,7 @@ async def stream_clues(
 
 
 @router.get("/clues/{clue_id}")
-async def get_clue(clue_id: str, request: Request, user: User = Depends(current_user)) -> dict:
+async def get_clue(clue_id: Text, request: Request, user: User = Depends(current_user)) -> dict:
     """One clue; with its evidence metadata when the caller may see evidence."""
     pool = request.app.state.pool
     row = await store.clue(pool, clue_id)
@@ -221,7 +223,7 @@ async def _evidence_access(request: Request, user: User, evidence_id: str,
 
 
 @router.get("/evidence/{evidence_id}")
-async def get_evidence(evidence_id: str, request: Request,
+async def get_evidence(evidence_id: Text, request: Request,
                        user: User = Depends(current_user)) -> dict:
     ev, ok, kind, rid = await _evidence_access(request, user, evidence_id, False)
     await store.audit(request.app.state.pool, user=user.as_dict(), action="evidence.metadata",
@@ -230,9 +232,11 @@ async def get_evidence(evidence_id: str, request: Request,
     return ev
 
 
-@router.get("/evidence/{evidence_id}/content",
-            responses={200: {"content": {"application/octet-stream": {}}}})
-async def evidence_content(evidence_id: str, request: Request,
+@router.get("/evidence/{evidence_id}/content", response_class=Response,
+            responses={200: {"content": {"*/*": {"schema": {"type": "string",
+                                                             "format": "binary"}}},
+                             "description": "the media, of its own media type"}})
+async def evidence_content(evidence_id: Text, request: Request,
                            user: User = Depends(current_user)) -> Response:
     """The evidence bytes (from the row or the evidence folder), audited."""
     ev, ok, kind, rid = await _evidence_access(request, user, evidence_id, True)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from api.auth import User, current_user
+from api.errors import Text, Time, invalid
 from storage import tasks as store
 
 router = APIRouter(tags=["tasks"])
@@ -19,9 +20,9 @@ router = APIRouter(tags=["tasks"])
 
 @router.get("/stats")
 async def stats(request: Request,
-                department: str | None = Query(None, description="default: your own"),
-                since: datetime | None = Query(None, description="default: until - 30 days"),
-                until: datetime | None = Query(None, description="default: now"),
+                department: Text | None = Query(None, description="default: your own"),
+                since: Time | None = Query(None, description="default: until - 30 days"),
+                until: Time | None = Query(None, description="default: now"),
                 user: User = Depends(current_user)) -> dict:
     """Readings received, clues raised, tasks assigned / accepted / closed, median times to
     accept and to close, and the false-positive rate per clue kind."""
@@ -33,7 +34,7 @@ async def stats(request: Request,
     since = since or until - timedelta(days=30)
     for name, value in (("since", since), ("until", until)):
         if value.tzinfo is None:
-            raise HTTPException(422, f"{name} needs a time zone")
+            raise invalid(("query", name), f"{name} needs a time zone", value)
     if since >= until:
-        raise HTTPException(422, "since must be before until")
+        raise invalid(("query", "since"), "since must be before until", since)
     return await store.stats(request.app.state.pool, department, since, until)

@@ -36,6 +36,7 @@ from pydantic import BaseModel
 
 from api import task_push
 from api.auth import User, current_user
+from api.errors import Text, errors, invalid, storable
 from detectors.clue import EvidenceRef
 from offsite.settings import get_settings
 from storage import tasks as store
@@ -76,7 +77,7 @@ async def _current(request: Request, task_id: int) -> dict[str, Any]:
 @router.get("/tasks")
 async def list_tasks(request: Request,
                      state: Literal["open", "assigned", "accepted", "closed"] | None = None,
-                     department: str | None = None,
+                     department: Text | None = None,
                      limit: int = Query(200, ge=1, le=2000),
                      user: User = Depends(current_user)) -> list[dict]:
     """The caller's inbox: an inspector's own tasks, a department's, or (admin) all."""
@@ -99,10 +100,10 @@ async def get_task(task_id: int, request: Request,
 
 
 class AssignIn(BaseModel):
-    inspector: str
+    inspector: Text
 
 
-@router.post("/tasks/{task_id}/assign")
+@router.post("/tasks/{task_id}/assign", responses=errors(400, 409))
 async def assign(task_id: int, body: AssignIn, request: Request,
                  user: User = Depends(current_user)) -> dict:
     """Assign (or reassign) by hand to an inspector of the task's department."""
@@ -111,13 +112,14 @@ async def assign(task_id: int, body: AssignIn, request: Request,
         raise HTTPException(403, "needs the department's department_user or admin")
     pool = request.app.state.pool
     if not await store.is_inspector_of(pool, body.inspector, task["department"]):
-        raise HTTPException(422, f"{body.inspector!r} is no inspector of {task['department']}")
+        raise invalid(("body", "inspector"),
+                      f"{body.inspector!r} is no inspector of {task['department']}", body.inspector)
     if not await store.assign(pool, task_id, body.inspector, user.id):
         raise HTTPException(409, "task is closed")
     return await _current(request, task_id)
 
 
-@router.post("/tasks/{task_id}/accept")
+@router.post("/tasks/{task_id}/accept", responses=errors(409))
 async def accept(task_id: int, request: Request, user: User = Depends(current_user)) -> dict:
     task = await _visible(request, user, task_id)
     if task["assignee"] != user.id:
@@ -135,14 +137,14 @@ def parse_multipart(body: bytes, content_type: str) -> list[dict[str, Any]]:
         if key.lower() == "boundary":
             boundary = value.strip('"')
     if not boundary:
-        raise HTTPException(422, "multipart body without boundary")
+        raise invalid(("header", "content-type"), "multipart body without boundary")
     parts = []
     for chunk in (b"\r\n" + body).split(b"\r\n--" + boundary.encode())[1:]:
         if chunk.startswith(b"--"):
             break
         head, sep, data = chunk.removeprefix(b"\r\n").partition(b"\r\n\r\n")
         if not sep:
-            raise HTTPException(422, "malformed multipart part")
+            raise invalid(("body",), "malformed multipart part")
         part: dict[str, Any] = {"name": None, "filename": None,
                                 "content_type": "application/octet-stream", "data": data}
         for line in head.decode("utf-8", "replace").split("\r\n"):
@@ -165,7 +167,8 @@ async def _evidence_store(request: Request) -> EvidenceStore:
     return state.evidence_store
 
 
-@router.post("/tasks/{task_id}/report", openapi_extra={"requestBody": {"content": {
+@router.post("/tasks/{task_id}/report", responses=errors(409, 413),
+             openapi_extra={"requestBody": {"content": {
     "multipart/form-data": {"schema": {"type": "object", "required": ["result"], "properties": {
         "result": {"type": "string", "enum": list(store.RESULTS)},
         "note": {"type": "string"},
@@ -198,10 +201,16 @@ async def report(task_id: int, request: Request, user: User = Depends(current_us
             data = json.loads(body or b"{}")
             fields = {k: str(v) for k, v in data.items() if k in ("result", "note")}
         except (ValueError, AttributeError) as exc:
-            raise HTTPException(422, "body is multipart/form-data or a JSON object") from exc
+            raise invalid(("body",), "body is multipart/form-data or a JSON object") from exc
+    for key, value in fields.items():
+        storable(("body", key), value)
+    for f in files:
+        storable(("body", "photos", "filename"), f["filename"])
+        storable(("body", "photos", "content_type"), f["content_type"])
     result = fields.get("result")
     if result not in store.RESULTS:
-        raise HTTPException(422, f"result must be one of {', '.join(store.RESULTS)}")
+        raise invalid(("body", "result"), f"result must be one of {', '.join(store.RESULTS)}",
+                      result)
     ids: list[str] = []
     if files:
         now = datetime.now(UTC)
@@ -222,7 +231,7 @@ def _may_refer(user: User, task: dict[str, Any]) -> bool:
     return can_manage(user, task) or task["assignee"] == user.id
 
 
-@router.post("/tasks/{task_id}/refer")
+@router.post("/tasks/{task_id}/refer", responses=errors(409))
 async def refer(task_id: int, request: Request, user: User = Depends(current_user)) -> dict:
     """Make the clue's case bundle (``storage.case_bundle``) and keep it with the task."""
     task = await _visible(request, user, task_id)
@@ -249,7 +258,9 @@ async def refer(task_id: int, request: Request, user: User = Depends(current_use
             "bundle_size": len(data)}
 
 
-@router.get("/tasks/{task_id}/bundle")
+@router.get("/tasks/{task_id}/bundle", response_class=Response,
+            responses={200: {"content": {"application/zip": {}},
+                             "description": "the case bundle"}})
 async def download_bundle(task_id: int, request: Request,
                           user: User = Depends(current_user)) -> Response:
     task = await _visible(request, user, task_id)

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import FileResponse, RedirectResponse
 
 from api.auth import User, current_user
+from api.errors import Text
 from geo.zones import ZoneIndex
 
 STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
@@ -34,7 +35,7 @@ def _zones() -> dict:
 
 
 @router.get("/zones")
-async def zones(kind: str | None = None, user: User = Depends(current_user)) -> dict:
+async def zones(kind: Text | None = None, user: User = Depends(current_user)) -> dict:
     """The regulatory zones as a GeoJSON FeatureCollection (WGS84 lon/lat)."""
     data = _zones()
     if kind is None:

@@ -7,14 +7,16 @@ raises :class:`ServiceError` with what is missing and how to install it: never a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -276,3 +278,40 @@ class EmbeddedServices:
         if self.mqtt_url:
             out["OFFSITE_MQTT_URL"] = self.mqtt_url
         return out
+
+
+@contextlib.contextmanager
+def serve_api(database_url: str) -> Iterator[str]:
+    """The real API under uvicorn on a free loopback port; yields its base URL once the
+    server answers and its LISTEN for clue changes is in place."""
+    import uvicorn
+
+    from offsite.settings import get_settings
+
+    old = os.environ.get("OFFSITE_DATABASE_URL")
+    os.environ["OFFSITE_DATABASE_URL"] = database_url
+    get_settings.cache_clear()
+    from api.app import app
+
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                        timeout_graceful_shutdown=1))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not srv.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+        while not app.state.clue_feed.listening.is_set():
+            assert time.monotonic() < deadline, "the API's LISTEN did not start"
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(10)
+        if old is None:
+            os.environ.pop("OFFSITE_DATABASE_URL", None)
+        else:
+            os.environ["OFFSITE_DATABASE_URL"] = old
+        get_settings.cache_clear()

@@ -7,6 +7,7 @@ tests that need it with the reason (never a skip).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
@@ -45,9 +46,9 @@ def migrated_db(services: EmbeddedServices) -> str:
     return services.database_url
 
 
-@pytest.fixture()
-def fresh_db(services: EmbeddedServices) -> Iterator[str]:
-    """An empty, migrated database of its own, for tests that count rows."""
+@contextlib.contextmanager
+def new_database(services: EmbeddedServices) -> Iterator[str]:
+    """An empty, migrated database of its own (dropped afterwards); yields its URL."""
     name = f"t_{uuid.uuid4().hex[:10]}"
     admin = services.database_url.rsplit("/", 1)[0] + "/postgres"
     with psycopg.connect(admin, autocommit=True) as conn:
@@ -61,40 +62,23 @@ def fresh_db(services: EmbeddedServices) -> Iterator[str]:
         conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
+@pytest.fixture()
+def fresh_db(services: EmbeddedServices) -> Iterator[str]:
+    """An empty, migrated database of its own, for tests that count rows."""
+    with new_database(services) as url:
+        yield url
+
+
 @pytest.fixture(scope="session")
 def samples() -> Path:
     return SAMPLES
 
 
 @pytest.fixture()
-def live_api(fresh_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def live_api(fresh_db: str) -> Iterator[str]:
     """The real API under uvicorn on a free port and a fresh database; yields its base URL
     once the server answers and its LISTEN for clue changes is in place."""
-    import threading
-    import time
+    from offsite.services import serve_api
 
-    import uvicorn
-
-    from offsite.services import free_port
-    from offsite.settings import get_settings
-
-    monkeypatch.setenv("OFFSITE_DATABASE_URL", fresh_db)
-    get_settings.cache_clear()
-    from api.app import app
-
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                        timeout_graceful_shutdown=1))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    while not app.state.clue_feed.listening.is_set():
-        assert time.monotonic() < deadline, "the API's LISTEN did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(10)
-    get_settings.cache_clear()
+    with serve_api(fresh_db) as base:
+        yield base

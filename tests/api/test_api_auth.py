@@ -120,3 +120,29 @@ def test_request_approve_revoke(api: TestClient, fresh_db: str,
     assert revoked.status_code == 200 and revoked.json()["status"] == "revoked"
     assert api.get("/api/readings", params=read, headers=asker).status_code == 404
     assert api.post(f"/grants/{grant['id']}/revoke", headers=owner).status_code == 409
+
+
+def test_raw_token_is_nowhere_in_the_database(api: TestClient, fresh_db: str) -> None:
+    """After a token was used on every kind of endpoint (reads, audited evidence access,
+    writes), no row of any table holds the token or its secret part; only its sha256."""
+    from bench.fuzz_api import seed_world
+    from storage.users import hash_token
+
+    with psycopg.connect(fresh_db) as conn:
+        tokens = seed_world(conn)
+    token = tokens["root"]
+    auth = {"Authorization": f"Bearer {token}"}
+    for path in ("/me", "/clues", "/clues/c-env", "/evidence/e-c-env/content", "/tasks",
+                 "/audit", "/stats", "/grants"):
+        assert api.get(path, headers=auth).status_code == 200, path
+    assert api.post("/access-requests/1/approve", json={"note": "ok"},
+                    headers=auth).status_code == 200
+    secret = token.split(".", 1)[1]
+    with psycopg.connect(fresh_db) as conn:
+        tables = [r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+        dump = "\n".join(row[0] for t in tables
+                         for row in conn.execute(f'SELECT t::text FROM "{t}" t'))
+    assert len(tables) > 10 and "evidence.content" in dump  # the audit row is there
+    assert token not in dump and secret not in dump
+    assert hash_token(token) in dump
