@@ -71,7 +71,7 @@ class DetectParams:
     min_spread: float = 0.25  # floor of the z-diff MAD: stable scenes must not be inflated
     mmu_ha: float = 0.1  # minimum mapping unit
     qa_kind: str = "fmask"  # "fmask" (class values) or "qa_pixel" (bit flags)
-    sample_size: int = 1024  # longest side of the pass-1 statistics sample
+    sample_size: int = 1024  # the pass-1 statistics sample holds about sample_size² px
     zone_rules: Mapping[str, tuple[str, ...]] = field(
         default_factory=lambda: dict(DEFAULT_ZONE_RULES))
     outside_zones: bool = True  # with zones: keep changes outside every zone (all rules)

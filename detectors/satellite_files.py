@@ -1,12 +1,13 @@
 """Whole-file change detection in constant memory: two passes over block-aligned windows.
 
 Why: a Sentinel-2 or Landsat scene does not fit comfortably in memory once both dates and
-float copies exist. Pass 1 takes a decimated sample of both scenes (GDAL's decimated read
-when both have overviews, else the same pixels picked from full-resolution windows, which
-is far cheaper than GDAL resampling without overviews) to fix the scene statistics and the
-threshold; pass 2 reads windows aligned to the AFTER file's blocks on a thread pool (GDAL
-and numpy release the GIL), classifies, writes the mask and polygonises each window; only
-polygon parts stay in memory. BEFORE is put on AFTER's grid by a ``WarpedVRT`` when the
+float copies exist. Pass 1 takes a sample of both scenes to fix the scene statistics and
+the threshold: GDAL's decimated read when both have overviews, else a fixed budget of
+whole blocks spread over the scene (:mod:`detectors.satellite_sample`; reading a fraction
+of the file, where a decimated read without overviews costs a full read); pass 2 reads
+windows aligned to the AFTER file's blocks on a thread pool (GDAL and numpy release the
+GIL), classifies, writes the mask and polygonises each window; only polygon parts stay
+in memory. BEFORE is put on AFTER's grid by a ``WarpedVRT`` when the
 grids differ (bilinear for bands, nearest for QA).
 """
 
@@ -37,9 +38,8 @@ from detectors.satellite import (
     roles_from_descriptions,
 )
 from detectors.satellite_pixels import SceneStats, classify_block, scene_stats
+from detectors.satellite_sample import Pair, gather, plan_sample, thin
 from detectors.satellite_vector import PartCollector, block_parts
-
-_Pair = tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]  # before, after, valid
 
 
 @dataclass
@@ -129,7 +129,7 @@ def detect_files(before_path: str | Path, after_path: str | Path, *,
     """Change polygons of a whole scene pair, window by window (see module docstring).
 
     ``cache_mb`` caps GDAL's block cache (default 5 % of RAM), which otherwise grows with
-    the scene during the decimated pass 1 and dominates peak memory.
+    the scene during a decimated pass 1 (overview reads) and dominates peak memory.
     """
     with rasterio.Env(GDAL_CACHEMAX=cache_mb * 1024 * 1024):
         return _detect_files(Path(before_path), Path(after_path), band_map, before_band_map,
@@ -153,7 +153,7 @@ class _PairReader:
         for _ in range(max(1, workers)):
             self.free.put(stack.enter_context(_open_pair(before_path, after_path)))
 
-    def __call__(self, win: Window) -> _Pair:
+    def __call__(self, win: Window) -> Pair:
         handles = self.free.get()  # never waits: no more readers than handle sets
         try:
             a2, b2, bq2 = handles
@@ -175,45 +175,6 @@ def _in_order(pool: ThreadPoolExecutor, fn: Callable[[Any], Any], items: Iterabl
             yield inflight.popleft().result()
     while inflight:
         yield inflight.popleft().result()
-
-
-def _nearest(n_src: int, n_out: int) -> np.ndarray:
-    """Source indices a nearest-neighbour decimation of ``n_src`` to ``n_out`` picks (GDAL's)."""
-    idx = ((np.arange(n_out) + 0.5) * (n_src / n_out)).astype(np.int64)
-    return np.minimum(idx, n_src - 1)
-
-
-def _sample(read: _PairReader, windows: list[Window], dims: tuple[int, int],
-            shape: tuple[int, int], pool: ThreadPoolExecutor, depth: int) -> _Pair:
-    """The pass-1 sample: the pixels a nearest decimation to ``shape`` keeps, window by window.
-
-    Why not a decimated ``read(out_shape=...)``: without overviews GDAL then resamples pixel
-    by pixel, which profiled at 4x the cost of reading the same blocks at full resolution.
-    """
-    rows, cols = _nearest(dims[0], shape[0]), _nearest(dims[1], shape[1])
-    out: list[dict[str, np.ndarray]] = [{}, {}]
-    valid = np.zeros(shape, bool)
-
-    def one(win: Window) -> tuple[Any, _Pair | None]:
-        r0, r1 = np.searchsorted(rows, [win.row_off, win.row_off + win.height])
-        c0, c1 = np.searchsorted(cols, [win.col_off, win.col_off + win.width])
-        if r0 == r1 or c0 == c1:
-            return None, None
-        bb, aa, v = read(win)
-        ix = np.ix_(rows[r0:r1] - win.row_off, cols[c0:c1] - win.col_off)
-        return np.s_[r0:r1, c0:c1], ({n: x[ix] for n, x in bb.items()},
-                                     {n: x[ix] for n, x in aa.items()}, v[ix])
-
-    for box, got in _in_order(pool, one, windows, depth):
-        if got is None:
-            continue
-        for dest, src in zip(out, got[:2], strict=True):
-            for n, x in src.items():
-                if n not in dest:
-                    dest[n] = np.zeros(shape, x.dtype)
-                dest[n][box] = x
-        valid[box] = got[2]
-    return out[0], out[1], valid
 
 
 def _has_overviews(ds: Any, roles: Mapping[str, int], names: tuple[str, ...]) -> bool:
@@ -244,13 +205,16 @@ def _detect_files(before_path: Path, after_path: Path, band_map: Mapping[str, in
         windows = _windows(a_ds, window_size)
         read = _PairReader(stack, before_path, after_path, rb, ra, names, p.qa_kind, workers)
         pool = stack.enter_context(ThreadPoolExecutor(max_workers=max(1, workers)))
-        if scale > 1 and _has_overviews(a_ds, ra, names) and _has_overviews(b_ds, rb, names):
+        budget = p.sample_size ** 2
+        if (dims[0] * dims[1] > budget and _has_overviews(a_ds, ra, names)
+                and _has_overviews(b_ds, rb, names)):
             # Overviews make GDAL's decimated read cheap: it reads a reduced level.
             sb, vb = _read(b_ds, bq_ds, rb, names, None, shape, p.qa_kind)
             sa, va = _read(a_ds, a_ds, ra, names, None, shape, p.qa_kind)
             vb &= va
         else:
-            sb, sa, vb = _sample(read, windows, dims, shape, pool, depth)
+            units, stride = plan_sample(_windows(a_ds, 128), budget)
+            sb, sa, vb = gather(_in_order(pool, lambda w: thin(read(w), stride), units, depth))
         st = scene_stats(sb, sa, vb, p, workers=workers)
         del sb, sa, vb
         collector = PartCollector(dims)

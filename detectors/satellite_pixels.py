@@ -129,10 +129,13 @@ def otsu(values: np.ndarray, bins: int = 256) -> float:
 
 
 def _nd(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``(x - y) / (x + y)``, 0 where the sum is not positive; in place, no float64 copy."""
     den = x + y
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(den > 0, (x - y) / den, 0.0)
-    return out.astype(np.float32, copy=False)
+    out = np.subtract(x, y, dtype=np.float32)
+    pos = den > 0
+    np.divide(out, den, out=out, where=pos)
+    out[~pos] = 0.0
+    return out
 
 
 INDEX_BANDS = {"ndvi": ("nir", "red"), "ndbi": ("swir1", "nir"), "mndwi": ("green", "swir1"),
@@ -218,7 +221,7 @@ def _pmap(fn: Callable[[T], R], items: Iterable[T], workers: int) -> list[R]:
 def scene_stats(before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray],
                 valid: np.ndarray, params: DetectParams | None = None,
                 workers: int = 1) -> SceneStats:
-    """Gather robust statistics from a sample (whole tile, or a decimated whole scene)."""
+    """Gather robust statistics from a sample (a whole tile, or pixels spread over a scene)."""
     p = params or DetectParams()
     names = tuple(n for n in SPECTRAL if n in before and n in after)
     if not names:

@@ -1,25 +1,18 @@
 """The fast paths of satellite detection give what the plain computations give.
 
 Each fast path (histogram order statistics, sorted medians, the strip-wise linear score,
-the windowed pass-1 sample, labelled polygon parts) is checked against the straightforward
-numpy / GDAL computation it replaces.
+labelled polygon parts) is checked against the straightforward numpy computation it
+replaces.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
-from pathlib import Path
-
 import numpy as np
 import pytest
-import rasterio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from rasterio.transform import from_origin
 
-from detectors import satellite_files as sf
 from detectors.satellite import KIND_CODE, NODATA_CODE, SPECTRAL
 from detectors.satellite_pixels import SceneStats, _band_stats, _robust, change_score
 from detectors.satellite_vector import block_parts
@@ -70,38 +63,6 @@ def test_strip_score_matches_the_plain_formula() -> None:
     got = change_score(before, after, stats)
     assert got.dtype == np.float32 and got.shape == shape
     np.testing.assert_allclose(got, plain, rtol=1e-4, atol=1e-4)
-
-
-def _write(path: Path, data: np.ndarray) -> Path:
-    with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1],
-                       count=data.shape[0], dtype=data.dtype, crs="EPSG:32651", tiled=True,
-                       blockxsize=128, blockysize=128,
-                       transform=from_origin(200000, 3700000, 10, 10)) as dst:
-        dst.write(data)
-        dst.descriptions = SPECTRAL[:data.shape[0]]
-    return path
-
-
-@pytest.mark.parametrize("shape", [(256, 256), (171, 300), (700, 650), (37, 499)])
-def test_windowed_sample_is_gdals_nearest_decimation(tmp_path: Path,
-                                                     shape: tuple[int, int]) -> None:
-    rng = np.random.default_rng(5)
-    before = _write(tmp_path / "b.tif", rng.integers(0, 5000, (3, 700, 650)).astype(np.uint16))
-    after = _write(tmp_path / "a.tif", rng.integers(0, 5000, (3, 700, 650)).astype(np.uint16))
-    with ExitStack() as stack:
-        a_ds, b_ds, bq = stack.enter_context(sf._open_pair(before, after))
-        roles = sf.band_roles(a_ds, None)
-        names = tuple(roles)
-        gdal_b, _ = sf._read(b_ds, bq, roles, names, None, shape, "fmask")
-        gdal_a, _ = sf._read(a_ds, a_ds, roles, names, None, shape, "fmask")
-        read = sf._PairReader(stack, before, after, roles, roles, names, "fmask", 2)
-        with ThreadPoolExecutor(2) as pool:
-            got_b, got_a, valid = sf._sample(read, sf._windows(a_ds, 256), (700, 650), shape,
-                                             pool, 4)
-    assert valid.shape == shape and valid.all()
-    for n in names:
-        np.testing.assert_array_equal(got_b[n], gdal_b[n])
-        np.testing.assert_array_equal(got_a[n], gdal_a[n])
 
 
 def test_block_parts_count_every_pixel_of_each_component() -> None:
