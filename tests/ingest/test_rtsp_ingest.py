@@ -163,6 +163,10 @@ def test_rtsp_to_kafka_with_outage_and_reconnect(services: EmbeddedServices, mig
             rtsp_server.start()
             back = time.monotonic()
             await _wait_health(migrated_db, camera, True, 2, timeout=30)
+            reconnect_s = time.monotonic() - back
+            # issue 10: a camera that comes back is reconnected within 10 s (backoff capped)
+            assert reconnect_s < 10, f"online again only {reconnect_s:.1f}s after the restart"
+            print(f"online again {reconnect_s:.1f}s after the restart")
             clues = await _consume(settings, "clues", clue_key,
                                    lambda m: any(_kind(x) == "signal_loss" and
                                                  json.loads(x.value)["state"] == "closed"
