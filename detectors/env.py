@@ -23,7 +23,8 @@ from detectors import env_rules as R
 from detectors.clue import Clue, EvidenceRef
 from detectors.env_config import DETECTOR, O2, VERSION, EnvConfig, StationInfo
 from detectors.env_judge import WindowRules
-from detectors.env_spike import SpikeScores, batch_scores
+from detectors.env_quiet import observe_batch
+from detectors.env_spike import SpikeScores
 from detectors.limits import LimitTable, o2_correct
 from detectors.plots import series_png
 from detectors.plugin import register
@@ -139,24 +140,11 @@ class StationMonitor(WindowRules):
     def observe_many(self, readings: Sequence[Reading],
                      on_error: Callable[[Reading, Exception], None] | None = None) -> list[Clue]:
         """``observe`` each reading in order -- the same clues -- with the spike rule's
-        scores computed for the whole batch at once (``env_spike``). A reading whose
-        observation raises goes to ``on_error`` and the rest are still observed (scored one
-        by one from then on); without ``on_error`` the error propagates."""
-        out: list[Clue] = []
-        self._spike_pre = batch_scores(self.s, readings, self.cfg.spike_window,
-                                       self.cfg.buffer)
-        try:
-            for reading in readings:
-                try:
-                    out += self.observe(reading)
-                except Exception as exc:
-                    self._spike_pre = None  # the buffers may differ from the precomputation
-                    if on_error is None:
-                        raise
-                    on_error(reading, exc)
-        finally:
-            self._spike_pre = None
-        return out
+        scores computed for the whole batch at once (``env_spike``) and runs of readings that
+        raise no clue taken in bulk (``env_quiet``). A reading whose observation raises goes
+        to ``on_error`` and the rest are still observed (one by one from then on); without
+        ``on_error`` the error propagates."""
+        return observe_batch(self, readings, on_error)
 
     def flush(self) -> list[Clue]:
         """Close pending windows at the end of a finite series; open episodes stay open."""

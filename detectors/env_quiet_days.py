@@ -1,0 +1,119 @@
+"""The day windows of the env fast path (``env_quiet``): the hourly entries of a quiet run
+walked through ``_window``'s day sums, and each day that closes on the way checked for
+anything ``_close_day`` could raise (flag share, 24-hour exceedance, hugging, masking).
+
+Kept apart from ``env_quiet`` only for size; see that module for the contract: nothing here
+decides a clue, it only proves that none is raised, with the same float operations in the
+same order as the per-reading path so the state stays bit-identical.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from detectors import env_windows as W
+from detectors.env_judge import BAD_FLAGS
+from detectors.limits import Limit, LimitTable
+
+if TYPE_CHECKING:
+    from detectors.env import StationMonitor
+    from detectors.env_quiet import _Code
+
+_CONDITIONAL: weakref.WeakKeyDictionary[LimitTable, dict[str, bool]] = \
+    weakref.WeakKeyDictionary()
+
+
+def conditional(limits: LimitTable, standard: str) -> bool:
+    """Whether a limit row of the standard depends on other codes' day means."""
+    known = _CONDITIONAL.setdefault(limits, {})
+    if standard not in known:
+        known[standard] = any(lim.condition for lim in limits.for_standard(standard))
+    return known[standard]
+
+
+def hour_limit(mon: StationMonitor, code: str, t: float) -> Limit | None:
+    """The 1-hour limit ``_judge`` looks up for the hour holding ``t``."""
+    t0 = W.hour_index(t, mon.off) * W.HOUR - mon.off
+    return mon.limits.applicable(mon.standard, code, "1h", mon._dt(t0).date(),
+                                 mon.s["day_means"], mon.station.adopted_from)
+
+
+def day_walk(mon: StationMonitor, c: _Code, m: int, commit: bool) -> int:
+    """Walk ``c``'s first ``m`` entries through the day windows as ``_window`` does (the same
+    float additions in the same order); returns the first entry whose day change would not be
+    quiet, or whose new day has another 1-hour limit. Changes the state if ``commit``; else
+    works on copies and keeps them in ``c.walked`` when all entries passed (``_apply`` then
+    installs them instead of walking again)."""
+    cs = mon.s["codes"][c.code]
+    day = cs["day"] if commit else dict(cs["day"], flags=dict(cs["day"]["flags"]))
+    ratios = cs["ratios"] if commit else dict(cs["ratios"])  # lists are replaced, not changed
+    means = mon.s["day_means"] if commit else {}
+    hourly = (c.code, "1h") in mon.averagings
+    days = np.floor_divide(np.array(c.t[:m]) + mon.off, W.DAY).tolist()
+    flags, values, declared = c.flag, c.v, c.declared
+    for j in range(m):
+        dk = int(days[j])
+        if dk != day["k"]:
+            if not c.cross or not _quiet_day_close(mon, c.code, day, ratios, means):
+                return j
+            day = W.new_day(dk)
+            if commit:
+                cs["day"] = day
+            if hourly and hour_limit(mon, c.code, c.t[j]) != c.lim:
+                return j
+        f, v = flags[j], values[j]
+        day["raw"] += 1
+        day["flags"][f] = day["flags"].get(f, 0) + 1
+        day["fs"] += v
+        day["fn"] += 1
+        if f == "N":
+            weight = max(1.0, (declared[j] or 3600) / 3600)
+            day["s"] += v * weight
+            day["n"] += weight
+    if not commit:
+        c.walked = (day, ratios, means)
+    return m
+
+
+def _quiet_day_close(mon: StationMonitor, code: str, day: dict[str, Any],
+                     store: dict[str, list[float]], means: dict[str, float]) -> bool:
+    """Whether ``_close_day`` raises nothing on ``day`` (flag share, 24-hour exceedance,
+    hugging, flag masking, open episodes); its state changes are applied if ``commit``."""
+    cfg, eps, s = mon.cfg, mon.s["episodes"], mon.s
+    res = W.close_day(day)
+    if res is None:
+        return True
+    bad = sum(n for f, n in res["flags"].items() if f in BAD_FLAGS)
+    share = bad / res["raw"] if res["raw"] else 0.0
+    if share > cfg.flag_share or f"flag-share/{code}" in eps:
+        return False
+    mean = res["mean"]
+    if (code, "24h") in mon.averagings:
+        t0 = res["k"] * W.DAY - mon.off
+        lim = mon.limits.applicable(mon.standard, code, "24h", mon._dt(t0).date(),
+                                    s["day_means"], mon.station.adopted_from)
+        if lim is not None:
+            if any(r in eps for r in (lim.rule, f"hug/{lim.rule}", f"flag-mask/{lim.rule}")):
+                return False
+            ok = mean is not None and res["valid_hours"] >= lim.min_valid
+            if ok and mean > lim.value:
+                return False
+            flagged = sum(n for f, n in res["flags"].items() if f != "N")
+            all_mean = res["all_mean"]
+            if (all_mean is not None and all_mean > lim.value and flagged > 0
+                    and (not ok or mean <= lim.value)):
+                return False
+            ratios = list(store.get(lim.rule, []))
+            if ok:
+                ratios = (ratios + [mean / lim.value])[-cfg.hug_window:]
+            near = sum(1 for r in ratios if cfg.hug_band <= r <= 1.0)
+            if (len(ratios) == cfg.hug_window and max(ratios) <= 1.0
+                    and near >= cfg.hug_share * len(ratios)):
+                return False
+            store[lim.rule] = ratios
+    if mean is not None:
+        means[code] = mean
+    return True
