@@ -26,7 +26,7 @@ from detectors.env_judge import WindowRules
 from detectors.env_quiet import observe_batch
 from detectors.env_spike import SpikeScores
 from detectors.limits import LimitTable, o2_correct
-from detectors.plots import series_png
+from detectors.plots import SeriesPlot
 from detectors.plugin import register
 from streams.records import Reading
 
@@ -65,6 +65,9 @@ class StationMonitor(WindowRules):
             "deltas": [], "restart": None, "codes": {}, "episodes": {},
             "replay": {"n": 0, "tri": {}, "recent": []}, "day_means": {}}
         self._spike_pre: SpikeScores | None = None  # set by observe_many for its batch
+        #: where evidence plots go: None renders them here and now; a callback gets the
+        #: (still empty) EvidenceRef and what to draw, and fills the content later
+        self.on_plot: Callable[[EvidenceRef, SeriesPlot], None] | None = None
 
     # ------------------------------------------------------------------ state
     @classmethod
@@ -256,11 +259,15 @@ class StationMonitor(WindowRules):
         stop = end if end is not None else ep["last"]
         means = [(self._dt(w["t0"]), self._dt(w["t1"]), w["mean"])
                  for w in ep["metrics"].get("windows", []) if w.get("mean") is not None]
-        png = series_png(f"{self.station.id} {rule} ({ep['kind']})", [p[0] for p in ok],
-                         [p[1] for p in ok], limit=ep["limit"], flagged=bad, means=means,
-                         shade=(self._dt(ep["start"]), self._dt(max(stop, ep["start"] + 1))))
-        return EvidenceRef(media_type="image/png", name=f"{rule.replace('/', '_')}.png",
-                           content=png)
+        plot = SeriesPlot(f"{self.station.id} {rule} ({ep['kind']})", [p[0] for p in ok],
+                          [p[1] for p in ok], limit=ep["limit"], flagged=bad, means=means,
+                          shade=(self._dt(ep["start"]), self._dt(max(stop, ep["start"] + 1))))
+        ref = EvidenceRef(media_type="image/png", name=f"{rule.replace('/', '_')}.png")
+        if self.on_plot is None:
+            ref.content = plot.render()
+        else:
+            self.on_plot(ref, plot)
+        return ref
 
     # ------------------------------------------------------------------ per-reading rules
     def _per_reading(self, code: str, cs: dict[str, Any], t: float, value: float, flag: str,
