@@ -256,12 +256,13 @@ def observe_batch(mon: StationMonitor, readings: Sequence[Reading],
     """``StationMonitor.observe_many``: quiet runs in bulk, the other readings one by one.
 
     The look ahead is bounded (it is rebuilt after every reading ``observe`` had to see):
-    it starts at a day, doubles while whole spans pass, and after a span that found
+    it covers up to ``_MAX_SPAN`` readings, a day after a stop, doubling while whole spans
+    pass; after a span that found
     nothing quiet the next try waits a few readings (doubling too), so a stretch of open
     episodes costs about what reading by reading costs."""
     out: list[Clue] = []
     mon._spike_pre = batch_scores(mon.s, readings, mon.cfg.spike_window, mon.cfg.buffer)
-    i, span, wait, backoff = 0, _MIN_SPAN, 0, 1
+    i, span, wait, backoff = 0, _MAX_SPAN, 0, 1
     try:
         while i < len(readings):
             if mon._spike_pre is not None and wait <= 0:

@@ -9,7 +9,9 @@ same order as the per-reading path so the state stays bit-identical.
 
 from __future__ import annotations
 
+import operator
 import weakref
+from functools import reduce
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -52,30 +54,41 @@ def day_walk(mon: StationMonitor, c: _Code, m: int, commit: bool) -> int:
     ratios = cs["ratios"] if commit else dict(cs["ratios"])  # lists are replaced, not changed
     means = mon.s["day_means"] if commit else {}
     hourly = (c.code, "1h") in mon.averagings
-    days = np.floor_divide(np.array(c.t[:m]) + mon.off, W.DAY).tolist()
-    flags, values, declared = c.flag, c.v, c.declared
-    for j in range(m):
-        dk = int(days[j])
+    days = np.floor_divide(np.array(c.t[:m]) + mon.off, W.DAY).astype(np.int64)
+    cuts = (np.flatnonzero(np.diff(days)) + 1).tolist()
+    for a, b in zip([0, *cuts], [*cuts, m], strict=True):  # one local day at a time
+        if a == b:
+            continue
+        dk = int(days[a])
         if dk != day["k"]:
             if not c.cross or not _quiet_day_close(mon, c.code, day, ratios, means):
-                return j
+                return a
             day = W.new_day(dk)
             if commit:
                 cs["day"] = day
-            if hourly and hour_limit(mon, c.code, c.t[j]) != c.lim:
-                return j
-        f, v = flags[j], values[j]
-        day["raw"] += 1
-        day["flags"][f] = day["flags"].get(f, 0) + 1
-        day["fs"] += v
-        day["fn"] += 1
-        if f == "N":
-            weight = max(1.0, (declared[j] or 3600) / 3600)
-            day["s"] += v * weight
-            day["n"] += weight
+            if hourly and hour_limit(mon, c.code, c.t[a]) != c.lim:
+                return a
+        _add_entries(day, c.flag[a:b], c.v[a:b], c.declared[a:b])
     if not commit:
         c.walked = (day, ratios, means)
     return m
+
+
+def _add_entries(day: dict[str, Any], flags: list[str], values: list[float],
+                 declared: list[int | None]) -> None:
+    """``_window``'s day sums for hourly entries of one day: the same additions in the same
+    order (``reduce`` folds left, as the reading-by-reading ``+=`` does; ``sum`` may not)."""
+    day["raw"] += len(flags)
+    for f in dict.fromkeys(flags):  # first-seen order, as one by one
+        day["flags"][f] = day["flags"].get(f, 0) + flags.count(f)
+    day["fs"] = reduce(operator.add, values, day["fs"])
+    day["fn"] += len(values)
+    weights = [max(1.0, (d or 3600) / 3600) for d, f in zip(declared, flags, strict=True)
+               if f == "N"]
+    valid = [v for v, f in zip(values, flags, strict=True) if f == "N"]
+    day["s"] = reduce(operator.add, [v * w for v, w in zip(valid, weights, strict=True)],
+                      day["s"])
+    day["n"] = reduce(operator.add, weights, day["n"])
 
 
 def _quiet_day_close(mon: StationMonitor, code: str, day: dict[str, Any],
