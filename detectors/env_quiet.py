@@ -10,9 +10,11 @@ decided for all of a run of plain readings at once:
   time (no offline gap) with a declared or registered interval, with no ``-`` codes, no
   NOx/NO/NO2 triple, no flue-gas O2 check and no O2-corrected code;
 * per code, numpy finds the first entry that could change an episode: an impossible
-  value, a new local day (the day window closes), a value over the 1-hour limit (exceedance
-  or flag masking), a hugging window, a flatline run long enough to be judged, a spike
-  score over the threshold (or not scored), or any open episode of that code's rules;
+  value, a value over the 1-hour limit (exceedance or flag masking), a hugging window, a
+  flatline run long enough to be judged, a spike score over the threshold (or not
+  scored), or any open episode of that code's rules; each day window that closes on the
+  way is checked in Python (``env_quiet_days``: flag share, 24-hour exceedance, hugging,
+  masking; with a conditional limit the run stops at midnight instead);
 * replayed blocks are checked in order (a hash per payload, as ``_replay`` does).
 
 Every reading before the first such entry changes only the state (buffers, runs, day sums,

@@ -94,7 +94,8 @@ def _add_entries(day: dict[str, Any], flags: list[str], values: list[float],
 def _quiet_day_close(mon: StationMonitor, code: str, day: dict[str, Any],
                      store: dict[str, list[float]], means: dict[str, float]) -> bool:
     """Whether ``_close_day`` raises nothing on ``day`` (flag share, 24-hour exceedance,
-    hugging, flag masking, open episodes); its state changes are applied if ``commit``."""
+    hugging, flag masking, open episodes); ``store`` gets the new hug ratios and ``means``
+    the day's mean (the caller's copies, or the state itself)."""
     cfg, eps, s = mon.cfg, mon.s["episodes"], mon.s
     res = W.close_day(day)
     if res is None:
