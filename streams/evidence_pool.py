@@ -10,7 +10,8 @@ The guarantee stays: a clue is sent only with its evidence. ``Plots.fill`` waits
 plot of a batch before the batch's clues go to Kafka, and the batch's offsets are committed
 after that (the env agent's body returns only then), so a crash before the PNG exists
 re-reads the readings and draws it again. If the pool fails (a child killed, a pickling
-error) the plot is drawn in this process instead; nothing is sent without its content.
+error, a child stuck past ``timeout_s``) the plot is drawn in this process instead and a
+stuck pool is replaced; nothing is sent without its content.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ log = logging.getLogger(__name__)
 class PlotPool:
     """A lazily started pool of ``processes`` children (spawned: the worker has threads)."""
 
-    def __init__(self, processes: int) -> None:
+    def __init__(self, processes: int, timeout_s: float = 60.0) -> None:
         self.processes = processes
+        self.timeout_s = timeout_s  # a plot taking longer: the child is stuck, replace it
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
 
@@ -52,11 +54,15 @@ class PlotPool:
                 self._pool = None
                 return None
 
-    def close(self) -> None:
+    def close(self, kill: bool = False) -> None:
+        """Stop the pool (``kill``: its children too, for one that hangs)."""
         with self._lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = None
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            children = list(getattr(pool, "_processes", {}).values()) if kill else []
+            pool.shutdown(wait=False, cancel_futures=True)
+            for child in children:
+                child.kill()
 
 
 @dataclass
@@ -76,10 +82,13 @@ class Plots:
             try:
                 if future is None:
                     raise RuntimeError("no plot pool")
-                ref.content = await asyncio.wrap_future(future)
+                ref.content = await asyncio.wait_for(asyncio.wrap_future(future),
+                                                     self.pool.timeout_s)
             except Exception as exc:
                 if future is not None:
-                    log.warning("plot %s failed in the pool (%s); drawing it here", ref.name,
+                    log.warning("plot %s failed in the pool (%r); drawing it here", ref.name,
                                 exc)
+                    if isinstance(exc, TimeoutError):
+                        self.pool.close(kill=True)  # a new pool starts with the next plot
                 ref.content = await asyncio.to_thread(plot.render)
         self.pending.clear()

@@ -73,6 +73,33 @@ def test_dead_pool_falls_back_to_drawing_here() -> None:
         pool.close()
 
 
+def test_stuck_pool_is_replaced_and_the_plot_drawn_here() -> None:
+    pool = PlotPool(1, timeout_s=2.0)
+    stopped: list[int] = []
+    try:
+        plot = SeriesPlot("t", [datetime(2025, 1, 1, tzinfo=CST)], [1.0], limit=2.0)
+        first = pool.submit(plot)
+        assert first is not None and first.result(timeout=120) == plot.render()
+        assert pool._pool is not None
+        stopped = list(pool._pool._processes)
+        for pid in stopped:  # the child hangs (stopped, not dead)
+            os.kill(pid, signal.SIGSTOP)
+        plots = Plots(pool)
+        ref = EvidenceRef(media_type="image/png", name="x.png")
+        plots.add(ref, plot)
+        asyncio.run(plots.fill())
+        assert ref.content == plot.render() and pool._pool is None
+        again = pool.submit(plot)  # a fresh pool
+        assert again is not None and again.result(timeout=120) == plot.render()
+    finally:
+        for pid in stopped:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        pool.close()
+
+
 def test_handle_batch_sends_clues_with_their_pngs(monkeypatch: pytest.MonkeyPatch) -> None:
     from tests.streams.test_env_stream import _Event, _Msg, _Table
 
