@@ -29,7 +29,12 @@ Phases, one run:
 CPU seconds per process (worker, ingester, Tansu, PostgreSQL with its backends, Mosquitto)
 are read from /proc over the throughput phase: they say where the time goes.
 
-Run: ``.venv/bin/python -m bench.bench_env_pipeline [--quick] [--seconds 40] [--pace 400]``.
+With ``--workers 2`` the bench starts two ``offsite worker`` processes in the consumer group
+(partitions spread between them; the CPU figure sums both); ``--workers 1,2`` runs the whole
+bench once per count, fresh services each time, and prints the runs side by side.
+
+Run: ``.venv/bin/python -m bench.bench_env_pipeline [--quick] [--seconds 40] [--pace 400]
+[--workers 1,2]``.
 """
 
 from __future__ import annotations
@@ -67,6 +72,7 @@ BATCH = 100  # readings per MQTT message
 IN_FLIGHT = 200  # un-acknowledged QoS 1 messages the publisher allows
 MAX_OUTSTANDING = 200  # messages published but not yet seen in `readings` (throughput phase)
 POLL_S = 0.05
+GROUP_SETTLE_S = 15.0  # with several workers: time for the group to rebalance before phases
 CODES = {"a34004": 30.0, "a34002": 60.0, "a21026": 6.0, "a21004": 40.0, "a21005": 0.8,
          "a05024": 60.0}
 HOUR = timedelta(hours=1)
@@ -254,34 +260,40 @@ def exceedance(t: datetime, rng: random.Random) -> bytes:
     return json.dumps(doc(t, {**values(rng), "a21026": 900.0})).encode()
 
 
-def warm_up(pub: Publisher, url: str, timeout: float = 180) -> None:
+def warm_up(pub: Publisher, url: str, timeout: float = 180,
+            station: str = "BENCH-WARMUP") -> None:
     deadline = time.monotonic() + timeout
     n = 0
     while time.monotonic() < deadline:
         n += 1
         t = datetime(2000, 1, 1, tzinfo=UTC) + n * HOUR
-        pub.publish("BENCH-WARMUP", json.dumps(doc(t, {"x": n})).encode())
+        pub.publish(station, json.dumps(doc(t, {"x": n})).encode())
         with psycopg.connect(url) as conn:
-            if conn.execute("SELECT 1 FROM readings WHERE station = 'BENCH-WARMUP'").fetchone():
+            if conn.execute("SELECT 1 FROM readings WHERE station = %s", (station,)).fetchone():
                 return
         time.sleep(1)
     raise RuntimeError("the pipeline never delivered the warm-up reading")
 
 
 def run_pipeline(svc: EmbeddedServices, seconds: float, stations: int, clue_stations: int,
-                 paced_seconds: float, pace: float | None = None) -> dict[str, Any]:
+                 paced_seconds: float, pace: float | None = None,
+                 workers: int = 1) -> dict[str, Any]:
     logs = STATE / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **svc.env(), "OFFSITE_MQTT_CLIENT_ID": "offsite-bench-ingest",
            "OFFSITE_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING")}
-    procs = {"worker": spawn(env, logs, "worker", "worker"),
-             "ingest-mqtt": spawn(env, logs, "ingest-mqtt", "ingest", "mqtt")}
+    names = ["worker"] if workers == 1 else [f"worker-{k}" for k in range(workers)]
+    procs = {name: spawn(env, logs, name, "worker") for name in names}
+    procs["ingest-mqtt"] = spawn(env, logs, "ingest-mqtt", "ingest", "mqtt")
     rng = random.Random(9)
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     pub = Publisher(svc.mqtt_url)
     tracker = Tracker(svc.database_url)
     try:
         warm_up(pub, svc.database_url)
+        if workers > 1:  # let the group settle: every worker joined, partitions spread
+            time.sleep(GROUP_SETTLE_S)
+            warm_up(pub, svc.database_url, station="BENCH-WARMUP-2")
         tracker.start()
         # clue and probe stations: 30 ordinary hours each, ending two hours ago
         probes = probe_stations(Settings().partitions)
@@ -302,7 +314,7 @@ def run_pipeline(svc: EmbeddedServices, seconds: float, stations: int, clue_stat
                 times = [start + (block * BATCH + i) * HOUR for i in range(BATCH)]
                 payloads.append((st, times[-1], json.dumps(
                     [doc(t, values(rng)) for t in times]).encode()))
-        roots = {"worker": procs["worker"].pid, "ingest-mqtt": procs["ingest-mqtt"].pid,
+        roots = {**{name: p.pid for name, p in procs.items()},
                  **{name: p.pid for name, p in svc.procs}}
         cpu0 = tree_cpu(roots)
         t0 = time.monotonic()
@@ -326,6 +338,8 @@ def run_pipeline(svc: EmbeddedServices, seconds: float, stations: int, clue_stat
         throughput = sent / elapsed
         detected = sent / max(elapsed, detected_elapsed)
         cpu = {k: round(cpu1[k] - cpu0[k], 1) for k in roots}
+        if workers > 1:
+            cpu["worker"] = round(sum(cpu[n] for n in names), 1)
 
         # 2. latency at a paced load: half the throughput with detection, one exceedance per
         # clue station
@@ -352,6 +366,7 @@ def run_pipeline(svc: EmbeddedServices, seconds: float, stations: int, clue_stat
         paced_drained = tracker.wait_drained(60)
         paced_lat, clue_lat = tracker.take()
         return {
+            "workers": workers,
             "ingest": "mqtt-json-batch", "readings_per_message": BATCH, "codes_per_reading": 6,
             "readings_sent": sent, "publish_s": round(t_sent - t0, 2),
             "drained": drained, "readings_per_s": round(throughput),
@@ -402,14 +417,16 @@ async def floor(url: str, payloads: list[tuple[str, datetime, bytes]]) -> float:
 
 
 def main(quick: bool = False, seconds: float | None = None,
-         pace: float | None = None) -> dict[str, Any]:
+         pace: float | None = None, workers: int = 1) -> dict[str, Any]:
+    """One run of the phases with ``workers`` worker processes in the consumer group."""
     seconds = seconds or (10.0 if quick else 40.0)
     shutil.rmtree(STATE, ignore_errors=True)
     with EmbeddedServices(STATE / "services").start() as svc:
         migrate(svc.database_url)
         result = run_pipeline(svc, seconds, stations=20 if quick else 50,
                               clue_stations=10 if quick else 20,
-                              paced_seconds=10.0 if quick else 30.0, pace=pace)
+                              paced_seconds=10.0 if quick else 30.0, pace=pace,
+                              workers=workers)
         payloads = result.pop("_floor_payloads")
         floor_rate = asyncio.run(floor(svc.database_url, payloads))
     result["floor_readings_per_s"] = round(floor_rate)
@@ -421,11 +438,24 @@ def main(quick: bool = False, seconds: float | None = None,
     return {"benchmark": "env", "quick": quick, **result}
 
 
+def compare(counts: list[int], quick: bool = False, seconds: float | None = None,
+            pace: float | None = None) -> dict[str, Any]:
+    """Runs with each worker count, one after another (fresh services each), side by side."""
+    runs = [main(quick, seconds, pace, n) for n in counts]
+    return {"benchmark": "env", "quick": quick, "runs": runs}
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seconds", type=float, default=None)
     parser.add_argument("--pace", type=float, default=None,
                         help="readings/s of the latency phase (default: half the throughput)")
+    parser.add_argument("--workers", default="1",
+                        help="worker processes in the group; a list (1,2) runs each in turn")
     args = parser.parse_args()
-    print(json.dumps(main(args.quick, args.seconds, args.pace)))
+    counts = [int(n) for n in args.workers.split(",")]
+    if len(counts) == 1:
+        print(json.dumps(main(args.quick, args.seconds, args.pace, counts[0])))
+    else:
+        print(json.dumps(compare(counts, args.quick, args.seconds, args.pace)))

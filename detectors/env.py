@@ -23,9 +23,10 @@ from detectors import env_rules as R
 from detectors.clue import Clue, EvidenceRef
 from detectors.env_config import DETECTOR, O2, VERSION, EnvConfig, StationInfo
 from detectors.env_judge import WindowRules
-from detectors.env_spike import SpikeScores, batch_scores
+from detectors.env_quiet import observe_batch
+from detectors.env_spike import SpikeScores
 from detectors.limits import LimitTable, o2_correct
-from detectors.plots import series_png
+from detectors.plots import SeriesPlot
 from detectors.plugin import register
 from streams.records import Reading
 
@@ -64,6 +65,9 @@ class StationMonitor(WindowRules):
             "deltas": [], "restart": None, "codes": {}, "episodes": {},
             "replay": {"n": 0, "tri": {}, "recent": []}, "day_means": {}}
         self._spike_pre: SpikeScores | None = None  # set by observe_many for its batch
+        #: where evidence plots go: None renders them here and now; a callback gets the
+        #: (still empty) EvidenceRef and what to draw, and fills the content later
+        self.on_plot: Callable[[EvidenceRef, SeriesPlot], None] | None = None
 
     # ------------------------------------------------------------------ state
     @classmethod
@@ -139,24 +143,11 @@ class StationMonitor(WindowRules):
     def observe_many(self, readings: Sequence[Reading],
                      on_error: Callable[[Reading, Exception], None] | None = None) -> list[Clue]:
         """``observe`` each reading in order -- the same clues -- with the spike rule's
-        scores computed for the whole batch at once (``env_spike``). A reading whose
-        observation raises goes to ``on_error`` and the rest are still observed (scored one
-        by one from then on); without ``on_error`` the error propagates."""
-        out: list[Clue] = []
-        self._spike_pre = batch_scores(self.s, readings, self.cfg.spike_window,
-                                       self.cfg.buffer)
-        try:
-            for reading in readings:
-                try:
-                    out += self.observe(reading)
-                except Exception as exc:
-                    self._spike_pre = None  # the buffers may differ from the precomputation
-                    if on_error is None:
-                        raise
-                    on_error(reading, exc)
-        finally:
-            self._spike_pre = None
-        return out
+        scores computed for the whole batch at once (``env_spike``) and runs of readings that
+        raise no clue taken in bulk (``env_quiet``). A reading whose observation raises goes
+        to ``on_error`` and the rest are still observed (one by one from then on); without
+        ``on_error`` the error propagates."""
+        return observe_batch(self, readings, on_error)
 
     def flush(self) -> list[Clue]:
         """Close pending windows at the end of a finite series; open episodes stay open."""
@@ -268,11 +259,15 @@ class StationMonitor(WindowRules):
         stop = end if end is not None else ep["last"]
         means = [(self._dt(w["t0"]), self._dt(w["t1"]), w["mean"])
                  for w in ep["metrics"].get("windows", []) if w.get("mean") is not None]
-        png = series_png(f"{self.station.id} {rule} ({ep['kind']})", [p[0] for p in ok],
-                         [p[1] for p in ok], limit=ep["limit"], flagged=bad, means=means,
-                         shade=(self._dt(ep["start"]), self._dt(max(stop, ep["start"] + 1))))
-        return EvidenceRef(media_type="image/png", name=f"{rule.replace('/', '_')}.png",
-                           content=png)
+        plot = SeriesPlot(f"{self.station.id} {rule} ({ep['kind']})", [p[0] for p in ok],
+                          [p[1] for p in ok], limit=ep["limit"], flagged=bad, means=means,
+                          shade=(self._dt(ep["start"]), self._dt(max(stop, ep["start"] + 1))))
+        ref = EvidenceRef(media_type="image/png", name=f"{rule.replace('/', '_')}.png")
+        if self.on_plot is None:
+            ref.content = plot.render()
+        else:
+            self.on_plot(ref, plot)
+        return ref
 
     # ------------------------------------------------------------------ per-reading rules
     def _per_reading(self, code: str, cs: dict[str, Any], t: float, value: float, flag: str,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import matplotlib
@@ -52,3 +53,27 @@ def series_png(title: str, times: Sequence[datetime], values: Sequence[float], *
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class SeriesPlot:
+    """Everything ``series_png`` draws, captured when the clue is made: a detector can hand
+    the rendering to another process (``streams.evidence_pool``) and the PNG is the same as
+    if it had been drawn there and then."""
+
+    title: str
+    times: Sequence[datetime]
+    values: Sequence[float]
+    limit: float | None = None
+    shade: tuple[datetime, datetime] | None = None
+    flagged: Sequence[tuple[datetime, float]] = field(default_factory=tuple)
+    means: Sequence[tuple[datetime, datetime, float]] = field(default_factory=tuple)
+
+    def render(self) -> bytes:
+        return series_png(self.title, self.times, self.values, limit=self.limit,
+                          shade=self.shade, flagged=self.flagged, means=self.means)
+
+
+def warm() -> bool:
+    """Nothing to do: importing this module (matplotlib) is the point, in a new process."""
+    return True

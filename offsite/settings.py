@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     )
     sink_batch_size: int = Field(default=500, ge=1)
     sink_batch_seconds: float = Field(default=0.5, gt=0)
+    plot_processes: int = Field(
+        default=1, ge=0, description="child processes drawing env evidence PNGs; 0: in the worker"
+    )
     mqtt_client_id: str = "offsite-ingest-mqtt"
     api_host: str = "127.0.0.1"
     api_port: int = 8600

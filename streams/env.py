@@ -2,8 +2,9 @@
 
 A second consumer of ``env.readings`` (next to the readings sink). Each station's monitor
 state lives in the Faust table ``env-monitors`` keyed by station; its changelog is what a
-restarted or rebalanced worker recovers from. Detector work (``observe``, which also renders
-the PNG evidence plots) runs in a worker thread so the event loop keeps serving Kafka.
+restarted or rebalanced worker recovers from. Detector work (``observe``) runs in a worker
+thread so the event loop keeps serving Kafka; its PNG evidence plots are drawn meanwhile in
+a child process (``streams.evidence_pool``) and a batch's clues are sent once all are there.
 
 Clues go to the ``clues`` topic keyed by their site (``geo.routing``): the zone or grid cell
 of the station's location from the ``stations`` table, else ``subject:<station>``; the clue
@@ -35,22 +36,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
+from detectors.clue import EvidenceRef
 from detectors.env import StationMonitor
 from detectors.env_config import EnvConfig, StationInfo
+from detectors.plots import SeriesPlot
 from geo.routing import Router
 from storage.sinks import default_router
 from streams.app import app, db_pool, settings, topic
+from streams.evidence_pool import PlotPool, Plots
 from streams.records import Clue, EnvReadings, Reading, readings_of
 from streams.topics import CLUES, ENV_READINGS
 
 log = logging.getLogger(__name__)
+OnPlot = Callable[[EvidenceRef, SeriesPlot], None]
 
 TICK_S = 60.0
 LIVE_LAG_S = 6 * 3600.0
@@ -171,10 +176,12 @@ class EnvProcessor:
         return mon
 
     def observe(self, station: str, partition: int, readings: Sequence[Reading],
-                stored: dict[str, Any] | None, entry: StationEntry,
-                arrived: float) -> tuple[list[Clue], dict[str, Any]]:
-        """Feed one station's readings of a batch; returns its clues and new table value."""
+                stored: dict[str, Any] | None, entry: StationEntry, arrived: float,
+                on_plot: OnPlot | None = None) -> tuple[list[Clue], dict[str, Any]]:
+        """Feed one station's readings of a batch; returns its clues and new table value.
+        ``on_plot`` takes the evidence plots (else they are drawn here, in this thread)."""
         mon = self.monitor(station, stored, entry)
+        mon.on_plot = on_plot
 
         def failed(reading: Reading, exc: Exception) -> None:
             """A detector bug must not stop the station's stream: logged, then go on."""
@@ -190,11 +197,13 @@ class EnvProcessor:
         return clues, value
 
     def tick(self, station: str, stored: dict[str, Any], now: datetime,
-             entry: StationEntry | None = None) -> tuple[list[Clue], dict[str, Any] | None]:
+             entry: StationEntry | None = None,
+             on_plot: OnPlot | None = None) -> tuple[list[Clue], dict[str, Any] | None]:
         """Offline check of one station at wall time ``now`` if it is live (see module doc)."""
         if not is_live(stored, now.timestamp()):
             return [], None
         mon = self.monitor(station, stored, None)
+        mon.on_plot = on_plot
         clues = mon.tick(now)
         if not clues:
             self.slots[station] = _Slot(mon, stored)
@@ -247,6 +256,7 @@ monitors = app.Table("env-monitors", default=None, partitions=settings.partition
 router = default_router()
 registry = StationRegistry(router, settings.local_utc_offset_hours)
 processor = EnvProcessor()
+plot_pool = PlotPool(settings.plot_processes)
 _lock = asyncio.Lock()  # one detector thread at a time: monitors are not thread-safe
 
 
@@ -278,13 +288,14 @@ async def handle_batch(events: Sequence[Any]) -> int:
     if not groups:
         return 0
     entries = await registry.lookup(groups)
+    plots = Plots(plot_pool)
 
     def work() -> list[tuple[str, int, dict[str, Any], list[Clue]]]:
         out = []
         for station, (partition, readings) in groups.items():
             clues, value = processor.observe(station, partition, readings,
                                              monitors.data.get(station), entries[station],
-                                             arrived)
+                                             arrived, plots.add)
             out.append((station, partition, value, clues))
         return out
 
@@ -292,6 +303,7 @@ async def handle_batch(events: Sequence[Any]) -> int:
         results = await asyncio.to_thread(work)
     for station, partition, value, _ in results:
         put_state(monitors, partition, station, value)
+    await plots.fill()  # drawn in the pool meanwhile; a clue goes only with its evidence
     sent = [(entries[station].site, clue) for station, _, _, clues in results for clue in clues]
     await send_clues(sent)
     return len(sent)
@@ -315,12 +327,13 @@ async def tick_all(now: datetime) -> int:
              if v is not None and v.get("partition") in assigned]
     live = [(s, v) for s, v in items if is_live(v, now.timestamp())]
     entries = await registry.lookup(s for s, _ in live) if live else {}
+    plots = Plots(plot_pool)
 
     def work() -> list[tuple[str, dict[str, Any], list[Clue]]]:
         processor.forget(s for s, _ in items)
         out = []
         for station, stored in live:
-            clues, value = processor.tick(station, stored, now, entries[station])
+            clues, value = processor.tick(station, stored, now, entries[station], plots.add)
             if value is not None:
                 out.append((station, value, clues))
         return out
@@ -329,6 +342,7 @@ async def tick_all(now: datetime) -> int:
         results = await asyncio.to_thread(work)
     for station, value, _ in results:
         put_state(monitors, value["partition"], station, value)
+    await plots.fill()
     sent = [(entries[s].site, c) for s, _, clues in results for c in clues]
     await send_clues(sent)
     return len(sent)

@@ -1,0 +1,94 @@
+"""Evidence plots rendered in a process pool, off the env detector's thread.
+
+A matplotlib PNG costs ~125 ms of CPU, and the env detector drew two per exceedance clue in
+its own thread, under the worker's GIL: the detector, the readings sink and Kafka all
+waited for it. Now the detector only captures what to draw (``SeriesPlot``, with the values
+as they were when the clue was made) and a child process draws it while detection goes on;
+on a 2-core machine that is the other core.
+
+The guarantee stays: a clue is sent only with its evidence. ``Plots.fill`` waits for every
+plot of a batch before the batch's clues go to Kafka, and the batch's offsets are committed
+after that (the env agent's body returns only then), so a crash before the PNG exists
+re-reads the readings and draws it again. If the pool fails (a child killed, a pickling
+error, a child stuck past ``timeout_s``) the plot is drawn in this process instead and a
+stuck pool is replaced; nothing is sent without its content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+
+from detectors.clue import EvidenceRef
+from detectors.plots import SeriesPlot, warm
+
+log = logging.getLogger(__name__)
+
+
+class PlotPool:
+    """A lazily started pool of ``processes`` children (spawned: the worker has threads)."""
+
+    def __init__(self, processes: int, timeout_s: float = 60.0) -> None:
+        self.processes = processes
+        self.timeout_s = timeout_s  # a plot taking longer: the child is stuck, replace it
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, plot: SeriesPlot) -> Future[bytes] | None:
+        """Start drawing ``plot``; None when there is no pool (draw it here instead)."""
+        if self.processes <= 0:
+            return None
+        with self._lock:
+            try:
+                if self._pool is None:
+                    self._pool = ProcessPoolExecutor(
+                        self.processes, mp_context=multiprocessing.get_context("spawn"))
+                    self._pool.submit(warm)
+                return self._pool.submit(plot.render)
+            except Exception as exc:  # broken pool: start a new one next time
+                log.warning("plot pool unavailable (%s); drawing in the worker", exc)
+                self._pool = None
+                return None
+
+    def close(self, kill: bool = False) -> None:
+        """Stop the pool (``kill``: its children too, for one that hangs)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            children = list(getattr(pool, "_processes", {}).values()) if kill else []
+            pool.shutdown(wait=False, cancel_futures=True)
+            for child in children:
+                child.kill()
+
+
+@dataclass
+class Plots:
+    """The plots of one batch: ``add`` is the monitors' ``on_plot`` (thread-safe), ``fill``
+    puts every PNG into its EvidenceRef."""
+
+    pool: PlotPool
+    pending: list[tuple[EvidenceRef, SeriesPlot, Future[bytes] | None]] = field(
+        default_factory=list)
+
+    def add(self, ref: EvidenceRef, plot: SeriesPlot) -> None:
+        self.pending.append((ref, plot, self.pool.submit(plot)))
+
+    async def fill(self) -> None:
+        for ref, plot, future in self.pending:
+            try:
+                if future is None:
+                    raise RuntimeError("no plot pool")
+                ref.content = await asyncio.wait_for(asyncio.wrap_future(future),
+                                                     self.pool.timeout_s)
+            except Exception as exc:
+                if future is not None:
+                    log.warning("plot %s failed in the pool (%r); drawing it here", ref.name,
+                                exc)
+                    if isinstance(exc, TimeoutError):
+                        self.pool.close(kill=True)  # a new pool starts with the next plot
+                ref.content = await asyncio.to_thread(plot.render)
+        self.pending.clear()

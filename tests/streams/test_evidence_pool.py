@@ -1,0 +1,127 @@
+"""Evidence plots drawn in the child process are byte for byte the plots the detector drew
+in-line; ``handle_batch`` sends no clue before its PNG is there; a dead pool falls back to
+drawing in the worker, so no clue loses its evidence."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from detectors.clue import Clue, EvidenceRef
+from detectors.env import StationMonitor
+from detectors.env_config import EnvConfig, StationInfo
+from detectors.plots import SeriesPlot
+from storage.sinks import default_router
+from streams import env as E
+from streams.evidence_pool import PlotPool, Plots
+from streams.records import Reading, env_records
+
+CST = timezone(timedelta(hours=8))
+
+
+def episode() -> list[Reading]:
+    """Two days: an ordinary one, then PM2.5 far over its daily limit, closed by a clean day."""
+    vals = [30.0 + (h % 7) for h in range(24)] + [160.0 + (h % 5) for h in range(24)]
+    vals += [20.0 + (h % 3) for h in range(25)]
+    start = datetime(2025, 3, 10, tzinfo=CST)
+    return [Reading(station="S1", time=start + timedelta(hours=i), period="hour",
+                    values={"a34004": v}, interval_s=3600) for i, v in enumerate(vals)]
+
+
+def inline_clues() -> list[Clue]:
+    return StationMonitor(StationInfo(id="S1", interval_s=3600)).observe_many(episode())
+
+
+def test_pool_draws_the_same_png_as_inline() -> None:
+    expected = [e for c in inline_clues() for e in c.evidence]
+    assert len(expected) >= 2 and all(e.content.startswith(b"\x89PNG") for e in expected)
+    pool = PlotPool(1)
+    try:
+        plots = Plots(pool)
+        mon = StationMonitor(StationInfo(id="S1", interval_s=3600))
+        mon.on_plot = plots.add
+        clues = mon.observe_many(episode())
+        refs = [e for c in clues for e in c.evidence]
+        assert refs and all(r.content == b"" for r in refs)  # not drawn by the detector
+        assert all(f is not None for _, _, f in plots.pending)  # handed to the pool
+        asyncio.run(plots.fill())
+        assert [(r.name, r.content) for r in refs] == [(e.name, e.content) for e in expected]
+    finally:
+        pool.close()
+
+
+def test_dead_pool_falls_back_to_drawing_here() -> None:
+    pool = PlotPool(1)
+    try:
+        plot = SeriesPlot("t", [datetime(2025, 1, 1, tzinfo=CST)], [1.0], limit=2.0)
+        first = pool.submit(plot)
+        assert first is not None and first.result(timeout=120) == plot.render()
+        assert pool._pool is not None
+        for pid in list(pool._pool._processes):  # the child dies (OOM killer, say)
+            os.kill(pid, signal.SIGKILL)
+        plots = Plots(pool)
+        ref = EvidenceRef(media_type="image/png", name="x.png")
+        plots.add(ref, plot)
+        asyncio.run(plots.fill())
+        assert ref.content == plot.render()
+    finally:
+        pool.close()
+
+
+def test_stuck_pool_is_replaced_and_the_plot_drawn_here() -> None:
+    pool = PlotPool(1, timeout_s=2.0)
+    stopped: list[int] = []
+    try:
+        plot = SeriesPlot("t", [datetime(2025, 1, 1, tzinfo=CST)], [1.0], limit=2.0)
+        first = pool.submit(plot)
+        assert first is not None and first.result(timeout=120) == plot.render()
+        assert pool._pool is not None
+        stopped = list(pool._pool._processes)
+        for pid in stopped:  # the child hangs (stopped, not dead)
+            os.kill(pid, signal.SIGSTOP)
+        plots = Plots(pool)
+        ref = EvidenceRef(media_type="image/png", name="x.png")
+        plots.add(ref, plot)
+        asyncio.run(plots.fill())
+        assert ref.content == plot.render() and pool._pool is None
+        again = pool.submit(plot)  # a fresh pool
+        assert again is not None and again.result(timeout=120) == plot.render()
+    finally:
+        for pid in stopped:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        pool.close()
+
+
+def test_handle_batch_sends_clues_with_their_pngs(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.streams.test_env_stream import _Event, _Msg, _Table
+
+    table, sent = _Table(), []
+
+    async def lookup(stations: Any) -> dict[str, E.StationEntry]:
+        return {s: E.default_entry(s, default_router()) for s in stations}
+
+    async def send(clues: Any) -> None:
+        sent.extend(c for _, c in clues)
+
+    pool = PlotPool(1)
+    monkeypatch.setattr(E, "monitors", table)
+    monkeypatch.setattr(E, "processor", E.EnvProcessor(EnvConfig()))
+    monkeypatch.setattr(E, "plot_pool", pool)
+    monkeypatch.setattr(E.registry, "lookup", lookup)
+    monkeypatch.setattr(E, "send_clues", send)
+    events = [_Event(r.dumps(), _Msg(1)) for r in env_records(episode())]
+    try:
+        assert asyncio.run(E.handle_batch(events)) == len(sent)
+    finally:
+        pool.close()
+    expected = {(c.rule, c.state): [e.content for e in c.evidence] for c in inline_clues()}
+    got = {(c.rule, c.state): [e.content for e in c.evidence] for c in sent}
+    assert got == expected and any(got.values())
