@@ -299,13 +299,17 @@ async def handle_batch(events: Sequence[Any]) -> int:
             out.append((station, partition, value, clues))
         return out
 
-    async with _lock:
+    async with _lock:  # held until the state is written: the offline tick reads it
         results = await asyncio.to_thread(work)
-    for station, partition, value, _ in results:
-        put_state(monitors, partition, station, value)
-    await plots.fill()  # drawn in the pool meanwhile; a clue goes only with its evidence
-    sent = [(entries[station].site, clue) for station, _, _, clues in results for clue in clues]
-    await send_clues(sent)
+        await plots.fill()  # drawn in the pool meanwhile; a clue goes only with its evidence
+        sent = [(entries[station].site, clue) for station, _, _, clues in results
+                for clue in clues]
+        # clues before state: a crash in between re-delivers the batch, which the old state
+        # judges again (the same clue ids, written idempotently); the other order would
+        # recover a state that has seen the readings, and their clues would be lost
+        await send_clues(sent)
+        for station, partition, value, _ in results:
+            put_state(monitors, partition, station, value)
     return len(sent)
 
 
@@ -323,28 +327,29 @@ async def tick_all(now: datetime) -> int:
     """Offline checks of this worker's live stations; returns the number of clues sent."""
     assigned = {tp.partition for tp in app.consumer.assignment()
                 if tp.topic == ENV_READINGS.name}
-    items = [(s, v) for s, v in list(monitors.data.items())
-             if v is not None and v.get("partition") in assigned]
-    live = [(s, v) for s, v in items if is_live(v, now.timestamp())]
-    entries = await registry.lookup(s for s, _ in live) if live else {}
     plots = Plots(plot_pool)
+    async with _lock:  # the table values read here must not change under the tick
+        items = [(s, v) for s, v in list(monitors.data.items())
+                 if v is not None and v.get("partition") in assigned]
+        live = [(s, v) for s, v in items if is_live(v, now.timestamp())]
+        entries = await registry.lookup(s for s, _ in live) if live else {}
 
-    def work() -> list[tuple[str, dict[str, Any], list[Clue]]]:
-        processor.forget(s for s, _ in items)
-        out = []
-        for station, stored in live:
-            clues, value = processor.tick(station, stored, now, entries[station], plots.add)
-            if value is not None:
-                out.append((station, value, clues))
-        return out
+        def work() -> list[tuple[str, dict[str, Any], list[Clue]]]:
+            processor.forget(s for s, _ in items)
+            out = []
+            for station, stored in live:
+                clues, value = processor.tick(station, stored, now, entries[station],
+                                              plots.add)
+                if value is not None:
+                    out.append((station, value, clues))
+            return out
 
-    async with _lock:
         results = await asyncio.to_thread(work)
-    for station, value, _ in results:
-        put_state(monitors, value["partition"], station, value)
-    await plots.fill()
-    sent = [(entries[s].site, c) for s, _, clues in results for c in clues]
-    await send_clues(sent)
+        await plots.fill()
+        sent = [(entries[s].site, c) for s, _, clues in results for c in clues]
+        await send_clues(sent)  # clues before state, as in handle_batch
+        for station, value, _ in results:
+            put_state(monitors, value["partition"], station, value)
     return len(sent)
 
 

@@ -91,3 +91,26 @@ def test_agent_opens_and_closes_one_exceedance_episode_keyed_by_the_registry_sit
     state = E.monitors.data["S-AGENT"]
     assert state["state"]["station"]["st"] == "22"  # registry info reached the monitor
     assert state["state"]["station"]["interval_s"] == 3600
+
+
+def test_clues_not_sent_leave_the_state_unwritten_so_a_redelivery_raises_them_again(
+        agent_env: list[tuple[str, Clue]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker dying before its clues reach Kafka must not keep a state that has seen the
+    readings: the re-delivered batch would then be judged as old and its clues lost."""
+    over = [110.0 + (h % 4) for h in range(24)] + [20.0]
+    record = batch("S-AGENT", DAY, over)
+    captured = E.send_clues
+
+    async def broker_gone(clues: list[tuple[str, Clue]]) -> None:
+        raise ConnectionError("broker gone")
+
+    monkeypatch.setattr(E, "send_clues", broker_gone)
+    failures: list[str] = []
+    monkeypatch.setattr(E.log, "exception", lambda msg, *a: failures.append(msg % a))
+    asyncio.run(run_agent([record], lambda: bool(failures)))
+    assert "S-AGENT" not in E.monitors.data  # nothing of the batch was kept
+    monkeypatch.setattr(E, "send_clues", captured)
+    monkeypatch.setattr(E, "processor", E.EnvProcessor(E.EnvConfig(evidence=False)))  # restart
+    asyncio.run(run_agent([record], lambda: any(c.kind == "exceedance" for _, c in agent_env)))
+    assert [c.state for _, c in agent_env if c.kind == "exceedance"][:1] == ["open"]
+    assert E.monitors.data["S-AGENT"]["state"]["station"]["id"] == "S-AGENT"
