@@ -16,7 +16,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-        ValidationError,
+    ValidationError,
     model_validator,
 )
 
