@@ -276,15 +276,21 @@ async def send_clues(clues: Sequence[tuple[str, Clue]]) -> None:
             delay = min(delay * 2, 30)
 
 
-async def handle_batch(events: Sequence[Any]) -> int:
-    """Observe one batch of reading events; returns the number of clues sent."""
-    arrived = time.time()
+def group_by_station(events: Sequence[Any]) -> dict[str, tuple[int, list[Reading]]]:
+    """The readings of a batch of events by station, with each station's partition."""
     groups: dict[str, tuple[int, list[Reading]]] = {}
     for event in events:
         readings = decode(event.value)
         if readings:  # a batch is one station's (ReadingBatch checks it)
             groups.setdefault(readings[0].station,
                               (event.message.partition, []))[1].extend(readings)
+    return groups
+
+
+async def handle_batch(events: Sequence[Any]) -> int:
+    """Observe one batch of reading events; returns the number of clues sent."""
+    arrived = time.time()
+    groups = await asyncio.to_thread(group_by_station, events)  # decoding: CPU, off the loop
     if not groups:
         return 0
     entries = await registry.lookup(groups)

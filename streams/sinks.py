@@ -49,12 +49,16 @@ def decode_or_reject(spec: TopicSpec, raw: bytes, dead: RejectedSink) -> Record 
 def sink_agent(spec: TopicSpec, make_sink: Callable[[], CopySink], name: str) -> None:
     async def run(stream: object) -> None:
         sink, dead = make_sink(), RejectedSink()
-        async for batch in stream.take(settings.sink_batch_size,  # type: ignore[attr-defined]
-                                       within=settings.sink_batch_seconds):
+        def fill(batch: list[bytes]) -> None:
             for raw in batch:
                 record = decode_or_reject(spec, raw, dead)
                 if record is not None:
                     sink.add(record)  # type: ignore[attr-defined]
+
+        async for batch in stream.take(settings.sink_batch_size,  # type: ignore[attr-defined]
+                                       within=settings.sink_batch_seconds):
+            # a batch can hold 50,000 readings: decoding them is CPU work, off the loop
+            await asyncio.to_thread(fill, batch)
             await flush_until_durable(sink, dead)
 
     run.__name__ = name
