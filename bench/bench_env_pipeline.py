@@ -44,7 +44,6 @@ import asyncio
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -60,7 +59,7 @@ import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
-from offsite.services import EmbeddedServices
+from offsite.services import EmbeddedServices, remove_state
 from offsite.settings import Settings
 from storage.db import open_pool
 from storage.migrate import migrate
@@ -420,7 +419,7 @@ def main(quick: bool = False, seconds: float | None = None,
          pace: float | None = None, workers: int = 1) -> dict[str, Any]:
     """One run of the phases with ``workers`` worker processes in the consumer group."""
     seconds = seconds or (10.0 if quick else 40.0)
-    shutil.rmtree(STATE, ignore_errors=True)
+    remove_state(STATE)
     with EmbeddedServices(STATE / "services").start() as svc:
         migrate(svc.database_url)
         result = run_pipeline(svc, seconds, stations=20 if quick else 50,

@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import random
-import shutil
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any
 
 import psycopg
 
-from offsite.services import EmbeddedServices
+from offsite.services import EmbeddedServices, remove_state
 from storage import access
 from storage.db import open_pool
 from storage.migrate import migrate
@@ -107,7 +106,7 @@ def main(quick: bool = False, readings: int | None = None,
     readings = readings or (1_000_000 if quick else 10_000_000)
     clues = clues or (100_000 if quick else 1_000_000)
     runs = 100 if quick else 300
-    shutil.rmtree(STATE, ignore_errors=True)
+    remove_state(STATE)
     with EmbeddedServices(STATE / "services").start(kafka=False, mqtt=False) as svc:
         migrate(svc.database_url)
         result: dict[str, Any] = load(svc.database_url, readings, clues)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import psycopg
 
-from offsite.services import serve_api
+from offsite.services import remove_state, serve_api
 from storage.users import add_user, issue_token
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -172,7 +171,7 @@ def main() -> None:
                 failed |= rc != 0
     finally:
         svc.stop()
-        shutil.rmtree(state, ignore_errors=True)
+        remove_state(state)
     sys.exit(1 if failed else 0)
 
 

@@ -49,14 +49,13 @@ def api(host: str = typer.Option(None, help="default: settings.api_host"),
 def demo(seconds: float = typer.Option(
         None, envvar="DEMO_SECONDS", help="stop after this many seconds")) -> None:
     """`up` plus a replay of real sample data, printing what flows."""
-    import shutil
-
     from offsite.runner import run
+    from offsite.services import remove_state
 
     settings = get_settings()
     # the demo starts from an empty state of its own so that what it prints is what flowed
     demo_settings = settings.model_copy(update={"state_dir": settings.state_dir / "demo"})
-    shutil.rmtree(demo_settings.state_dir, ignore_errors=True)
+    remove_state(demo_settings.state_dir)
     stored = run(demo_settings, demo=True, seconds=seconds)
     if stored == 0:
         typer.echo("no readings reached the database", err=True)

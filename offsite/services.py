@@ -8,12 +8,15 @@ raises :class:`ServiceError` with what is missing and how to install it: never a
 from __future__ import annotations
 
 import contextlib
+import grp
+import hashlib
 import os
 import pwd
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -98,6 +101,55 @@ def _demote_to(user: str) -> Callable[[], None] | None:
     return demote
 
 
+def _reachable_by(path: Path, user: str) -> bool:
+    """Whether ``user`` may enter every folder above ``path`` (not ``path`` itself)."""
+    pw = pwd.getpwnam(user)
+    groups = {pw.pw_gid} | {g.gr_gid for g in grp.getgrall() if user in g.gr_mem}
+    for folder in path.resolve().parents:
+        st = folder.stat()
+        if st.st_uid == pw.pw_uid:
+            bit = 0o100
+        elif st.st_gid in groups:
+            bit = 0o010
+        else:
+            bit = 0o001
+        if not st.st_mode & bit:
+            return False
+    return True
+
+
+PG_LINK = "postgres-home"  # in the state folder: where PostgreSQL's folders are instead
+
+
+def pg_home(state_dir: Path) -> Path:
+    """Where PostgreSQL keeps its data and socket for ``state_dir``.
+
+    As root the server runs as ``postgres``, which cannot enter a clone inside a folder
+    only root may enter (``/root``, a ``mktemp -d`` folder). Then its folders go to a
+    folder of their own in the temp dir, named after the state folder and linked from it;
+    a state folder made anew (the demo empties its own) starts with an empty one.
+    """
+    link = state_dir / PG_LINK
+    if os.geteuid() != 0 or _reachable_by(state_dir, "postgres"):
+        return state_dir
+    if link.is_symlink():
+        return link.resolve()
+    digest = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:16]
+    home = Path(tempfile.gettempdir()) / f"offsite-pg-{digest}"
+    shutil.rmtree(home, ignore_errors=True)  # left by an earlier state folder of this name
+    home.mkdir(mode=0o755)
+    link.symlink_to(home)
+    return home
+
+
+def remove_state(state_dir: Path) -> None:
+    """Delete a state folder and PostgreSQL's folder outside it, if it has one."""
+    link = state_dir / PG_LINK
+    if link.is_symlink():
+        shutil.rmtree(link.resolve(), ignore_errors=True)
+    shutil.rmtree(state_dir, ignore_errors=True)
+
+
 @dataclass
 class EmbeddedServices:
     """Starts the three services in ``state_dir``; ``stop()`` ends them all."""
@@ -156,8 +208,9 @@ class EmbeddedServices:
 
     def _start_postgres(self, port: int | None = None) -> str:
         initdb, postgres = _find_pg_bin("initdb"), _find_pg_bin("postgres")
-        data = self.state_dir / "pgdata"
-        sock = self.state_dir / "pgsock"
+        home = pg_home(self.state_dir)
+        data = home / "pgdata"
+        sock = home / "pgsock"
         log = self.state_dir / "postgres.log"
         demote = _demote_to("postgres")
         for path in (data, sock):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from offsite.services import EmbeddedServices
+from offsite.services import EmbeddedServices, remove_state
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
@@ -35,7 +34,7 @@ def services() -> Iterator[EmbeddedServices]:
         yield svc
     finally:
         svc.stop()
-        shutil.rmtree(state, ignore_errors=True)
+        remove_state(state)
 
 
 @pytest.fixture(scope="session")

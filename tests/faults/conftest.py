@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -23,7 +22,7 @@ import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from offsite.services import EmbeddedServices
+from offsite.services import EmbeddedServices, remove_state
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
@@ -35,7 +34,7 @@ class Rig:
     def __init__(self, name: str) -> None:
         self.name = name
         self.state = ROOT / ".state" / f"faults-{os.getpid()}-{name}"
-        shutil.rmtree(self.state, ignore_errors=True)
+        remove_state(self.state)
         self.services = EmbeddedServices(self.state)
         self.procs: dict[str, subprocess.Popen] = {}
         self.logs = self.state / "logs"
@@ -212,4 +211,4 @@ def rig(request: pytest.FixtureRequest) -> Iterator[Rig]:
         r.close()
         passed = getattr(request.node, "fault_call_passed", False)
         if passed and not os.environ.get("OFFSITE_FAULTS_KEEP"):  # else keep logs + data
-            shutil.rmtree(r.state, ignore_errors=True)
+            remove_state(r.state)
