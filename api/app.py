@@ -22,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from api import access, clues, health, stats, tasks, web
 from api.auth import User, current_user, require_roles
 from api.errors import AUTH, Problem, Text, Time, errors, validation_error
-from offsite.settings import get_settings
+from contract.settings import get_settings
 from storage import queries
 from storage.db import open_pool
 

@@ -28,7 +28,7 @@ from fastapi.responses import Response, StreamingResponse
 from api.access import check, unrestricted
 from api.auth import User, current_user
 from api.errors import Text, Time, in_range, invalid, storable
-from offsite.settings import get_settings
+from contract.settings import get_settings
 from storage import access as store
 from storage.evidence_store import MediaFolder
 

@@ -30,7 +30,7 @@ import paho.mqtt.client as mqtt
 import psycopg
 from fastapi import FastAPI
 
-from offsite.settings import get_settings
+from contract.settings import get_settings
 from storage import tasks as store
 
 CHANNEL = "offsite_tasks"

@@ -37,11 +37,11 @@ from pydantic import BaseModel
 from api import task_push
 from api.auth import User, current_user
 from api.errors import Text, errors, invalid, storable
-from detectors.clue import EvidenceRef
-from offsite.settings import get_settings
+from contract.clue import EvidenceRef
+from contract.records import Evidence
+from contract.settings import get_settings
 from storage import tasks as store
 from storage.evidence_store import EvidenceStore
-from streams.records import Evidence
 
 router = APIRouter(tags=["tasks"], lifespan=task_push.lifespan)
 MAX_BODY = 32 * 1024 * 1024

@@ -59,12 +59,12 @@ import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
+from contract.records import Reading
+from contract.settings import Settings
 from offsite.services import EmbeddedServices, remove_state
-from offsite.settings import Settings
 from storage.db import open_pool
 from storage.migrate import migrate
 from storage.sinks import ReadingsSink
-from streams.records import Reading
 
 STATE = Path(".state/bench-env")
 BATCH = 100  # readings per MQTT message

@@ -23,11 +23,11 @@ from collections import defaultdict
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from contract.records import Reading
 from detectors.env import analyze_series, final_clues
 from detectors.env_config import EnvConfig, StationInfo
 from detectors.env_contract import to_contract
 from detectors.env_io import read_beijing
-from streams.records import Reading
 
 DONGSI = "samples/sensors/beijing_dongsi_2013-2017.csv"
 INFO = StationInfo(id="dongsi", adopted_from=date(2013, 1, 1))

@@ -13,11 +13,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from contract.records import Reading
 from offsite.services import EmbeddedServices
 from storage.db import open_pool
 from storage.migrate import migrate
 from storage.sinks import ReadingsSink
-from streams.records import Reading
 
 CODES = ("a34004", "a34002", "a21026", "a21004", "a21005", "a05024")
 

@@ -35,11 +35,11 @@ from pathlib import Path
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
+from contract.records import EnvReadings, Reading, env_records, readings_of
 from ingest.hj212 import HJ212Error, build, parse_frame, to_reading
 from ingest.hj212.codec import HEADER_FIELDS
 from ingest.hj212.crc import crc_hj212, format_crc
 from ingest.mqtt import PayloadError, decode_message
-from streams.records import EnvReadings, Reading, env_records, readings_of
 
 ROOT = Path(__file__).resolve().parent.parent
 CST = timezone(timedelta(hours=8))

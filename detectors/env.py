@@ -19,8 +19,9 @@ from typing import Any
 
 import orjson
 
+from contract.clue import Clue, EvidenceRef
+from contract.records import Reading
 from detectors import env_rules as R
-from detectors.clue import Clue, EvidenceRef
 from detectors.env_config import DETECTOR, O2, VERSION, EnvConfig, StationInfo
 from detectors.env_judge import WindowRules
 from detectors.env_quiet import observe_batch
@@ -28,7 +29,6 @@ from detectors.env_spike import SpikeScores
 from detectors.limits import LimitTable, o2_correct
 from detectors.plots import SeriesPlot
 from detectors.plugin import register
-from streams.records import Reading
 
 _TABLE: LimitTable | None = None
 

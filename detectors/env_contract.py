@@ -23,10 +23,10 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from detectors.clue import Clue
+from contract.clue import Clue
+from contract.records import Reading
 from detectors.env import StationMonitor
 from detectors.env_config import EnvConfig, StationInfo
-from streams.records import Reading
 
 KINDS = ("exceedance", "flatline", "offline", "near_limit", "impossible", "inconsistent",
          "replay", "flag_abuse", "spike")

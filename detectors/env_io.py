@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from streams.records import Reading
+from contract.records import Reading
 
 BEIJING_CODES: dict[str, tuple[str, float]] = {
     "PM2.5": ("a34004", 1.0), "PM10": ("a34002", 1.0), "SO2": ("a21026", 1.0),

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from contract.clue import Clue
 from detectors import env_windows as W
-from detectors.clue import Clue
 from detectors.env_config import EnvConfig, StationInfo
 from detectors.limits import Limit, LimitTable
 

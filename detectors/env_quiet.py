@@ -31,14 +31,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from contract.clue import Clue
+from contract.records import Reading
 from detectors import env_rules as R
 from detectors import env_windows as W
-from detectors.clue import Clue
 from detectors.env_config import NO, NO2, NOX, O2, PH, SIGNED_CODES
 from detectors.env_quiet_days import conditional, day_walk, hour_limit
 from detectors.env_spike import batch_scores
 from detectors.limits import Limit
-from streams.records import Reading
 
 if TYPE_CHECKING:
     from detectors.env import StationMonitor

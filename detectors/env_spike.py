@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from streams.records import Reading
+from contract.records import Reading
 
 #: (code, data time) -> (valid values in the window, z-score without resolution step)
 SpikeScores = dict[tuple[str, float], tuple[int, float]]

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Protocol, Union, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from detectors.clue import Clue
+from contract.clue import Clue
 
 
 class DetectorConfig(BaseModel):

@@ -23,7 +23,7 @@ from typing import Any
 
 from shapely.geometry import shape
 
-from detectors.clue import Clue
+from contract.clue import Clue
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from rasterio.io import MemoryFile
 from rasterio.windows import Window, from_bounds
 from shapely.geometry import mapping, shape
 
-from detectors.clue import Clue, EvidenceRef
+from contract.clue import Clue, EvidenceRef
 from detectors.satellite import ChangePolygon, DetectParams
 from detectors.satellite_files import _open_pair, band_roles
 

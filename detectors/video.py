@@ -32,7 +32,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from detectors.clue import Clue, EvidenceRef
+from contract.clue import Clue, EvidenceRef
 from detectors.video_config import CameraConfig, polygon_mask
 from detectors.video_evidence import ClipRecorder, FrameRing, Overlay, snapshot
 from detectors.video_motion import CentroidTracker, MotionDetector, MotionResult, crossing

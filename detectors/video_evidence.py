@@ -25,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detectors.clue import EvidenceRef
+from contract.clue import EvidenceRef
 
 ZONE_COLOUR = (0, 200, 255)
 MOTION_COLOUR = (0, 0, 255)

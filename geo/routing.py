@@ -19,7 +19,7 @@ from typing import Any
 
 from shapely.geometry.base import BaseGeometry
 
-from detectors.clue import Clue
+from contract.clue import Clue
 from geo.zones import (
     SITE_MAX_AREA_M2,
     SITE_PRIORITY,

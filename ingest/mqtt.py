@@ -35,11 +35,11 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import ValidationError
 
+from contract.records import Reading, env_records
+from contract.settings import Settings
+from contract.topics import ENV_READINGS
 from ingest.hj212 import HJ212Error, parse_frame, to_reading
 from ingest.publisher import Publisher
-from offsite.settings import Settings
-from streams.records import Reading, env_records
-from streams.topics import ENV_READINGS
 
 log = logging.getLogger(__name__)
 TOPIC_FILTERS = ("offsite/env/+/json", "offsite/env/+/hj212")

@@ -7,56 +7,22 @@ what lets an ingester ack MQTT or reply to a data logger afterwards.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
 
-from offsite.settings import Settings
-from streams.records import Record, Rejected
-from streams.topics import ALL_TOPICS, INGEST_REJECTED, TopicSpec
+from contract.records import Record, Rejected
+from contract.settings import Settings
+from contract.topic_admin import ensure_topics
+from contract.topics import INGEST_REJECTED, TopicSpec
 
 log = logging.getLogger(__name__)
 
 
-async def ensure_topics(settings: Settings, extra: tuple[str, ...] = (),
-                        attempts: int = 30) -> None:
-    """Create every topic with the configured partition count.
-
-    Brokers auto-create topics on first use with their own default partition count, which
-    breaks Faust tables (changelog partitions must equal source partitions); so topics are
-    declared before anything produces or consumes.
-    """
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    for attempt in range(attempts):
-        try:
-            await admin.start()
-            break
-        except Exception:  # broker still starting
-            if attempt == attempts - 1:
-                with contextlib.suppress(Exception):
-                    await admin.close()
-                raise
-            await asyncio.sleep(1)
-    try:
-        existing = set(await admin.list_topics())
-        wanted = [t.name for t in ALL_TOPICS] + list(extra)
-        new = [NewTopic(name, settings.partitions, 1) for name in wanted if name not in existing]
-        if new:
-            try:
-                await admin.create_topics(new)
-            except TopicAlreadyExistsError:
-                pass
-    finally:
-        await admin.close()
-
-
 class Publisher:
-    """One producer per process; records are keyed as ``streams.topics`` says."""
+    """One producer per process; records are keyed as ``contract.topics`` says."""
 
     def __init__(self, settings: Settings, source: str) -> None:
         self.settings = settings

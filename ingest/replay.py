@@ -20,8 +20,8 @@ from urllib.parse import urlparse
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from contract.records import Reading
 from ingest.hj212 import HJ212Error, build, parse_frame
-from streams.records import Reading
 
 BEIJING = timezone(timedelta(hours=8))
 # column -> (HJ 212-2017 code, factor to the code's unit)

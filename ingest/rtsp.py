@@ -6,7 +6,7 @@ at the analysis rate (default 2 fps): they are downscaled (at most 640 px wide b
 default), JPEG-encoded and handed to the asyncio loop with ``call_soon_threadsafe`` into
 a small per-camera queue. A full queue drops its *oldest* frame: under back-pressure
 (a slow or absent broker) the newest picture matters and memory stays bounded. The loop
-publishes :class:`streams.records.Frame` to ``video.frames`` keyed by camera.
+publishes :class:`contract.records.Frame` to ``video.frames`` keyed by camera.
 
 A camera that cannot be opened or stops sending is reconnected with exponential backoff
 and jitter (reset once frames flow again). The loop watches every camera: no frame for
@@ -36,12 +36,12 @@ from datetime import UTC, datetime
 import cv2
 import numpy as np
 
-from detectors.clue import Clue
+from contract.clue import Clue
+from contract.records import Frame
+from contract.settings import Settings
+from contract.topics import CLUES, VIDEO_FRAMES
 from ingest.publisher import Publisher
-from offsite.settings import Settings
 from storage.cameras import CameraRow, HealthRow, load_cameras, open_clue_starts, write_health
-from streams.records import Frame
-from streams.topics import CLUES, VIDEO_FRAMES
 
 log = logging.getLogger(__name__)
 DETECTOR = "offsite.ingest.rtsp"

@@ -33,10 +33,10 @@ import rasterio
 from rasterio.warp import transform_bounds
 from shapely.geometry import box, mapping, shape
 
+from contract.records import Scene, Tile
+from contract.topics import SAT_SCENES, SAT_TILES
 from detectors.satellite import normalise_role, roles_from_descriptions
 from detectors.satellite_meta import parse_date_text, scene_date, sensor_from_name
-from streams.records import Scene, Tile
-from streams.topics import SAT_SCENES, SAT_TILES
 
 log = logging.getLogger(__name__)
 RASTER_SUFFIXES = (".tif", ".tiff")

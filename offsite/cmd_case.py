@@ -20,7 +20,7 @@ def export(
                                help="routing rules CSV (default: the demo rules)"),
 ) -> None:
     """Write manifest.json, the media, public_key.pem and report.html into one zip."""
-    from offsite.settings import get_settings
+    from contract.settings import get_settings
     from storage.case_bundle import bundle_digest, export_case
 
     settings = get_settings()

@@ -34,7 +34,7 @@ def verify(
     as_json: bool = typer.Option(False, "--json", help="one JSON object instead of text"),
 ) -> None:
     """Re-hash every item and check every chain and signature; exit 1 on any problem."""
-    from offsite.settings import get_settings
+    from contract.settings import get_settings
     from storage.evidence_chain import ChainHead
     from storage.evidence_store import verify_database
 
@@ -75,7 +75,7 @@ def public_key_cmd(
     hex_form: bool = typer.Option(False, "--hex", help="raw key as hex instead of PEM"),
 ) -> None:
     """Print the public key that signs evidence (made in the state folder on first use)."""
-    from offsite.settings import get_settings
+    from contract.settings import get_settings
     from storage.evidence_chain import EvidenceSigner
 
     signer = EvidenceSigner.load_or_create(get_settings().state_dir)

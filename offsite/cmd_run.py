@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from offsite.settings import get_settings
+from contract.settings import get_settings
 
 ingest_app = typer.Typer(no_args_is_help=True, help="Ingesters: sources to Kafka topics.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")

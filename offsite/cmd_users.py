@@ -13,7 +13,7 @@ token_app = typer.Typer(no_args_is_help=True, help="API bearer tokens (stored ha
 def _connect():  # type: ignore[no-untyped-def]
     import psycopg
 
-    from offsite.settings import get_settings
+    from contract.settings import get_settings
 
     url = get_settings().database_url
     if not url:

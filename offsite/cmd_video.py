@@ -137,7 +137,7 @@ class ClueWriter:
         self.count = 0
 
     def feed(self, clues: list[object]) -> list[dict[str, object]]:
-        from detectors.clue import Clue
+        from contract.clue import Clue
 
         done = []
         for clue in clues:
@@ -155,7 +155,7 @@ class ClueWriter:
         return done
 
     def record(self, clue: object, files: list[dict[str, str | None]]) -> dict[str, object]:
-        from detectors.clue import Clue
+        from contract.clue import Clue
 
         assert isinstance(clue, Clue)
         parts = clue.rule.split("/")

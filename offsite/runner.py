@@ -23,9 +23,9 @@ from psycopg.types.json import Jsonb
 from rich.console import Console
 from rich.table import Table
 
+from contract.settings import Settings
 from offsite.rtsp_server import RtspTestServer
 from offsite.services import EmbeddedServices, free_port
-from offsite.settings import Settings
 from storage.migrate import migrate
 
 console = Console()

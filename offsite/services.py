@@ -339,7 +339,7 @@ def serve_api(database_url: str) -> Iterator[str]:
     server answers and its LISTEN for clue changes is in place."""
     import uvicorn
 
-    from offsite.settings import get_settings
+    from contract.settings import get_settings
 
     old = os.environ.get("OFFSITE_DATABASE_URL")
     os.environ["OFFSITE_DATABASE_URL"] = database_url

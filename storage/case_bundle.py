@@ -174,7 +174,7 @@ def export_case(database_url: str, clue_id: str, out: str | Path, *,
 
 
 def _route(row: Mapping[str, Any], router: Any) -> dict[str, Any] | None:
-    from detectors.clue import Clue
+    from contract.clue import Clue
 
     try:
         if router is None:

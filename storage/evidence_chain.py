@@ -259,7 +259,7 @@ def seal(*, source: str, clue_id: str, time: datetime, media_type: str, name: st
 
 def seal_evidence(evidence: Any, head: ChainHead | None, signer: EvidenceSigner,
                   *, uri: str | None = None, fixed_at: datetime | None = None) -> EvidenceRecord:
-    """Fix a ``streams.records.Evidence``; an item with a sha256 and no bytes is by reference."""
+    """Fix a ``contract.records.Evidence``; an item with a sha256 and no bytes is by reference."""
     item = evidence.item
     by_ref = not item.content and item.sha256 is not None
     return seal(source=evidence.source, clue_id=evidence.clue_id, time=evidence.time,

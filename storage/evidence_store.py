@@ -35,7 +35,8 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from detectors.clue import Clue
+from contract.clue import Clue
+from contract.records import Evidence
 from storage.evidence_chain import (
     ChainHead,
     EvidenceRecord,
@@ -49,7 +50,6 @@ from storage.evidence_chain import (
     sha256_hex,
     verify_records,
 )
-from streams.records import Evidence
 
 Media = Literal["database", "folder"]
 FOLDER_URI = "folder:"  # uri of a file in the evidence folder: folder:ab/cdef...
@@ -145,7 +145,7 @@ class EvidenceStore:
     async def open(cls, pool: AsyncConnectionPool, settings: Any = None) -> EvidenceStore:
         """The store for ``settings``: key made at first start, public key registered."""
         if settings is None:
-            from offsite.settings import get_settings
+            from contract.settings import get_settings
 
             settings = get_settings()
         signer = await asyncio.to_thread(EvidenceSigner.load_or_create, settings.state_dir)

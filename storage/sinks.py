@@ -18,9 +18,9 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from contract.records import Clue, Reading, ReadingBatch, Rejected, readings_of
 from geo.routing import Router
 from storage.evidence_store import fix_clue_evidence
-from streams.records import Clue, Reading, ReadingBatch, Rejected, readings_of
 
 
 @lru_cache(maxsize=1)

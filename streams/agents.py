@@ -1,9 +1,22 @@
-"""Imports every agent module so that one worker runs them all."""
+"""The agent modules of the worker, each with ``register(streams)``.
 
-from streams import (
-    clues,  # noqa: F401
-    env,  # noqa: F401
-    satellite,  # noqa: F401
-    sinks,  # noqa: F401
-    video,  # noqa: F401
+A module registers its agents, tables and timers on the app it is given and returns what a
+test needs to drive them; ``streams.app.build_streams`` calls them all.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+AGENT_MODULES: tuple[str, ...] = (
+    "streams.sinks", "streams.env", "streams.video", "streams.camera_health",
+    "streams.satellite", "streams.clues",
 )
+
+
+def registrations(modules: Sequence[str] | None = None
+                  ) -> Iterator[tuple[str, Callable[[Any], Any]]]:
+    for name in modules if modules is not None else AGENT_MODULES:
+        yield name, importlib.import_module(name).register

@@ -1,22 +1,28 @@
-"""The one Faust app and its topics, built from the one settings object.
+"""The worker's Faust app, made by the worker entry point: nothing is built at import.
 
-Topics carry raw bytes; agents decode them with ``streams.records`` so that a record that
-does not validate becomes a dead letter instead of crashing the agent.
+``build_streams(settings)`` checks the installed Faust and patches it (``faust_fixes``),
+makes the app and one raw-bytes topic per contract topic, the router and the one clue exit,
+and has every agent module register its agents and tables on it. Topics carry raw bytes;
+agents decode them with ``contract.records`` so that a record that does not validate
+becomes a dead letter instead of crashing the agent.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import faust
 from psycopg_pool import AsyncConnectionPool
 
-from offsite.settings import Settings, get_settings
+from contract.settings import Settings
+from contract.topics import ALL_TOPICS, CLUES, TopicSpec
+from geo.routing import Router
 from storage.db import open_pool
 from streams import faust_fixes
-from streams.topics import ALL_TOPICS, TopicSpec
-
-faust_fixes.apply()  # before any consumer exists: offset book-keeping fixes (see module)
+from streams.publish import ClueExit
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -39,36 +45,58 @@ def create_app(settings: Settings) -> faust.App:
     )
 
 
-settings = get_settings()
-app = create_app(settings)
-topics: dict[str, faust.TopicT] = {
-    spec.name: app.topic(spec.name, key_type=bytes, value_type=bytes, key_serializer="raw",
-                         value_serializer="raw", partitions=settings.partitions)
-    for spec in ALL_TOPICS
-}
+@dataclass
+class Streams:
+    """The app and what every agent module needs from it; one per worker process."""
+
+    settings: Settings
+    app: faust.App
+    router: Router
+    topics: dict[str, faust.TopicT]
+    clue_exit: ClueExit
+    agents: dict[str, Any] = field(default_factory=dict)
+    _pool: AsyncConnectionPool | None = None
+    _pool_lock: asyncio.Lock | None = None
+
+    def topic(self, spec: TopicSpec) -> faust.TopicT:
+        return self.topics[spec.name]
+
+    async def db_pool(self) -> AsyncConnectionPool:
+        """The worker's connection pool, opened on first use inside the worker's loop.
+
+        Agents ask for it concurrently at start-up: a lock makes sure only one pool is
+        opened (a second one, overwritten, would be garbage-collected with its worker tasks
+        pending).
+        """
+        if self._pool is None:
+            if not self.settings.database_url:
+                raise RuntimeError("database_url is not set")
+            if self._pool_lock is None:
+                self._pool_lock = asyncio.Lock()
+            async with self._pool_lock:
+                if self._pool is None:
+                    self._pool = await open_pool(self.settings.database_url)
+        return self._pool
+
+    async def close_pool(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
 
 
-def topic(spec: TopicSpec) -> faust.TopicT:
-    return topics[spec.name]
+def build_streams(settings: Settings, router: Router | None = None,
+                  modules: Sequence[str] | None = None) -> Streams:
+    """The app with every agent registered (or those of ``modules``, for tests)."""
+    from streams import agents  # the agent modules import this one for its types
 
-
-_pool: AsyncConnectionPool | None = None
-_pool_lock: asyncio.Lock | None = None
-
-
-async def db_pool() -> AsyncConnectionPool:
-    """The worker's connection pool, opened on first use inside the worker's loop.
-
-    Agents ask for it concurrently at start-up: a lock makes sure only one pool is opened
-    (a second one, overwritten, would be garbage-collected with its worker tasks pending).
-    """
-    global _pool, _pool_lock
-    if _pool is None:
-        if not settings.database_url:
-            raise RuntimeError("database_url is not set")
-        if _pool_lock is None:
-            _pool_lock = asyncio.Lock()
-        async with _pool_lock:
-            if _pool is None:
-                _pool = await open_pool(settings.database_url)
-    return _pool
+    faust_fixes.apply()  # before any consumer exists; refuses a Faust it was not made for
+    app = create_app(settings)
+    topics = {spec.name: app.topic(spec.name, key_type=bytes, value_type=bytes,
+                                   key_serializer="raw", value_serializer="raw",
+                                   partitions=settings.partitions)
+              for spec in ALL_TOPICS}
+    router = router if router is not None else Router.demo()
+    streams = Streams(settings, app, router, topics, ClueExit(topics[CLUES.name], router))
+    for name, register in agents.registrations(modules):
+        streams.agents[name] = register(streams)
+    return streams

@@ -30,13 +30,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from contract.records import Clue
+from contract.topics import CLUES
 from geo.routing import Router
 from storage.sinks import CasesSink, default_router
 from streams.app import app, settings, topic
 from streams.env import put_state
-from streams.records import Clue
 from streams.sinks import flush_until_durable
-from streams.topics import CLUES
 
 log = logging.getLogger(__name__)
 

@@ -43,7 +43,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from detectors.clue import EvidenceRef
+from contract.clue import EvidenceRef
+from contract.records import Clue, EnvReadings, Reading, readings_of
+from contract.topics import CLUES, ENV_READINGS
 from detectors.env import StationMonitor
 from detectors.env_config import EnvConfig, StationInfo
 from detectors.plots import SeriesPlot
@@ -51,8 +53,6 @@ from geo.routing import Router
 from storage.sinks import default_router
 from streams.app import app, db_pool, settings, topic
 from streams.evidence_pool import PlotPool, Plots
-from streams.records import Clue, EnvReadings, Reading, readings_of
-from streams.topics import CLUES, ENV_READINGS
 
 log = logging.getLogger(__name__)
 OnPlot = Callable[[EvidenceRef, SeriesPlot], None]

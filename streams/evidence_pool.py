@@ -23,7 +23,7 @@ import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 
-from detectors.clue import EvidenceRef
+from contract.clue import EvidenceRef
 from detectors.plots import SeriesPlot, warm
 
 log = logging.getLogger(__name__)

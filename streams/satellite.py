@@ -26,16 +26,16 @@ from typing import Any
 import numpy as np
 from rasterio.windows import Window
 
-from detectors.clue import Clue
+from contract.clue import Clue
+from contract.records import Tile
+from contract.topics import SAT_TILES
 from detectors.satellite import DetectParams, detect_tile
 from detectors.satellite_confirm import ConfirmParams, new_state, observe, pending_baselines
 from detectors.satellite_evidence import to_clues
 from storage.sinks import RejectedSink
 from streams.app import app, settings, topic
 from streams.publish import publish_clue
-from streams.records import Tile
 from streams.sinks import decode_or_reject, flush_until_durable
-from streams.topics import SAT_TILES
 
 log = logging.getLogger(__name__)
 

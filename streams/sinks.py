@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
+from contract.records import Clue, Reading, Record, Rejected
+from contract.topics import CLUES, ENV_READINGS, INGEST_REJECTED, TopicSpec
 from storage.sinks import CluesSink, CopySink, ReadingsSink, RejectedSink
 from streams.app import app, db_pool, settings, topic
-from streams.records import Clue, Reading, Record, Rejected
-from streams.topics import CLUES, ENV_READINGS, INGEST_REJECTED, TopicSpec
 
 log = logging.getLogger(__name__)
 

@@ -32,16 +32,16 @@ from typing import Any
 import cv2
 import numpy as np
 
-from detectors.clue import Clue
+from contract.clue import Clue
+from contract.records import Frame
+from contract.topics import VIDEO_FRAMES
 from detectors.video import CameraAnalyzer
 from detectors.video_config import CameraConfig
 from storage.cameras import load_camera_config
 from storage.sinks import RejectedSink
 from streams.app import app, db_pool, topic
 from streams.publish import publish_clue
-from streams.records import Frame
 from streams.sinks import decode_or_reject, flush_until_durable
-from streams.topics import VIDEO_FRAMES
 
 log = logging.getLogger(__name__)
 LANE_QUEUE = 8

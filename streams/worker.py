@@ -6,7 +6,7 @@ import asyncio
 
 import faust
 
-from ingest.publisher import ensure_topics
+from contract.topic_admin import ensure_topics
 
 
 def run_worker(loglevel: str = "info") -> None:

@@ -1,7 +1,7 @@
 """HJ 212 (HJ/T 212-2005, HJ 212-2017, HJ 212-2025) frames: parse, build, reassemble.
 
 ``parse_frame`` raises only :class:`HJ212Error` and keeps non-standard frames, flagged;
-``to_reading`` maps data uploads to :class:`streams.records.Reading`; ``build`` makes
+``to_reading`` maps data uploads to :class:`contract.records.Reading`; ``build`` makes
 replies, commands and uploads; ``Reassembler`` joins sub-packets.
 """
 

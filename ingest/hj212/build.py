@@ -16,9 +16,9 @@ from collections.abc import Iterable
 from datetime import datetime, tzinfo
 from decimal import Decimal
 
+from contract.records import Reading
 from ingest.hj212.codec import CHINA_TZ, DATA_COMMANDS, MAX_SEGMENT, Frame, HJ212Error
 from ingest.hj212.crc import crc_hj212, format_crc
-from streams.records import Reading
 
 __all__ = ["data_frame", "data_frames", "encode_frame", "flag_value", "format_number",
            "format_time", "get_time", "make_qn", "reply_data", "reply_execution", "reply_request",

@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any
 
+from contract.records import Reading
 from ingest.hj212.crc import CrcVariant, classify_crc, crc_hj212, format_crc
-from streams.records import Reading
 
 __all__ = ["CHINA_TZ", "DATA_COMMANDS", "HEADER_FIELDS", "Frame", "HJ212Error", "Value",
            "parse_data_time", "parse_frame", "to_reading", "version_of_flag"]
@@ -340,7 +340,7 @@ def parse_frame(raw: str | bytes, *, tz: tzinfo = CHINA_TZ) -> Frame:
 
 
 def to_reading(frame: Frame, *, strict: bool = False) -> Reading:
-    """Map a data frame (CN 2011/2051/2061/2031) to a :class:`streams.records.Reading`.
+    """Map a data frame (CN 2011/2051/2061/2031) to a :class:`contract.records.Reading`.
 
     CN 2011 takes each code's ``Rtd``, the others its ``Avg``; codes stay as sent (2005
     codes are not translated). Policy: a reading needs content some CRC vouches for, so a

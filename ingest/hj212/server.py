@@ -39,6 +39,8 @@ from datetime import UTC, datetime, tzinfo
 
 import psycopg
 
+from contract.records import Reading
+from contract.topics import ENV_READINGS
 from ingest.hj212 import build
 from ingest.hj212.codec import (
     CHINA_TZ,
@@ -52,8 +54,6 @@ from ingest.hj212.codec import (
 from ingest.hj212.framing import FrameSplitter
 from ingest.hj212.reassembly import Reassembler
 from ingest.publisher import Publisher
-from streams.records import Reading
-from streams.topics import ENV_READINGS
 
 __all__ = ["Hj212Server", "Limits", "StationRegistry", "QN_RTN"]
 

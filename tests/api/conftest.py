@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from offsite.settings import get_settings
+from contract.settings import get_settings
 from storage.users import add_user, issue_token
 
 

@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from contract.settings import get_settings
 from offsite.cli import app as cli
-from offsite.settings import get_settings
 
 
 def test_cli_users_and_tokens_hashed_at_rest(api: TestClient, fresh_db: str,

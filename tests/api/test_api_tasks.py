@@ -202,7 +202,7 @@ def test_stream_sink_opens_one_task(client, make_user, fresh_db):  # type: ignor
     """The stream's own path: CluesSink routes the clue, the database opens the task."""
     import asyncio
 
-    from detectors.clue import Clue
+    from contract.clue import Clue
     from storage.db import open_pool
     from storage.sinks import CluesSink
 

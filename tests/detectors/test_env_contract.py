@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from contract.records import Reading
 from detectors.env import analyze_series, final_clues
 from detectors.env_config import EnvConfig, StationInfo
 from detectors.env_contract import CONTRACT_KEYS, KINDS, read_jsonl, to_contract
 from offsite.cmd_env import app
-from streams.records import Reading
 
 CST = timezone(timedelta(hours=8))
 T0 = datetime(2020, 3, 1, tzinfo=CST)

@@ -6,10 +6,10 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from contract.records import Reading
 from detectors.env import StationMonitor, analyze_series, final_clues
 from detectors.env_config import EnvConfig, StationInfo
 from detectors.env_io import read_beijing
-from streams.records import Reading
 
 DONGSI = "samples/sensors/beijing_dongsi_2013-2017.csv"
 TURBINE = "samples/sensors/gas_turbine_co_nox.csv"

@@ -5,10 +5,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from contract.records import Reading
 from detectors.env import StationMonitor, analyze_series, final_clues
 from detectors.env_config import EnvConfig, StationInfo
 from detectors.env_io import read_beijing
-from streams.records import Reading
 
 DONGSI = "samples/sensors/beijing_dongsi_2013-2017.csv"
 NO_PNG = EnvConfig(evidence=False)

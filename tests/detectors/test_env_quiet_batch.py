@@ -13,10 +13,10 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from bench.bench_env_quality import inject
+from contract.records import Reading
 from detectors.env import StationMonitor
 from detectors.env_config import EnvConfig, StationInfo
 from detectors.env_io import read_beijing
-from streams.records import Reading
 
 DONGSI = "samples/sensors/beijing_dongsi_2013-2017.csv"
 CFG = EnvConfig(evidence=False)

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from contract.records import Reading
 from detectors.env import StationMonitor
 from detectors.env_config import EnvConfig, StationInfo
 from detectors.env_rules import robust_z
 from detectors.env_spike import batch_scores
-from streams.records import Reading
 
 CFG = EnvConfig(evidence=False)
 T0 = datetime(2026, 3, 1, tzinfo=UTC)

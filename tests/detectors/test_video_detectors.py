@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from detectors.clue import Clue
+from contract.clue import Clue
 from detectors.video import CameraAnalyzer
 from detectors.video_config import CameraConfig, Line, Schedule, Zone
 from offsite.cmd_video import sample_frames

@@ -17,10 +17,10 @@ from typing import Any
 import psycopg
 import pytest
 
+from contract.records import Reading
 from ingest.hj212 import build, parse_frame
 from ingest.replay import beijing_rows
 from offsite.services import free_port
-from streams.records import Reading
 
 Flow = Any  # the `flow` fixture of tests/e2e/conftest.py
 CSV = Path(__file__).resolve().parents[2] / "samples" / "sensors" / "beijing_dongsi_2013-2017.csv"

@@ -56,8 +56,8 @@ def test_batch_of_readings_and_redelivery_is_idempotent(flow: Flow) -> None:
 def test_hj212_frame_over_mqtt_reaches_database(flow: Flow) -> None:
     from datetime import datetime, timedelta, timezone
 
+    from contract.records import Reading
     from ingest.hj212.build import data_frame
-    from streams.records import Reading
 
     reading = Reading(station="E2E-HJ212-MN01", period="hour",
                       time=datetime(2026, 11, 25, 10, tzinfo=timezone(timedelta(hours=8))),

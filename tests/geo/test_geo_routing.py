@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import shapely
 
-from detectors.clue import Clue
+from contract.clue import Clue
 from geo.routing import Router, load_rules
 from geo.zones import ZoneIndex, grid_cell
 

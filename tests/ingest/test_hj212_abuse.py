@@ -8,9 +8,9 @@ import contextlib
 import time
 import uuid
 
+from contract.records import Rejected
+from contract.settings import Settings
 from ingest.hj212.server import Limits
-from offsite.settings import Settings
-from streams.records import Rejected
 from tests.ingest.test_hj212_server import _consume, _frame, _Logger, _register, _server
 from tests.ingest.test_hj212_server import settings as settings  # noqa: F401 - fixture
 

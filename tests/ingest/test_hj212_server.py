@@ -16,13 +16,13 @@ import psycopg
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from contract.records import Reading, Rejected
+from contract.settings import Settings
 from ingest.hj212 import Frame, build, parse_frame
 from ingest.hj212.framing import FrameSplitter
 from ingest.hj212.server import Hj212Server, Limits, StationRegistry
 from ingest.publisher import Publisher
 from offsite.services import EmbeddedServices
-from offsite.settings import Settings
-from streams.records import Reading, Rejected
 
 CST = timezone(timedelta(hours=8))
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 
+from contract.settings import Settings
 from ingest.mqtt import MqttIngester, _Message
-from offsite.settings import Settings
 
 
 class FailingPublisher:

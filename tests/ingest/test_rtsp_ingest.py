@@ -16,13 +16,13 @@ import psycopg
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from contract.records import Frame
+from contract.settings import Settings
 from ingest.publisher import Publisher
 from ingest.rtsp import Backoff, RtspIngester, RtspOptions, Sampler, encode_frame
 from offsite.rtsp_server import RtspTestServer
 from offsite.services import EmbeddedServices, ServiceError
-from offsite.settings import Settings
 from storage.cameras import CameraRow
-from streams.records import Frame
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "video" / "person_room.mp4"
 

@@ -8,10 +8,10 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
-from detectors.clue import Clue
+from contract.clue import Clue
+from contract.topics import SAT_SCENES, SAT_TILES
 from detectors.satellite_confirm import ConfirmParams, new_state, observe
 from ingest.satellite import InboxIngester, InboxOptions, SceneIndex, make_tiles, scene_from_stac
-from streams.topics import SAT_SCENES, SAT_TILES
 
 TZ = Path(__file__).resolve().parents[2] / "samples" / "satellite" / "taizhou"
 

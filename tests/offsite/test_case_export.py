@@ -19,9 +19,9 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from psycopg.types.json import Jsonb
 from typer.testing import CliRunner
 
-from detectors.clue import Clue, EvidenceRef
+from contract.clue import Clue, EvidenceRef
+from contract.settings import Settings, get_settings
 from offsite.cmd_case import app
-from offsite.settings import Settings, get_settings
 from storage.case_bundle import verify_bundle
 from storage.db import open_pool
 from storage.evidence_chain import EvidenceSigner

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from detectors.clue import EvidenceRef
+from contract.clue import EvidenceRef
+from contract.records import Evidence
 from storage.evidence_chain import (
     GENESIS,
     HASHED_FIELDS,
@@ -27,7 +28,6 @@ from storage.evidence_chain import (
     sha256_hex,
     verify_records,
 )
-from streams.records import Evidence
 
 T0 = datetime(2016, 1, 1, 8, 0, 0, 123456, tzinfo=timezone(timedelta(hours=8)))
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from detectors.clue import Clue, EvidenceRef
-from offsite.settings import Settings
+from contract.clue import Clue, EvidenceRef
+from contract.settings import Settings
 from storage.db import open_pool
 from storage.evidence_chain import KEY_FILE, EvidenceSigner, sha256_hex
 from storage.evidence_store import EvidenceStore, clue_source, fix_clue_evidence

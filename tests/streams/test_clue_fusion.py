@@ -10,7 +10,7 @@ from typing import Any
 
 import psycopg
 
-from detectors.clue import Clue, EvidenceRef
+from contract.clue import Clue, EvidenceRef
 from storage.db import open_pool
 from storage.sinks import CasesSink, CluesSink, default_router
 from streams import clues as F

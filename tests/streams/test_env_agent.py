@@ -18,8 +18,8 @@ import psycopg
 import pytest
 
 import streams.app as A
+from contract.records import Clue, Reading, ReadingBatch
 from streams import env as E
-from streams.records import Clue, Reading, ReadingBatch
 
 CST = timezone(timedelta(hours=8))
 DAY = datetime(2025, 3, 10, tzinfo=CST)

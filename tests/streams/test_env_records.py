@@ -8,8 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from storage.sinks import ReadingsSink, RejectedSink
-from streams.records import (
+from contract.records import (
     READINGS_PER_RECORD,
     EnvReadings,
     Reading,
@@ -17,8 +16,9 @@ from streams.records import (
     env_records,
     readings_of,
 )
+from contract.topics import ENV_READINGS
+from storage.sinks import ReadingsSink, RejectedSink
 from streams.sinks import decode_or_reject
-from streams.topics import ENV_READINGS
 
 T0 = datetime(2026, 11, 25, tzinfo=UTC)
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from contract.records import Reading, env_records
 from detectors.env_config import EnvConfig, StationInfo
 from storage.sinks import default_router
 from streams import env as E
-from streams.records import Reading, env_records
 
 CST = timezone(timedelta(hours=8))
 RULE = "GB3095-2012/II/a34004/24h"

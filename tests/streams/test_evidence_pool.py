@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from detectors.clue import Clue, EvidenceRef
+from contract.clue import Clue, EvidenceRef
+from contract.records import Reading, env_records
 from detectors.env import StationMonitor
 from detectors.env_config import EnvConfig, StationInfo
 from detectors.plots import SeriesPlot
 from storage.sinks import default_router
 from streams import env as E
 from streams.evidence_pool import PlotPool, Plots
-from streams.records import Reading, env_records
 
 CST = timezone(timedelta(hours=8))
 

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from contract.records import Reading
 from ingest.hj212 import HJ212Error, Reassembler, parse_frame, to_reading
 from ingest.hj212 import build as b
-from streams.records import Reading
 
 MN = "010000A8900016F000169DC0"
 QN = "20160801085857223"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime, timedelta, timezone
 
+from contract.records import Reading
 from ingest.hj212 import Reassembler, parse_frame, to_reading
 from ingest.hj212 import build as b
 from ingest.hj212.codec import Frame
-from streams.records import Reading
 
 CST = timezone(timedelta(hours=8))
 

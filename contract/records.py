@@ -20,10 +20,10 @@ from pydantic import (
     model_validator,
 )
 
-from detectors.clue import Clue, EvidenceRef
+from contract.clue import Clue, EvidenceRef
 
-__all__ = ["Clue", "EnvReadings", "Evidence", "EvidenceRef", "Frame", "Reading", "ReadingBatch",
-           "Record", "Rejected", "Scene", "Tile", "env_records", "readings_of"]
+__all__ = ["CameraHealth", "Clue", "EnvReadings", "Evidence", "EvidenceRef", "Frame", "Reading",
+           "ReadingBatch", "Record", "Rejected", "Scene", "Tile", "env_records", "readings_of"]
 
 Period = Literal["rtd", "minute", "hour", "day"]
 
@@ -122,6 +122,24 @@ class Frame(Record):
     width: int
     height: int
     jpeg: bytes
+
+
+class CameraHealth(Record):
+    """What an RTSP ingester saw of one camera at ``time`` (its wall clock, UTC).
+
+    Sent at every online/offline transition and as a heartbeat while nothing changes, also
+    while the camera sends nothing: the heartbeat is what carries time forward for the
+    signal-loss detector, which reads no clock of its own.
+    """
+
+    camera: str = Field(min_length=1, max_length=128)
+    time: AwareDatetime
+    online: bool
+    fps: float | None = None
+    last_frame: AwareDatetime | None = Field(
+        default=None, description="time of the newest frame grabbed, None if none yet")
+    detail: str = ""
+    transition: bool = Field(default=False, description="online changed with this record")
 
 
 class Scene(Record):

@@ -1,7 +1,7 @@
 """The one clue model, shared by every detector, the streams, storage and the API.
 
-It lives with the pure detectors so they can build clues without importing Kafka or
-database code; ``streams.records`` lists it with the other topic records.
+It lives in the contract, below every layer, so pure detectors build clues without
+importing Kafka or database code; ``contract.records`` lists it with the other records.
 """
 
 from __future__ import annotations
@@ -51,6 +51,14 @@ class Clue(BaseModel):
     detector_version: str = ""
     params: dict[str, Any] = Field(default_factory=dict)
     evidence: list[EvidenceRef] = Field(default_factory=list)
+    route: dict[str, Any] | None = Field(
+        default=None, description="where geo routed the clue (site, jurisdiction, department, "
+        "zones, assignments); set once by the clue exit, read by every consumer")
+
+    @property
+    def site(self) -> str | None:
+        """The routed site key (the ``clues`` topic key); None before the clue exit."""
+        return self.route["site"] if self.route else None
 
     @property
     def clue_id(self) -> str:

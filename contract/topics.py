@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from streams.records import Clue, EnvReadings, Evidence, Frame, Rejected, Scene, Tile
+from contract.records import (
+    CameraHealth,
+    Clue,
+    EnvReadings,
+    Evidence,
+    Frame,
+    Rejected,
+    Scene,
+    Tile,
+)
 
 
 @dataclass(frozen=True)
@@ -17,6 +26,7 @@ class TopicSpec:
 
 ENV_READINGS = TopicSpec("env.readings", EnvReadings, key="station")  # Reading | ReadingBatch
 VIDEO_FRAMES = TopicSpec("video.frames", Frame, key="camera")
+CAMERA_HEALTH = TopicSpec("camera.health", CameraHealth, key="camera")
 SAT_SCENES = TopicSpec("sat.scenes", Scene, key="scene")
 SAT_TILES = TopicSpec("sat.tiles", Tile, key="tile")
 CLUES = TopicSpec("clues", Clue, key="site (zone id, else geohash cell)")
@@ -24,5 +34,5 @@ EVIDENCE = TopicSpec("evidence", Evidence, key="clue")
 INGEST_REJECTED = TopicSpec("ingest.rejected", Rejected, key="source")
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
-    ENV_READINGS, VIDEO_FRAMES, SAT_SCENES, SAT_TILES, CLUES, EVIDENCE, INGEST_REJECTED,
+    ENV_READINGS, VIDEO_FRAMES, CAMERA_HEALTH, SAT_SCENES, SAT_TILES, CLUES, EVIDENCE, INGEST_REJECTED,
 )
