@@ -18,10 +18,12 @@ demo: sysdeps $(STAMP)
 	$(VENV)/bin/offsite demo
 
 test: sysdeps $(STAMP)
+	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/pytest
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 clean:
 	rm -rf .state

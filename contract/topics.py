@@ -34,5 +34,6 @@ EVIDENCE = TopicSpec("evidence", Evidence, key="clue")
 INGEST_REJECTED = TopicSpec("ingest.rejected", Rejected, key="source")
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
-    ENV_READINGS, VIDEO_FRAMES, CAMERA_HEALTH, SAT_SCENES, SAT_TILES, CLUES, EVIDENCE, INGEST_REJECTED,
+    ENV_READINGS, VIDEO_FRAMES, CAMERA_HEALTH, SAT_SCENES, SAT_TILES, CLUES, EVIDENCE,
+    INGEST_REJECTED,
 )
