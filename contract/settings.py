@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     plot_processes: int = Field(
         default=1, ge=0, description="child processes drawing env evidence PNGs; 0: in the worker"
     )
+    sat_confirm_looks: int = Field(default=2, ge=1, description="looks that confirm a change")
+    sat_window_looks: int = Field(default=4, ge=1, description="looks a low alert waits for")
+    sat_expire_days: float = Field(default=90.0, gt=0, description="a pending alert expires")
+    sat_threads: int = Field(default=2, ge=1, description="threads reading satellite windows")
     mqtt_client_id: str = "offsite-ingest-mqtt"
     api_host: str = "127.0.0.1"
     api_port: int = 8600

@@ -26,7 +26,8 @@ def worker() -> None:
     """Run the Faust worker (all agents); add more workers to the group to scale out."""
     from streams.worker import run_worker
 
-    run_worker(get_settings().log_level.lower())
+    settings = get_settings()
+    run_worker(settings, settings.log_level.lower())
 
 
 def up() -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -21,12 +20,6 @@ from psycopg_pool import AsyncConnectionPool
 from contract.records import Clue, Reading, ReadingBatch, Rejected, readings_of
 from geo.routing import Router
 from storage.evidence_store import fix_clue_evidence
-
-
-@lru_cache(maxsize=1)
-def default_router() -> Router:
-    """The shipped zone set and routing rules, loaded once per process."""
-    return Router.demo()
 
 
 @dataclass
@@ -107,9 +100,10 @@ class RejectedSink(CopySink):
 class CluesSink(CopySink):
     """Current state per clue (newest observation wins) plus every state change as an event.
 
-    Each clue is routed on its way in (``geo.routing``): the row gets its site key, primary
-    department, jurisdiction and the zones it touches, and the event payload a ``routing``
-    entry with the whole route.
+    Each clue arrives routed (``Clue.route``, set once by the clue exit): the row gets its
+    site key, primary department, jurisdiction and the zones it touches, and the event
+    payload a ``routing`` entry with the whole route. ``router`` routes only a clue that
+    arrives without a route (one produced before the clue exit set it).
     """
 
     def __init__(self, router: Router | None = None) -> None:
@@ -124,14 +118,18 @@ class CluesSink(CopySink):
              "jsonb"),
             conflict=f"(clue_id) DO UPDATE SET {update}, updated_at = now()"
                      " WHERE clues.time <= EXCLUDED.time")
-        self.router = router if router is not None else default_router()
+        self.router = router
         self.with_evidence: list[Clue] = []
         self.events = CopySink("clue_events", ("time", "clue_id", "kind", "state", "payload"),
                                ("timestamptz", "text", "text", "text", "jsonb"))
 
     def add(self, clue: Clue) -> None:
-        payload = clue.model_dump(mode="json", exclude={"evidence"})
-        route = self.router.route_clue(clue).to_dict()
+        payload = clue.model_dump(mode="json", exclude={"evidence", "route"})
+        route = clue.route
+        if route is None:
+            if self.router is None:
+                raise ValueError(f"clue {clue.clue_id} arrived without a route")
+            route = self.router.route_clue(clue).to_dict()
         payload["routing"] = route
         juris = route["jurisdiction"]["id"] if route["jurisdiction"] else None
         self.add_row((clue.clue_id, clue.modality, clue.kind, clue.rule, clue.subject, clue.state,

@@ -26,17 +26,19 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from contract.records import Clue
 from contract.topics import CLUES
 from geo.routing import Router
-from storage.sinks import CasesSink, default_router
-from streams.app import app, settings, topic
-from streams.env import put_state
+from storage.sinks import CasesSink
 from streams.sinks import flush_until_durable
+from streams.table_state import put_state
+
+if TYPE_CHECKING:
+    from streams.app import Streams
 
 log = logging.getLogger(__name__)
 
@@ -130,23 +132,22 @@ def decode(raw: Any) -> Clue | None:
 
 
 # ---------------------------------------------------------------------- the agent
-open_cases = app.Table("open-cases", default=None, partitions=settings.partitions,
-                       key_type=str,
-                       help="the open case of each site")
-
-
 def apply_events(events: Sequence[Any], table: Any, sink: CasesSink,
                  router: Router) -> int:
-    """Fuse a batch of clue events into the table and the sink; returns cases touched."""
+    """Fuse a batch of clue events into the table and the sink; returns cases touched.
+
+    The site and department come with the clue (its route, set once by the clue exit);
+    ``router`` routes only a clue that arrives without one.
+    """
     n = 0
     for event in events:
         clue = decode(event.value)
         if clue is None:
             continue
-        route = router.route_clue(clue)
+        route = clue.route if clue.route is not None else router.route_clue(clue).to_dict()
         key = event.key
-        site = key.decode() if isinstance(key, bytes) and key else route.site
-        case, is_open = fuse(table.data.get(site), clue, site, route.department)
+        site = key.decode() if isinstance(key, bytes) and key else route["site"]
+        case, is_open = fuse(table.data.get(site), clue, site, route["department"])
         if is_open:
             put_state(table, event.message.partition, site, case)
         sink.add(case_row(case))
@@ -154,14 +155,20 @@ def apply_events(events: Sequence[Any], table: Any, sink: CasesSink,
     return n
 
 
-@app.agent(topic(CLUES), name="streams.clues.fusion")
-async def fusion(stream: Any) -> None:
-    sink = CasesSink()
-    router = default_router()
-    async for events in stream.take_events(settings.sink_batch_size,
-                                           within=settings.sink_batch_seconds):
-        try:
-            apply_events(events, open_cases, sink, router)
-        except Exception:  # never let the body raise: Faust would ack the batch anyway
-            log.exception("fusion of %d clues failed", len(events))
-        await flush_until_durable(sink)
+def register(streams: Streams) -> Any:
+    """The fusion agent and its ``open-cases`` table; returns the agent."""
+    settings = streams.settings
+    open_cases = streams.app.Table("open-cases", default=None, partitions=settings.partitions,
+                                   key_type=str, help="the open case of each site")
+
+    async def fusion(stream: Any) -> None:
+        sink = CasesSink()
+        async for events in stream.take_events(settings.sink_batch_size,
+                                               within=settings.sink_batch_seconds):
+            try:
+                apply_events(events, open_cases, sink, streams.router)
+            except Exception:  # never let the body raise: Faust would ack the batch anyway
+                log.exception("fusion of %d clues failed", len(events))
+            await flush_until_durable(streams.db_pool, sink)
+
+    return streams.app.agent(streams.topic(CLUES), name="streams.clues.fusion")(fusion)

@@ -6,9 +6,9 @@ restarted or rebalanced worker recovers from. Detector work (``observe``) runs i
 thread so the event loop keeps serving Kafka; its PNG evidence plots are drawn meanwhile in
 a child process (``streams.evidence_pool``) and a batch's clues are sent once all are there.
 
-Clues go to the ``clues`` topic keyed by their site (``geo.routing``): the zone or grid cell
-of the station's location from the ``stations`` table, else ``subject:<station>``; the clue
-carries the location as a GeoJSON point.
+Clues leave through the one clue exit (``streams.publish``), which routes them by the
+location they carry (a GeoJSON point of the station from the ``stations`` table) and keys
+them by site: the zone or grid cell, else ``subject:<station>``.
 
 Table writes and batches. Batches come from ``take_events`` so every reading's partition is
 known; the new state of a station is written once per batch to the changelog partition of
@@ -36,23 +36,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from contract.clue import EvidenceRef
 from contract.records import Clue, EnvReadings, Reading, readings_of
-from contract.topics import CLUES, ENV_READINGS
+from contract.topics import ENV_READINGS
 from detectors.env import StationMonitor
 from detectors.env_config import EnvConfig, StationInfo
 from detectors.plots import SeriesPlot
-from geo.routing import Router
-from storage.sinks import default_router
-from streams.app import app, db_pool, settings, topic
+from storage.stations import StationRow, station_rows
 from streams.evidence_pool import PlotPool, Plots
+from streams.table_state import put_state
+
+if TYPE_CHECKING:
+    from streams.app import Streams
 
 log = logging.getLogger(__name__)
 OnPlot = Callable[[EvidenceRef, SeriesPlot], None]
@@ -66,15 +68,14 @@ MISSING_TTL_S = 30.0  # an unknown station is looked up again after this
 
 @dataclass(frozen=True)
 class StationEntry:
-    """What the stream needs of a station: detector info, location and the site key."""
+    """What the stream needs of a station: detector info and location (routing is the clue
+    exit's, by this location)."""
 
     info: StationInfo
     location: dict[str, Any] | None = None
-    site: str = ""
 
 
-def entry_from_row(row: Sequence[Any], router: Router,
-                   utc_offset_hours: float = 8.0) -> StationEntry:
+def entry_from_row(row: StationRow, utc_offset_hours: float = 8.0) -> StationEntry:
     """A registry entry from ``(id, st, standard, interval_s, lon, lat, properties)``."""
     sid, st, standard, interval_s, lon, lat, props = row
     props = props or {}
@@ -84,25 +85,20 @@ def entry_from_row(row: Sequence[Any], router: Router,
                        adopted_from=date.fromisoformat(adopted) if adopted else None)
     location = ({"type": "Point", "coordinates": [float(lon), float(lat)]}
                 if lon is not None and lat is not None else None)
-    return StationEntry(info, location, site_of(router, location, sid))
+    return StationEntry(info, location)
 
 
-def default_entry(station: str, router: Router, utc_offset_hours: float = 8.0) -> StationEntry:
-    return StationEntry(StationInfo(id=station, utc_offset_hours=utc_offset_hours), None,
-                        site_of(router, None, station))
-
-
-def site_of(router: Router, location: dict[str, Any] | None, station: str) -> str:
-    """The clues-topic key: the routing site of the location, else ``subject:<station>``."""
-    return router.route(location, modality="env", kind="*", subject=station).site
+def default_entry(station: str, utc_offset_hours: float = 8.0) -> StationEntry:
+    return StationEntry(StationInfo(id=station, utc_offset_hours=utc_offset_hours), None)
 
 
 class StationRegistry:
     """A cache of the ``stations`` table: entries are read on first need and re-read after a
     TTL (async psycopg through the worker's pool); defaults when absent or unreachable."""
 
-    def __init__(self, router: Router, utc_offset_hours: float = 8.0) -> None:
-        self.router = router
+    def __init__(self, fetch: Callable[[list[str]], Awaitable[list[StationRow]]],
+                 utc_offset_hours: float = 8.0) -> None:
+        self.fetch = fetch
         self.offset = utc_offset_hours
         self._cache: dict[str, tuple[float, StationEntry | None]] = {}
 
@@ -110,7 +106,7 @@ class StationRegistry:
         hit = self._cache.get(station)
         if hit is not None and hit[1] is not None:
             return hit[1]
-        return default_entry(station, self.router, self.offset)
+        return default_entry(station, self.offset)
 
     async def lookup(self, stations: Iterable[str]) -> dict[str, StationEntry]:
         stations = list(dict.fromkeys(stations))
@@ -118,26 +114,18 @@ class StationRegistry:
         stale = [s for s in stations if s not in self._cache or self._cache[s][0] <= now]
         if stale:
             try:
-                rows = await self._fetch(stale)
+                rows = await self.fetch(stale)
             except Exception as exc:  # database away: keep what we have, ask again soon
                 log.warning("stations lookup failed (%s); using cached or default info", exc)
                 for s in stale:
                     old = self._cache.get(s, (0.0, None))[1]
                     self._cache[s] = (now + MISSING_TTL_S, old)
             else:
-                found = {r[0]: entry_from_row(r, self.router, self.offset) for r in rows}
+                found = {r[0]: entry_from_row(r, self.offset) for r in rows}
                 for s in stale:
                     entry = found.get(s)
                     self._cache[s] = (now + (STATION_TTL_S if entry else MISSING_TTL_S), entry)
         return {s: self.cached(s) for s in stations}
-
-    async def _fetch(self, stations: list[str]) -> list[Sequence[Any]]:
-        pool = await db_pool()
-        async with pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT id, st, standard, interval_s, lon, lat, properties FROM stations"
-                " WHERE id = ANY(%s)", (stations,))
-            return list(await cur.fetchall())
 
 
 @dataclass
@@ -239,41 +227,107 @@ def decode(raw: Any) -> list[Reading]:
         return []
 
 
-def put_state(table: Any, partition: int, key: str, value: dict[str, Any]) -> None:
-    """Set a table key and send it to the changelog partition of its source partition.
+class EnvAgent:
+    """The env detector agent, its ``env-monitors`` table and its offline timer.
 
-    ``table[key] = value`` takes the partition from the *current* event, which in a batch
-    is the last event's, not necessarily this station's; and there is none in a timer.
+    Tests replace ``processor``, ``registry`` or ``send_clues`` on the instance.
     """
-    table.data[key] = value
-    table.send_changelog(partition, key, value)
 
+    def __init__(self, streams: Streams) -> None:
+        settings = streams.settings
+        self.streams = streams
+        self.settings = settings
+        self.monitors = streams.app.Table("env-monitors", default=None,
+                                          partitions=settings.partitions, key_type=str,
+                                          help="StationMonitor state per station")
 
-# ---------------------------------------------------------------------- the agent
-monitors = app.Table("env-monitors", default=None, partitions=settings.partitions,
-                     key_type=str,
-                     help="StationMonitor state per station")
-router = default_router()
-registry = StationRegistry(router, settings.local_utc_offset_hours)
-processor = EnvProcessor()
-plot_pool = PlotPool(settings.plot_processes)
-_lock = asyncio.Lock()  # one detector thread at a time: monitors are not thread-safe
+        async def fetch(stations: list[str]) -> list[StationRow]:
+            return await station_rows(await streams.db_pool(), stations)
 
+        self.registry = StationRegistry(fetch, settings.local_utc_offset_hours)
+        self.processor = EnvProcessor()
+        self.plot_pool = PlotPool(settings.plot_processes)
+        self.lock = asyncio.Lock()  # one detector thread at a time: monitors are not thread-safe
+        self.send_clues: Callable[[Sequence[Clue]], Awaitable[Any]] = streams.clue_exit.publish
 
-async def send_clues(clues: Sequence[tuple[str, Clue]]) -> None:
-    """Send clues keyed by site and wait until the broker has them (retried until then)."""
-    delay = 0.5
-    payloads = [(site.encode(), clue.model_dump_json().encode()) for site, clue in clues]
-    while payloads:
-        try:
-            futures = [await topic(CLUES).send(key=key, value=value) for key, value in payloads]
-            await asyncio.gather(*futures)
-            return
-        except Exception as exc:
-            log.error("sending %d clues failed (%s); retrying in %.1fs", len(payloads), exc,
-                      delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30)
+        async def env_monitor(stream: Any) -> None:
+            async for events in stream.take_events(settings.sink_batch_size,
+                                                   within=settings.sink_batch_seconds):
+                try:
+                    await self.handle_batch(events)
+                except Exception:  # never let the body raise: Faust would ack the batch
+                    log.exception("env batch of %d readings failed", len(events))
+
+        async def offline_tick() -> None:
+            try:
+                await self.tick_all(datetime.now(UTC))
+            except Exception:
+                log.exception("offline tick failed")
+
+        self.agent = streams.app.agent(streams.topic(ENV_READINGS),
+                                       name="streams.env.env_monitor")(env_monitor)
+        streams.app.timer(interval=TICK_S, name="streams.env.offline_tick")(offline_tick)
+
+    async def handle_batch(self, events: Sequence[Any]) -> int:
+        """Observe one batch of reading events; returns the number of clues sent."""
+        arrived = time.time()
+        groups = await asyncio.to_thread(group_by_station, events)  # decoding: CPU, off loop
+        if not groups:
+            return 0
+        entries = await self.registry.lookup(groups)
+        plots = Plots(self.plot_pool)
+        monitors, processor = self.monitors, self.processor
+
+        def work() -> list[tuple[str, int, dict[str, Any], list[Clue]]]:
+            out = []
+            for station, (partition, readings) in groups.items():
+                clues, value = processor.observe(station, partition, readings,
+                                                 monitors.data.get(station), entries[station],
+                                                 arrived, plots.add)
+                out.append((station, partition, value, clues))
+            return out
+
+        async with self.lock:  # held until the state is written: the offline tick reads it
+            results = await asyncio.to_thread(work)
+            await plots.fill()  # drawn in the pool meanwhile; a clue goes only with its evidence
+            sent = [clue for _, _, _, clues in results for clue in clues]
+            # clues before state: a crash in between re-delivers the batch, which the old
+            # state judges again (the same clue ids, written idempotently); the other order
+            # would recover a state that has seen the readings, and their clues would be lost
+            await self.send_clues(sent)
+            for station, partition, value, _ in results:
+                put_state(monitors, partition, station, value)
+        return len(sent)
+
+    async def tick_all(self, now: datetime) -> int:
+        """Offline checks of this worker's live stations; returns the number of clues sent."""
+        assigned = {tp.partition for tp in self.streams.app.consumer.assignment()
+                    if tp.topic == ENV_READINGS.name}
+        plots = Plots(self.plot_pool)
+        monitors, processor = self.monitors, self.processor
+        async with self.lock:  # the table values read here must not change under the tick
+            items = [(s, v) for s, v in list(monitors.data.items())
+                     if v is not None and v.get("partition") in assigned]
+            live = [(s, v) for s, v in items if is_live(v, now.timestamp())]
+            entries = await self.registry.lookup(s for s, _ in live) if live else {}
+
+            def work() -> list[tuple[str, dict[str, Any], list[Clue]]]:
+                processor.forget(s for s, _ in items)
+                out = []
+                for station, stored in live:
+                    clues, value = processor.tick(station, stored, now, entries[station],
+                                                  plots.add)
+                    if value is not None:
+                        out.append((station, value, clues))
+                return out
+
+            results = await asyncio.to_thread(work)
+            await plots.fill()
+            sent = [c for _, _, clues in results for c in clues]
+            await self.send_clues(sent)  # clues before state, as in handle_batch
+            for station, value, _ in results:
+                put_state(monitors, value["partition"], station, value)
+        return len(sent)
 
 
 def group_by_station(events: Sequence[Any]) -> dict[str, tuple[int, list[Reading]]]:
@@ -287,81 +341,5 @@ def group_by_station(events: Sequence[Any]) -> dict[str, tuple[int, list[Reading
     return groups
 
 
-async def handle_batch(events: Sequence[Any]) -> int:
-    """Observe one batch of reading events; returns the number of clues sent."""
-    arrived = time.time()
-    groups = await asyncio.to_thread(group_by_station, events)  # decoding: CPU, off the loop
-    if not groups:
-        return 0
-    entries = await registry.lookup(groups)
-    plots = Plots(plot_pool)
-
-    def work() -> list[tuple[str, int, dict[str, Any], list[Clue]]]:
-        out = []
-        for station, (partition, readings) in groups.items():
-            clues, value = processor.observe(station, partition, readings,
-                                             monitors.data.get(station), entries[station],
-                                             arrived, plots.add)
-            out.append((station, partition, value, clues))
-        return out
-
-    async with _lock:  # held until the state is written: the offline tick reads it
-        results = await asyncio.to_thread(work)
-        await plots.fill()  # drawn in the pool meanwhile; a clue goes only with its evidence
-        sent = [(entries[station].site, clue) for station, _, _, clues in results
-                for clue in clues]
-        # clues before state: a crash in between re-delivers the batch, which the old state
-        # judges again (the same clue ids, written idempotently); the other order would
-        # recover a state that has seen the readings, and their clues would be lost
-        await send_clues(sent)
-        for station, partition, value, _ in results:
-            put_state(monitors, partition, station, value)
-    return len(sent)
-
-
-@app.agent(topic(ENV_READINGS), name="streams.env.env_monitor")
-async def env_monitor(stream: Any) -> None:
-    async for events in stream.take_events(settings.sink_batch_size,
-                                           within=settings.sink_batch_seconds):
-        try:
-            await handle_batch(events)
-        except Exception:  # never let the body raise: Faust would ack the batch anyway
-            log.exception("env batch of %d readings failed", len(events))
-
-
-async def tick_all(now: datetime) -> int:
-    """Offline checks of this worker's live stations; returns the number of clues sent."""
-    assigned = {tp.partition for tp in app.consumer.assignment()
-                if tp.topic == ENV_READINGS.name}
-    plots = Plots(plot_pool)
-    async with _lock:  # the table values read here must not change under the tick
-        items = [(s, v) for s, v in list(monitors.data.items())
-                 if v is not None and v.get("partition") in assigned]
-        live = [(s, v) for s, v in items if is_live(v, now.timestamp())]
-        entries = await registry.lookup(s for s, _ in live) if live else {}
-
-        def work() -> list[tuple[str, dict[str, Any], list[Clue]]]:
-            processor.forget(s for s, _ in items)
-            out = []
-            for station, stored in live:
-                clues, value = processor.tick(station, stored, now, entries[station],
-                                              plots.add)
-                if value is not None:
-                    out.append((station, value, clues))
-            return out
-
-        results = await asyncio.to_thread(work)
-        await plots.fill()
-        sent = [(entries[s].site, c) for s, _, clues in results for c in clues]
-        await send_clues(sent)  # clues before state, as in handle_batch
-        for station, value, _ in results:
-            put_state(monitors, value["partition"], station, value)
-    return len(sent)
-
-
-@app.timer(interval=TICK_S, name="streams.env.offline_tick")
-async def offline_tick() -> None:
-    try:
-        await tick_all(datetime.now(UTC))
-    except Exception:
-        log.exception("offline tick failed")
+def register(streams: Streams) -> EnvAgent:
+    return EnvAgent(streams)

@@ -42,14 +42,17 @@ skipped; the readings topics are written without transactions and with delete re
 so it does not arise here. Holding back is safe: the records stay in Kafka and are
 re-read after a restart (idempotent writes).
 
-``apply()`` patches the classes once; it is called by ``streams.app`` before the app is
-built. ``tests/streams/test_faust_fixes.py`` checks the patched behaviour and that the
-Faust code these fixes assume is unchanged, so an upgrade that changes it fails loudly.
+``apply()`` checks that the installed faust-streaming is the version these fixes were made
+for (``FAUST_VERSION``; anything else is refused at run time, not silently patched) and
+patches the classes once; ``streams.app.build_streams`` calls it before the app is built.
+``tests/streams/test_faust_fixes.py`` checks the patched behaviour and that the Faust code
+these fixes assume is unchanged, so an upgrade that changes it fails loudly.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 from collections.abc import Iterable
 from typing import Any
 
@@ -99,11 +102,20 @@ def _hold(consumer: Any) -> StreamHold:
     return hold
 
 
+FAUST_VERSION = "0.15.3"
+
+
 def apply() -> None:
-    """Patch faust's Consumer (idempotent)."""
+    """Patch faust's Consumer (idempotent); refuses a Faust it was not made for."""
     global _APPLIED
     if _APPLIED:
         return
+    installed = importlib.metadata.version("faust-streaming")
+    if installed != FAUST_VERSION:
+        raise RuntimeError(
+            f"streams/faust_fixes.py patches faust-streaming {FAUST_VERSION}, but "
+            f"{installed} is installed: check the patched code against the new version "
+            "(tests/streams/test_faust_fixes.py) before changing FAUST_VERSION")
     _APPLIED = True
 
     orig_resume_partitions = Consumer.resume_partitions

@@ -8,20 +8,20 @@ serving Kafka). Pending alerts of the tile are also checked against their *own* 
 because against the latest scene an old change no longer shows.
 
 Confirmation (``detectors.satellite_confirm``): low on one look, confirmed when 2 of the
-next 4 acquisitions agree, expired otherwise or after ``OFFSITE_SAT_EXPIRE_DAYS``. The
-tile's state is in the Faust table ``sat-tiles`` (changelog-backed). Settings come from
-the environment: ``OFFSITE_SAT_CONFIRM_LOOKS`` (2), ``OFFSITE_SAT_WINDOW_LOOKS`` (4),
-``OFFSITE_SAT_EXPIRE_DAYS`` (90), ``OFFSITE_SAT_THREADS`` (2).
+next 4 acquisitions agree, expired otherwise after ``sat_expire_days``. The tile's state is
+in the Faust table ``sat-tiles`` (changelog-backed). Settings (``contract.settings``):
+``sat_confirm_looks`` (2), ``sat_window_looks`` (4), ``sat_expire_days`` (90),
+``sat_threads`` (2). A tile's clues leave through the one clue exit before its state is
+written, so a crash in between re-sends them rather than losing them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rasterio.windows import Window
@@ -33,19 +33,15 @@ from detectors.satellite import DetectParams, detect_tile
 from detectors.satellite_confirm import ConfirmParams, new_state, observe, pending_baselines
 from detectors.satellite_evidence import to_clues
 from storage.sinks import RejectedSink
-from streams.app import app, settings, topic
-from streams.publish import publish_clue
 from streams.sinks import decode_or_reject, flush_until_durable
+from streams.table_state import put_state
+
+if TYPE_CHECKING:
+    from streams.app import Streams
 
 log = logging.getLogger(__name__)
 
-CONFIRM = ConfirmParams(
-    confirm_looks=int(os.environ.get("OFFSITE_SAT_CONFIRM_LOOKS", "2")),
-    window_looks=int(os.environ.get("OFFSITE_SAT_WINDOW_LOOKS", "4")),
-    expire_days=float(os.environ.get("OFFSITE_SAT_EXPIRE_DAYS", "90")))
 PARAMS = DetectParams()
-executor = ThreadPoolExecutor(max_workers=int(os.environ.get("OFFSITE_SAT_THREADS", "2")),
-                              thread_name_prefix="sat-detect")
 
 
 def _roles(ds: Any, bands: dict[str, int], qa_band: int | None) -> dict[str, int]:
@@ -97,36 +93,52 @@ def look(tile: Tile, pending: set[str]) -> tuple[list[Clue], dict[str, list[Clue
     return new, by_base
 
 
-tiles_state = app.Table("sat-tiles", default=None, partitions=settings.partitions,
-                        key_type=str, help="alert confirmation state per satellite tile")
+class SatelliteAgent:
+    """The ``sat.tiles`` agent and its ``sat-tiles`` confirmation table."""
 
+    def __init__(self, streams: Streams) -> None:
+        settings = streams.settings
+        self.confirm = ConfirmParams(confirm_looks=settings.sat_confirm_looks,
+                                     window_looks=settings.sat_window_looks,
+                                     expire_days=settings.sat_expire_days)
+        self.executor = ThreadPoolExecutor(max_workers=settings.sat_threads,
+                                           thread_name_prefix="sat-detect")
+        self.tiles = streams.app.Table("sat-tiles", default=None,
+                                       partitions=settings.partitions, key_type=str,
+                                       help="alert confirmation state per satellite tile")
+        self.send_clues = streams.clue_exit.publish
 
-async def send_clue(clue: Clue) -> None:
-    await publish_clue(clue)
+        async def sat_tiles(stream: Any) -> None:
+            dead = RejectedSink()
+            async for event in stream.events():
+                tile = decode_or_reject(SAT_TILES, event.value, dead)
+                if len(dead):
+                    await flush_until_durable(streams.db_pool, dead)
+                if isinstance(tile, Tile):
+                    await self.handle(tile, event.message.partition)
 
+        self.agent = streams.app.agent(streams.topic(SAT_TILES),
+                                       name="streams.satellite.sat_tiles")(sat_tiles)
 
-@app.agent(topic(SAT_TILES), name="streams.satellite.sat_tiles")
-async def sat_tiles(stream: Any) -> None:
-    dead = RejectedSink()
-    loop = asyncio.get_running_loop()
-    async for raw in stream:
-        tile = decode_or_reject(SAT_TILES, raw, dead)
-        if len(dead):
-            await flush_until_durable(dead)
-        if not isinstance(tile, Tile):
-            continue
-        state = tiles_state.get(tile.tile_id) or new_state()
+    async def handle(self, tile: Tile, partition: int) -> int:
+        """Look at one tile; returns the number of clues sent."""
+        state = self.tiles.data.get(tile.tile_id) or new_state()
         if state["last_time"] is not None and tile.time.timestamp() <= state["last_time"]:
-            continue  # re-sent or out of order: already looked at
+            return 0  # re-sent or out of order: already looked at
+        loop = asyncio.get_running_loop()
         try:
             new, by_base = await loop.run_in_executor(
-                executor, look, tile, pending_baselines(state))
+                self.executor, look, tile, pending_baselines(state))
         except Exception:
             log.exception("tile %s of %s: detection failed", tile.tile_id, tile.scene_id)
-            continue
-        state, clues = observe(state, tile.time, tile.baseline_uri, new, by_base, CONFIRM)
-        tiles_state[tile.tile_id] = state
-        for clue in clues:
-            await send_clue(clue)
+            return 0
+        state, clues = observe(state, tile.time, tile.baseline_uri, new, by_base, self.confirm)
+        await self.send_clues(clues)  # clues before state (see the module doc)
+        put_state(self.tiles, partition, tile.tile_id, state)
         log.info("tile %s of %s: %d new change(s), %d clue(s) sent", tile.tile_id,
                  tile.scene_id, len(new), len(clues))
+        return len(clues)
+
+
+def register(streams: Streams) -> SatelliteAgent:
+    return SatelliteAgent(streams)

@@ -9,20 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
+from psycopg_pool import AsyncConnectionPool
 from pydantic import ValidationError
 
-from contract.records import Clue, Reading, Record, Rejected
+from contract.records import Record, Rejected
 from contract.topics import CLUES, ENV_READINGS, INGEST_REJECTED, TopicSpec
 from storage.sinks import CluesSink, CopySink, ReadingsSink, RejectedSink
-from streams.app import app, db_pool, settings, topic
+
+if TYPE_CHECKING:
+    from streams.app import Streams
 
 log = logging.getLogger(__name__)
 
+PoolSource = Callable[[], Awaitable[AsyncConnectionPool]]
 
-async def flush_until_durable(*sinks: CopySink) -> None:
+
+async def flush_until_durable(db_pool: PoolSource, *sinks: CopySink) -> None:
     delay = 0.5
     while True:
         try:
@@ -46,9 +52,13 @@ def decode_or_reject(spec: TopicSpec, raw: bytes, dead: RejectedSink) -> Record 
         return None
 
 
-def sink_agent(spec: TopicSpec, make_sink: Callable[[], CopySink], name: str) -> None:
+def sink_agent(streams: Streams, spec: TopicSpec, make_sink: Callable[[], CopySink],
+               name: str) -> object:
+    settings = streams.settings
+
     async def run(stream: object) -> None:
         sink, dead = make_sink(), RejectedSink()
+
         def fill(batch: list[bytes]) -> None:
             for raw in batch:
                 record = decode_or_reject(spec, raw, dead)
@@ -59,14 +69,16 @@ def sink_agent(spec: TopicSpec, make_sink: Callable[[], CopySink], name: str) ->
                                        within=settings.sink_batch_seconds):
             # a batch can hold 50,000 readings: decoding them is CPU work, off the loop
             await asyncio.to_thread(fill, batch)
-            await flush_until_durable(sink, dead)
+            await flush_until_durable(streams.db_pool, sink, dead)
 
     run.__name__ = name
-    app.agent(topic(spec), name=f"streams.sinks.{name}")(run)
+    return streams.app.agent(streams.topic(spec), name=f"streams.sinks.{name}")(run)
 
 
-sink_agent(ENV_READINGS, ReadingsSink, "readings_sink")
-sink_agent(INGEST_REJECTED, RejectedSink, "rejected_sink")
-sink_agent(CLUES, CluesSink, "clues_sink")
-
-__all__ = ["Clue", "Reading", "decode_or_reject", "flush_until_durable"]
+def register(streams: Streams) -> dict[str, object]:
+    return {
+        "readings_sink": sink_agent(streams, ENV_READINGS, ReadingsSink, "readings_sink"),
+        "rejected_sink": sink_agent(streams, INGEST_REJECTED, RejectedSink, "rejected_sink"),
+        "clues_sink": sink_agent(streams, CLUES, lambda: CluesSink(streams.router),
+                                 "clues_sink"),
+    }

@@ -4,8 +4,8 @@ Frames of a camera share a key, so they arrive in order on one partition and thu
 worker. Each camera gets a *lane*: a small queue (oldest frame dropped when analysis falls
 behind: the newest picture matters) and a task that decodes the JPEG and runs
 ``CameraAnalyzer.process`` in a thread pool, off the event loop, so several cameras are
-analysed in parallel while each camera's frames stay in order. Clues go to ``clues``
-keyed by ``subject:<camera>``.
+analysed in parallel while each camera's frames stay in order. Clues leave through the one
+clue exit (``streams.publish``), routed by the camera's location when it has one.
 
 The analyzers live in the worker's memory and are built from the camera's ``config`` in
 the ``cameras`` table (defaults for a camera not registered; the ``ingest`` key, if any,
@@ -24,10 +24,11 @@ import logging
 import os
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -39,9 +40,10 @@ from detectors.video import CameraAnalyzer
 from detectors.video_config import CameraConfig
 from storage.cameras import load_camera_config
 from storage.sinks import RejectedSink
-from streams.app import app, db_pool, topic
-from streams.publish import publish_clue
-from streams.sinks import decode_or_reject, flush_until_durable
+from streams.sinks import PoolSource, decode_or_reject, flush_until_durable
+
+if TYPE_CHECKING:
+    from streams.app import Streams
 
 log = logging.getLogger(__name__)
 LANE_QUEUE = 8
@@ -65,14 +67,15 @@ def analyze(analyzer: CameraAnalyzer, frame: Frame) -> list[Clue]:
         raise ValueError(f"frame {frame.seq} of {frame.camera} is not a decodable JPEG")
     return analyzer.process(image, frame.time)
 
-
-async def send_clue(clue: Clue) -> None:
-    await publish_clue(clue)
+SendClues = Callable[[Sequence[Clue]], Awaitable[Any]]
 
 
 @dataclass
 class Lane:
     camera: str
+    send_clues: SendClues
+    db_pool: PoolSource
+    lanes: dict[str, Lane]
     queue: deque[Frame] = field(default_factory=lambda: deque(maxlen=LANE_QUEUE))
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     analyzer: CameraAnalyzer | None = None
@@ -116,14 +119,15 @@ class Lane:
             for clue in clues:
                 if clue.location is None and location:
                     clue.location = location  # routes the clue to the zone the camera watches
-                await send_clue(clue)
+            if clues:
+                await self.send_clues(clues)
 
     async def _ensure_analyzer(self, loop: asyncio.AbstractEventLoop) -> None:
         if self.analyzer is not None and time.monotonic() - self.config_at < CONFIG_EVERY_S:
             return
         self.config_at = time.monotonic()
         try:
-            raw = await load_camera_config(await db_pool(), self.camera)
+            raw = await load_camera_config(await self.db_pool(), self.camera)
         except Exception as exc:  # database away: keep (or start with) what we have
             log.error("camera %s: cannot read its config (%s)", self.camera, exc)
             raw = self.raw_config
@@ -135,35 +139,53 @@ class Lane:
             log.error("camera %s: invalid config (%s); using defaults", self.camera, exc)
             config = camera_config(self.camera, None)
         if self.analyzer is not None:
-            for clue in await loop.run_in_executor(executor, self.analyzer.flush, self.last_time):
-                await send_clue(clue)
+            await self._flush(loop)
         self.raw_config = raw
         self.analyzer = CameraAnalyzer(config)
         log.info("camera %s: analyzer built (%d zones, %d lines)", self.camera,
                  len(config.zones), len(config.lines))
 
+    async def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Close the analyzer's open episodes (config changed, or the lane retires)."""
+        assert self.analyzer is not None
+        clues = await loop.run_in_executor(executor, self.analyzer.flush, self.last_time)
+        if clues:
+            await self.send_clues(clues)
+
     async def _retire(self, loop: asyncio.AbstractEventLoop) -> None:
-        lanes.pop(self.camera, None)
+        self.lanes.pop(self.camera, None)
         if self.analyzer is not None:
-            for clue in await loop.run_in_executor(executor, self.analyzer.flush, self.last_time):
-                await send_clue(clue)
+            await self._flush(loop)
         log.info("camera %s: idle for %.0fs, analyzer dropped", self.camera, IDLE_S)
 
 
-lanes: dict[str, Lane] = {}
+class VideoAgent:
+    """The ``video.frames`` agent and its per-camera lanes."""
 
+    def __init__(self, streams: Streams) -> None:
+        self.lanes: dict[str, Lane] = {}
+        self.send_clues: SendClues = streams.clue_exit.publish
 
-@app.agent(topic(VIDEO_FRAMES), name="streams.video.video_frames")
-async def video_frames(stream: Any) -> None:
-    dead = RejectedSink()
-    async for raw in stream:
-        frame = decode_or_reject(VIDEO_FRAMES, raw, dead)
-        if len(dead):
-            await flush_until_durable(dead)
-        if not isinstance(frame, Frame):
-            continue
-        lane = lanes.get(frame.camera)
+        async def video_frames(stream: Any) -> None:
+            dead = RejectedSink()
+            async for raw in stream:
+                frame = decode_or_reject(VIDEO_FRAMES, raw, dead)
+                if len(dead):
+                    await flush_until_durable(streams.db_pool, dead)
+                if isinstance(frame, Frame):
+                    self.push(frame, streams.db_pool)
+
+        self.agent = streams.app.agent(streams.topic(VIDEO_FRAMES),
+                                       name="streams.video.video_frames")(video_frames)
+
+    def push(self, frame: Frame, db_pool: PoolSource) -> None:
+        lane = self.lanes.get(frame.camera)
         if lane is None or lane.task is None or lane.task.done():
-            lane = lanes[frame.camera] = Lane(frame.camera)
+            lane = self.lanes[frame.camera] = Lane(frame.camera, self.send_clues, db_pool,
+                                                   self.lanes)
             lane.task = asyncio.create_task(lane.run(), name=f"video-lane-{frame.camera}")
         lane.push(frame)
+
+
+def register(streams: Streams) -> VideoAgent:
+    return VideoAgent(streams)

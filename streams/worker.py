@@ -6,13 +6,13 @@ import asyncio
 
 import faust
 
+from contract.settings import Settings
 from contract.topic_admin import ensure_topics
+from streams.app import build_streams
 
 
-def run_worker(loglevel: str = "info") -> None:
-    from streams import agents  # noqa: F401  (registers every agent)
-    from streams.app import app, settings
-
+def run_worker(settings: Settings, loglevel: str = "info") -> None:
     asyncio.run(ensure_topics(settings, extra=()))
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    streams = build_streams(settings)
+    worker = faust.Worker(streams.app, loglevel=loglevel, quiet=True)
     worker.execute_from_commandline()

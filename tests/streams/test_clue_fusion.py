@@ -11,9 +11,11 @@ from typing import Any
 import psycopg
 
 from contract.clue import Clue, EvidenceRef
+from geo.routing import Router
 from storage.db import open_pool
-from storage.sinks import CasesSink, CluesSink, default_router
+from storage.sinks import CasesSink, CluesSink
 from streams import clues as F
+from streams.publish import ClueExit
 
 T0 = datetime(2025, 6, 1, 8, tzinfo=UTC)
 SITE = "gh:wx4g1h"
@@ -86,15 +88,16 @@ class _Table:
 
 def test_fusion_batch_and_sinks_write_idempotently(fresh_db: str) -> None:
     table, sink = _Table(), CasesSink()
-    events = [_Event(SITE.encode(), c.model_dump_json().encode(), _Msg(1))
+    routed = ClueExit(None, Router.demo()).routed  # what the clue exit puts on the topic
+    events = [_Event(SITE.encode(), routed(c).model_dump_json().encode(), _Msg(1))
               for c in (clue(evidence=True), clue("video", confidence=0.9),
                         clue(state="update", hours=2))]
     events.append(_Event(SITE.encode(), b"{}", _Msg(1)))  # invalid: skipped
-    assert F.apply_events(events, table, sink, default_router()) == 3
+    assert F.apply_events(events, table, sink, Router.demo()) == 3
     assert table.changelog == [(1, SITE)] * 3 and table.data[SITE]["version"] == 3
-    clues_sink = CluesSink()
+    clues_sink = CluesSink()  # no router: every clue arrives routed
     for c in (clue(), clue(state="update", hours=2)):
-        clues_sink.add(c)
+        clues_sink.add(routed(c))
 
     async def write() -> None:
         pool = await open_pool(fresh_db)
@@ -111,13 +114,13 @@ def test_fusion_batch_and_sinks_write_idempotently(fresh_db: str) -> None:
     with psycopg.connect(fresh_db) as conn:
         cases = conn.execute("SELECT case_id, site, modalities, clue_ids, confidence, version,"
                              " department, state FROM cases").fetchall()
-        routed = conn.execute("SELECT site, department, jurisdiction, zones, state FROM clues"
+        stored = conn.execute("SELECT site, department, jurisdiction, zones, state FROM clues"
                               ).fetchall()
     assert len(cases) == 1
     case_id, site, modalities, clue_ids, confidence, version, dept, state = cases[0]
     assert site == SITE and modalities == ["env", "video"] and len(clue_ids) == 2
     assert abs(confidence - 0.95) < 1e-9 and version == 3 and state == "open"
     assert dept == "110101-ecology-environment"
-    assert routed == [(SITE, "110101-ecology-environment", "cn-110101",
+    assert stored == [(SITE, "110101-ecology-environment", "cn-110101",
                        [{"id": "cn-110101", "kind": "jurisdiction", "name": "Dongcheng District",
                          "overlap_m2": 0.0}], "update")]

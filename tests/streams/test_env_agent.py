@@ -17,9 +17,9 @@ from typing import Any
 import psycopg
 import pytest
 
-import streams.app as A
 from contract.records import Clue, Reading, ReadingBatch
 from streams import env as E
+from tests.streams.conftest import Build
 
 CST = timezone(timedelta(hours=8))
 DAY = datetime(2025, 3, 10, tzinfo=CST)
@@ -32,44 +32,38 @@ def batch(station: str, start: datetime, values: list[float]) -> bytes:
 
 
 @pytest.fixture()
-def agent_env(fresh_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, Clue]]]:
-    """The agent on a fresh database with a registered station; yields the clues it sends."""
+def agent_env(fresh_db: str,
+              build: Build) -> Iterator[tuple[E.EnvAgent, list[tuple[str, Clue]]]]:
+    """The agent on a fresh database with a registered station, and the clues it sends
+    (through the real clue exit: routed and keyed by site)."""
     with psycopg.connect(fresh_db) as conn:
         conn.execute("INSERT INTO departments (id, name) VALUES ('eco', 'Ecology')"
                      " ON CONFLICT DO NOTHING")
         conn.execute("INSERT INTO stations (id, owner_dept, st, interval_s, lon, lat)"
                      " VALUES ('S-AGENT', 'eco', '22', 3600, 116.417, 39.929)")
-    monkeypatch.setattr(A.settings, "database_url", fresh_db)
-    monkeypatch.setattr(A, "_pool", None)
-    monkeypatch.setattr(E, "registry", E.StationRegistry(E.router))
-    monkeypatch.setattr(E, "processor", E.EnvProcessor(E.EnvConfig(evidence=False)))
-    sent: list[tuple[str, Clue]] = []
-
-    async def capture(clues: list[tuple[str, Clue]]) -> None:
-        sent.extend(clues)
-
-    monkeypatch.setattr(E, "send_clues", capture)
-    A.app.finalize()
-    A.app.flow_control.resume()
-    E.monitors.data.clear()
-    yield sent
-    E.monitors.data.clear()
+    streams, topic = build("streams.env", database_url=fresh_db)
+    agent: E.EnvAgent = streams.agents["streams.env"]
+    agent.processor = E.EnvProcessor(E.EnvConfig(evidence=False))
+    streams.app.finalize()
+    streams.app.flow_control.resume()
+    yield agent, topic.sent
 
 
-async def run_agent(records: list[bytes], until: Any, timeout: float = 20.0) -> None:
-    async with E.env_monitor.test_context() as agent:
+async def run_agent(env: E.EnvAgent, records: list[bytes], until: Any,
+                    timeout: float = 20.0) -> None:
+    async with env.agent.test_context() as agent:
         for raw in records:
             await agent.put(raw, key=b"S-AGENT")
         deadline = asyncio.get_running_loop().time() + timeout
         while not until():
             assert asyncio.get_running_loop().time() < deadline, "the agent sent nothing"
             await asyncio.sleep(0.05)
-    if A._pool is not None:
-        await A._pool.close()
+    await env.streams.close_pool()
 
 
 def test_agent_opens_and_closes_one_exceedance_episode_keyed_by_the_registry_site(
-        agent_env: list[tuple[str, Clue]]) -> None:
+        agent_env: tuple[E.EnvAgent, list[tuple[str, Clue]]]) -> None:
+    env, sent = agent_env
     over = [110.0 + (h % 4) for h in range(24)]  # a day well over the 75 µg/m³ 24 h limit
     clean = [20.0] * 24
     records = [batch("S-AGENT", DAY, over[:12]), b"{not json",  # a bad record in between
@@ -78,39 +72,41 @@ def test_agent_opens_and_closes_one_exceedance_episode_keyed_by_the_registry_sit
                batch("S-AGENT", DAY + timedelta(days=2), clean[:1])]
 
     def closed() -> bool:
-        return any(c.kind == "exceedance" and c.state == "closed" for _, c in agent_env)
+        return any(c.kind == "exceedance" and c.state == "closed" for _, c in sent)
 
-    asyncio.run(run_agent(records, closed))
-    exceedances = [(site, c) for site, c in agent_env if c.kind == "exceedance"]
+    asyncio.run(run_agent(env, records, closed))
+    exceedances = [(site, c) for site, c in sent if c.kind == "exceedance"]
     assert [c.state for _, c in exceedances] == ["open", "closed"]
     assert len({c.clue_id for _, c in exceedances}) == 1  # one episode, not one per reading
     site, opened = exceedances[0]
-    assert site == E.site_of(E.router, opened.location, "S-AGENT") and site.startswith("gh:")
+    assert opened.route is not None and site == opened.route["site"] and site.startswith("gh:")
     assert opened.location == {"type": "Point", "coordinates": [116.417, 39.929]}
     assert opened.metrics["window_mean"] == pytest.approx(sum(over) / 24, abs=1e-3)
-    state = E.monitors.data["S-AGENT"]
+    state = env.monitors.data["S-AGENT"]
     assert state["state"]["station"]["st"] == "22"  # registry info reached the monitor
     assert state["state"]["station"]["interval_s"] == 3600
 
 
 def test_clues_not_sent_leave_the_state_unwritten_so_a_redelivery_raises_them_again(
-        agent_env: list[tuple[str, Clue]], monkeypatch: pytest.MonkeyPatch) -> None:
+        agent_env: tuple[E.EnvAgent, list[tuple[str, Clue]]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """A worker dying before its clues reach Kafka must not keep a state that has seen the
     readings: the re-delivered batch would then be judged as old and its clues lost."""
+    env, sent = agent_env
     over = [110.0 + (h % 4) for h in range(24)] + [20.0]
     record = batch("S-AGENT", DAY, over)
-    captured = E.send_clues
+    captured = env.send_clues
 
-    async def broker_gone(clues: list[tuple[str, Clue]]) -> None:
+    async def broker_gone(clues: list[Clue]) -> None:
         raise ConnectionError("broker gone")
 
-    monkeypatch.setattr(E, "send_clues", broker_gone)
+    env.send_clues = broker_gone
     failures: list[str] = []
     monkeypatch.setattr(E.log, "exception", lambda msg, *a: failures.append(msg % a))
-    asyncio.run(run_agent([record], lambda: bool(failures)))
-    assert "S-AGENT" not in E.monitors.data  # nothing of the batch was kept
-    monkeypatch.setattr(E, "send_clues", captured)
-    monkeypatch.setattr(E, "processor", E.EnvProcessor(E.EnvConfig(evidence=False)))  # restart
-    asyncio.run(run_agent([record], lambda: any(c.kind == "exceedance" for _, c in agent_env)))
-    assert [c.state for _, c in agent_env if c.kind == "exceedance"][:1] == ["open"]
-    assert E.monitors.data["S-AGENT"]["state"]["station"]["id"] == "S-AGENT"
+    asyncio.run(run_agent(env, [record], lambda: bool(failures)))
+    assert "S-AGENT" not in env.monitors.data  # nothing of the batch was kept
+    env.send_clues = captured
+    env.processor = E.EnvProcessor(E.EnvConfig(evidence=False))  # a restart
+    asyncio.run(run_agent(env, [record], lambda: any(c.kind == "exceedance" for _, c in sent)))
+    assert [c.state for _, c in sent if c.kind == "exceedance"][:1] == ["open"]
+    assert env.monitors.data["S-AGENT"]["state"]["station"]["id"] == "S-AGENT"

@@ -8,12 +8,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-import pytest
-
 from contract.records import Reading, env_records
 from detectors.env_config import EnvConfig, StationInfo
-from storage.sinks import default_router
 from streams import env as E
+from tests.streams.conftest import Build
 
 CST = timezone(timedelta(hours=8))
 RULE = "GB3095-2012/II/a34004/24h"
@@ -26,17 +24,16 @@ def hours(station: str, start: datetime, values: list[float]) -> list[Reading]:
 
 
 def dongsi() -> E.StationEntry:
-    return E.entry_from_row(("S1", "22", None, 3600, 116.417, 39.929, {}), default_router())
+    return E.entry_from_row(("S1", "22", None, 3600, 116.417, 39.929, {}))
 
 
 def test_registry_row_and_defaults() -> None:
     entry = dongsi()
     assert entry.info == StationInfo(id="S1", st="22", interval_s=3600)
     assert entry.location == {"type": "Point", "coordinates": [116.417, 39.929]}
-    assert entry.site == "gh:wx4g1h"
-    bare = E.entry_from_row(("S2", None, None, None, None, None, None), default_router())
-    assert bare.location is None and bare.site == "subject:S2"
-    assert E.default_entry("S3", default_router()).site == "subject:S3"
+    bare = E.entry_from_row(("S2", None, None, None, None, None, None))
+    assert bare.location is None and bare.info == StationInfo(id="S2")
+    assert E.default_entry("S3").location is None
 
 
 def test_state_round_trip_across_batches_gives_one_episode() -> None:
@@ -113,20 +110,17 @@ class _Table:
 
 
 def test_handle_batch_writes_state_per_station_partition_and_keys_clues_by_site(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    table, sent = _Table(), []
+        build: Build) -> None:
+    streams, topic = build("streams.env")
+    agent: E.EnvAgent = streams.agents["streams.env"]
+    table, sent = _Table(), topic.sent
 
     async def lookup(stations: Any) -> dict[str, E.StationEntry]:
-        return {s: dongsi() if s == "S1" else E.default_entry(s, default_router())
-                for s in stations}
+        return {s: dongsi() if s == "S1" else E.default_entry(s) for s in stations}
 
-    async def send(clues: Any) -> None:
-        sent.extend(clues)
-
-    monkeypatch.setattr(E, "monitors", table)
-    monkeypatch.setattr(E, "processor", E.EnvProcessor(NO_PNG))
-    monkeypatch.setattr(E.registry, "lookup", lookup)
-    monkeypatch.setattr(E, "send_clues", send)
+    agent.monitors = table  # type: ignore[assignment]
+    agent.processor = E.EnvProcessor(NO_PNG)
+    agent.registry.lookup = lookup  # type: ignore[method-assign]
     day = [90.0 + (h % 3) for h in range(24)] + [20.0]
     s1 = hours("S1", datetime(2025, 3, 10, tzinfo=CST), day)
     events = [_Event(r.dumps(), _Msg(1)) for r in env_records(s1[:20])]  # one batch record
@@ -134,20 +128,20 @@ def test_handle_batch_writes_state_per_station_partition_and_keys_clues_by_site(
     events += [_Event(r.dumps(), _Msg(0)) for r in hours("S2", datetime(2025, 3, 10,
                                                                         tzinfo=CST), [5.0])]
     events.append(_Event(b"not json", _Msg(0)))  # skipped: the readings sink dead-letters it
-    n = asyncio.run(E.handle_batch(events))
+    n = asyncio.run(agent.handle_batch(events))
     assert sorted(table.changelog) == [(0, "S2"), (1, "S1")]  # once per station, own partition
-    assert n == len(sent) and {site for site, _ in sent} == {"gh:wx4g1h"}
+    assert n == len(sent) and {site for site, _ in sent} == {"gh:wx4g1h"}  # routed once
+    assert all(c.route is not None and c.route["site"] == "gh:wx4g1h" for _, c in sent)
     assert RULE in {c.rule for _, c in sent}
 
 
-def test_tick_all_ticks_live_stations_of_assigned_partitions_only(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tick_all_ticks_live_stations_of_assigned_partitions_only(build: Build) -> None:
     from types import SimpleNamespace
 
     from faust.types import TP
 
     now = datetime.now(UTC)
-    table, sent, proc = _Table(), [], E.EnvProcessor(NO_PNG)
+    table, proc = _Table(), E.EnvProcessor(NO_PNG)
     for station, partition in (("S1", 0), ("S9", 1)):  # S9's partition moved to another worker
         readings = hours(station, now - timedelta(hours=10), [10.0, 12.0, 11.0, 13.0])
         _, table.data[station] = proc.observe(station, partition, readings, None, dongsi(),
@@ -156,15 +150,14 @@ def test_tick_all_ticks_live_stations_of_assigned_partitions_only(
     async def lookup(stations: Any) -> dict[str, E.StationEntry]:
         return {s: dongsi() for s in stations}
 
-    async def send(clues: Any) -> None:
-        sent.extend(clues)
-
+    streams, topic = build("streams.env")
+    agent: E.EnvAgent = streams.agents["streams.env"]
+    sent = topic.sent
     consumer = SimpleNamespace(assignment=lambda: {TP("env.readings", 0), TP("clues", 1)})
-    monkeypatch.setattr(E, "app", SimpleNamespace(consumer=consumer))
-    monkeypatch.setattr(E, "monitors", table)
-    monkeypatch.setattr(E, "processor", proc)
-    monkeypatch.setattr(E.registry, "lookup", lookup)
-    monkeypatch.setattr(E, "send_clues", send)
-    assert asyncio.run(E.tick_all(now)) == 1
+    agent.streams = SimpleNamespace(app=SimpleNamespace(consumer=consumer))  # type: ignore
+    agent.monitors = table  # type: ignore[assignment]
+    agent.processor = proc
+    agent.registry.lookup = lookup  # type: ignore[method-assign]
+    assert asyncio.run(agent.tick_all(now)) == 1
     assert [(site, c.subject, c.kind) for site, c in sent] == [("gh:wx4g1h", "S1", "offline")]
     assert table.changelog == [(0, "S1")] and "S9" not in proc.slots

@@ -10,16 +10,14 @@ import signal
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import pytest
-
 from contract.clue import Clue, EvidenceRef
 from contract.records import Reading, env_records
 from detectors.env import StationMonitor
 from detectors.env_config import EnvConfig, StationInfo
 from detectors.plots import SeriesPlot
-from storage.sinks import default_router
 from streams import env as E
 from streams.evidence_pool import PlotPool, Plots
+from tests.streams.conftest import Build
 
 CST = timezone(timedelta(hours=8))
 
@@ -100,28 +98,25 @@ def test_stuck_pool_is_replaced_and_the_plot_drawn_here() -> None:
         pool.close()
 
 
-def test_handle_batch_sends_clues_with_their_pngs(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_handle_batch_sends_clues_with_their_pngs(build: Build) -> None:
     from tests.streams.test_env_stream import _Event, _Msg, _Table
 
-    table, sent = _Table(), []
+    streams, topic = build("streams.env")
+    agent: E.EnvAgent = streams.agents["streams.env"]
 
     async def lookup(stations: Any) -> dict[str, E.StationEntry]:
-        return {s: E.default_entry(s, default_router()) for s in stations}
-
-    async def send(clues: Any) -> None:
-        sent.extend(c for _, c in clues)
+        return {s: E.default_entry(s) for s in stations}
 
     pool = PlotPool(1)
-    monkeypatch.setattr(E, "monitors", table)
-    monkeypatch.setattr(E, "processor", E.EnvProcessor(EnvConfig()))
-    monkeypatch.setattr(E, "plot_pool", pool)
-    monkeypatch.setattr(E.registry, "lookup", lookup)
-    monkeypatch.setattr(E, "send_clues", send)
+    agent.monitors = _Table()  # type: ignore[assignment]
+    agent.processor = E.EnvProcessor(EnvConfig())
+    agent.plot_pool = pool
+    agent.registry.lookup = lookup  # type: ignore[method-assign]
     events = [_Event(r.dumps(), _Msg(1)) for r in env_records(episode())]
     try:
-        assert asyncio.run(E.handle_batch(events)) == len(sent)
+        assert asyncio.run(agent.handle_batch(events)) == len(topic.sent)
     finally:
         pool.close()
     expected = {(c.rule, c.state): [e.content for e in c.evidence] for c in inline_clues()}
-    got = {(c.rule, c.state): [e.content for e in c.evidence] for c in sent}
+    got = {(c.rule, c.state): [e.content for e in c.evidence] for _, c in topic.sent}
     assert got == expected and any(got.values())

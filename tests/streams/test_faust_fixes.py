@@ -16,9 +16,11 @@ from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer
 from faust.types import TP
 
-from streams import agents  # noqa: F401  (registers the tables: their changelog topics)
-from streams.app import app
+from contract.settings import Settings
+from streams.app import build_streams
 from streams.faust_fixes import StreamHold
+
+app = build_streams(Settings()).app  # every agent and table: their changelog topics
 
 READINGS = TP("env.readings", 1)
 

@@ -1,0 +1,44 @@
+"""Building the worker's Faust app for agent tests (no broker is contacted)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from contract.clue import Clue
+from contract.settings import Settings
+from streams.app import Streams, build_streams
+
+
+class RecordingTopic:
+    """Stands in for the ``clues`` topic behind the real clue exit: the broker's ack is
+    the one hop these tests do not cover (the end-to-end tests do)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, Clue]] = []
+
+    async def send(self, key: bytes, value: bytes) -> asyncio.Future[None]:
+        self.sent.append((key.decode(), Clue.model_validate_json(value)))
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+
+Build = Callable[..., tuple[Streams, RecordingTopic]]
+
+
+@pytest.fixture()
+def build() -> Build:
+    """``build(*modules, **settings)``: an app with those agent modules registered and the
+    clue exit sending to a ``RecordingTopic``."""
+
+    def make(*modules: str, **settings: Any) -> tuple[Streams, RecordingTopic]:
+        streams = build_streams(Settings(**settings), modules=modules)
+        topic = RecordingTopic()
+        streams.clue_exit.topic = topic
+        return streams, topic
+
+    return make
