@@ -140,6 +140,9 @@ class CameraHealth(Record):
         default=None, description="time of the newest frame grabbed, None if none yet")
     detail: str = ""
     transition: bool = Field(default=False, description="online changed with this record")
+    signal_loss_s: float | None = Field(
+        default=None, gt=0, description="the ingester's signal-loss threshold for this camera "
+        "(`offsite ingest rtsp --signal-loss-s`); None: the detector's default")
 
 
 class Scene(Record):

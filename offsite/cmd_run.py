@@ -181,10 +181,12 @@ def ingest_rtsp(
     max_width: int = typer.Option(640, help="downscale wider frames to this width"),
     transport: str = typer.Option("tcp", help="RTSP transport: tcp, udp or prefer_tcp"),
     stall_s: float = typer.Option(5.0, help="no frame for this long: camera offline"),
-    signal_loss_s: float = typer.Option(30.0, help="offline this long: signal_loss clue"),
+    signal_loss_s: float = typer.Option(
+        30.0, help="no frame this long: signal_loss clue (sent with the health records)"),
     backoff_max_s: float = typer.Option(30.0, help="longest wait between reconnects"),
 ) -> None:
-    """IP cameras (RTSP) to video.frames, camera_health and signal_loss clues."""
+    """IP cameras (RTSP) to video.frames and camera.health (the worker makes camera_health
+    rows and signal_loss clues of the health records)."""
     from ingest.publisher import Publisher
     from ingest.rtsp import TRANSPORTS, RtspIngester, RtspOptions, parse_camera_option
 

@@ -58,11 +58,3 @@ async def write_health(pool: AsyncConnectionPool, rows: Sequence[HealthRow]) -> 
             " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (camera, time) DO NOTHING",
             [(r.time, r.camera, r.online, r.fps, r.detail) for r in rows])
 
-
-async def open_clue_starts(pool: AsyncConnectionPool, kind: str) -> dict[str, datetime]:
-    """Start of the open (not closed) clue of ``kind`` per subject, to resume episodes."""
-    async with pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT subject, min(start) FROM clues WHERE kind = %s AND state <> 'closed'"
-            " AND modality = 'video' GROUP BY subject", (kind,))
-        return {r[0]: r[1] for r in await cur.fetchall()}

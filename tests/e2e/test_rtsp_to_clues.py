@@ -3,7 +3,10 @@
 The camera is registered in the cameras table (its config reaches the worker's analyzer);
 the ingester publishes sampled frames, the worker's video agent finds the people walking
 through the sample as motion; killing the RTSP server makes the camera go offline with a
-signal_loss clue, and restarting it brings the camera back and closes the clue.
+signal_loss clue, and restarting it brings the camera back and closes the clue. The
+ingester only reports the camera's health (``camera.health``); the worker's camera health
+agent writes the ``camera_health`` rows and raises the signal_loss clue. The camera has no
+position, so its clues are keyed ``subject:<camera>`` by the clue exit.
 """
 
 from __future__ import annotations

@@ -1,12 +1,17 @@
-"""RTSP ingest against a real RTSP server (rtsp-server-perl fed by ffmpeg) and real Kafka."""
+"""RTSP ingest against a real RTSP server (rtsp-server-perl fed by ffmpeg) and real Kafka.
+
+The ingester only ingests: frames to ``video.frames`` and health records to
+``camera.health``. The signal-loss detector is run here on the health records it published,
+as the worker's camera health agent runs it, to show that they carry what it needs.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,10 +21,12 @@ import psycopg
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from contract.records import Frame
+from contract.records import CameraHealth, Frame
 from contract.settings import Settings
+from detectors.video_signal import SignalLossConfig, observe
 from ingest.publisher import Publisher
 from ingest.rtsp import Backoff, RtspIngester, RtspOptions, Sampler, encode_frame
+from ingest.rtsp_health import HealthWatch
 from offsite.rtsp_server import RtspTestServer
 from offsite.services import EmbeddedServices, ServiceError
 from storage.cameras import CameraRow
@@ -65,9 +72,10 @@ def test_encode_frame_downscales_and_keeps_aspect() -> None:
     assert encode_frame(np.zeros((100, 200, 3), np.uint8), 640, 80)[:2] == (200, 100)
 
 
-async def _consume(settings: Settings, topic: str, key: bytes, until: object,
+async def _consume(settings: Settings, topic: str, key: bytes | None, until: object,
                    timeout: float) -> list:
-    """Messages of ``key`` on ``topic`` (from the start) until ``until(messages)`` holds."""
+    """Messages of ``key`` (None: all) on ``topic`` (from the start) until
+    ``until(messages)`` holds."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap,
                                 auto_offset_reset="earliest", enable_auto_commit=False,
                                 group_id=None)
@@ -77,53 +85,114 @@ async def _consume(settings: Settings, topic: str, key: bytes, until: object,
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and not until(seen):  # type: ignore[operator]
             batches = await consumer.getmany(timeout_ms=500)
-            seen += [m for msgs in batches.values() for m in msgs if m.key == key]
+            seen += [m for msgs in batches.values() for m in msgs if key is None or m.key == key]
     finally:
         await consumer.stop()
     return seen
 
 
-def _kind(message: object) -> str:
-    return json.loads(message.value)["kind"]  # type: ignore[attr-defined]
+class HealthLog:
+    """Every ``camera.health`` record of one camera, read as they come (one consumer)."""
+
+    def __init__(self, settings: Settings, camera: str) -> None:
+        self.settings, self.key = settings, camera.encode()
+        self.records: list[CameraHealth] = []
+        self.task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        consumer = AIOKafkaConsumer("camera.health", group_id=None, enable_auto_commit=False,
+                                    bootstrap_servers=self.settings.kafka_bootstrap,
+                                    auto_offset_reset="earliest")
+        await consumer.start()
+        self.task = asyncio.create_task(self._read(consumer))
+
+    async def _read(self, consumer: AIOKafkaConsumer) -> None:
+        try:
+            while True:
+                batches = await consumer.getmany(timeout_ms=200)
+                self.records += [CameraHealth.loads(m.value) for msgs in batches.values()
+                                 for m in msgs if m.key == self.key]
+        finally:
+            await consumer.stop()
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+    async def wait(self, what: str, predicate: Callable[[CameraHealth], bool],
+                   timeout: float, after: int = 0) -> int:
+        """Index of the first record from ``after`` on that matches ``predicate``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for i in range(after, len(self.records)):
+                if predicate(self.records[i]):
+                    return i
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"no {what} record: {self.records[after:]}")
 
 
-def _health(database_url: str, camera: str) -> list[tuple[bool, float | None, str]]:
-    with psycopg.connect(database_url) as conn:
-        return conn.execute("SELECT online, fps, detail FROM camera_health WHERE camera = %s"
-                            " ORDER BY time", (camera,)).fetchall()
+def transition(online: bool) -> Callable[[CameraHealth], bool]:
+    return lambda r: r.transition and r.online is online
 
 
-async def _wait_health(database_url: str, camera: str, online: bool, count: int,
-                       timeout: float) -> list:
-    deadline = time.monotonic() + timeout
-    rows: list = []
-    while time.monotonic() < deadline:
-        rows = _health(database_url, camera)
-        if sum(1 for r in rows if r[0] is online) >= count:
-            return rows
-        await asyncio.sleep(0.3)
-    raise AssertionError(f"no {'online' if online else 'offline'} #{count} for {camera}: {rows}")
+def heartbeat(online: bool) -> Callable[[CameraHealth], bool]:
+    return lambda r: not r.transition and r.online is online
+
+
+def test_health_watch_reports_transitions_heartbeats_and_the_signal_loss_moment() -> None:
+    options = RtspOptions(stall_s=5, signal_loss_s=30, health_every_s=60, offline_every_s=10,
+                          open_timeout_s=10)
+    watch = HealthWatch("CAM", options, started=0.0)
+    wall = datetime(2026, 3, 1, tzinfo=UTC)
+
+    def at(now: float, last: float | None) -> CameraHealth | None:
+        return watch.check(now, wall + timedelta(seconds=now), last,
+                           None if last is None else wall + timedelta(seconds=last), 10.0,
+                           "stream ended")
+
+    assert at(1, None) is None  # connecting
+    assert at(2, 1.9).transition and watch.online  # type: ignore[union-attr]
+    assert at(30, 29.9) is None and at(62.1, 62.0).detail == "periodic"  # type: ignore
+    offline = at(70, 64.0)
+    assert offline and offline.transition and not offline.online and offline.fps == 0.0
+    assert offline.last_frame == wall + timedelta(seconds=64)
+    assert at(75, 64.0) is None and at(80, 64.0).detail == "stream ended"  # type: ignore
+    loss = at(94.1, 64.0)  # 30 s after the last frame, between two heartbeats
+    assert loss and not loss.transition and loss.signal_loss_s == 30
+    assert at(95, 64.0) is None and not at(104.2, 64.0).online  # type: ignore[union-attr]
 
 
 def test_rtsp_to_kafka_with_outage_and_reconnect(services: EmbeddedServices, migrated_db: str,
                                                  rtsp_server: RtspTestServer) -> None:
     camera = f"cam-{uuid.uuid4().hex[:8]}"
     settings = Settings(broker_url=services.broker_url, database_url=migrated_db, partitions=2)
-    options = RtspOptions(rate=2.0, transport="udp", stall_s=2.0, signal_loss_s=2.0,
-                          read_timeout_s=2.0, backoff_initial_s=0.3, backoff_max_s=1.5)
+    options = RtspOptions(rate=2.0, transport="udp", stall_s=2.0, signal_loss_s=3.0,
+                          health_every_s=3.0, offline_every_s=1.0, read_timeout_s=2.0,
+                          backoff_initial_s=0.3, backoff_max_s=1.5)
     key = camera.encode()
 
     async def scenario() -> None:
         publisher = Publisher(settings, source="rtsp")
         await publisher.start()
+        health = HealthLog(settings, camera)
+        await health.start()
         stop = asyncio.Event()
         ingester = RtspIngester(settings, publisher, options,
                                 [CameraRow(camera, rtsp_server.url)], use_registry=False)
         task = asyncio.create_task(ingester.run(stop))
         try:
+            # online: a transition, then heartbeats while nothing changes
+            await health.wait("online transition", transition(True), timeout=40)
+            await asyncio.sleep(5)  # past the burst of frames the server had buffered
+            beat = await health.wait("online heartbeat", heartbeat(True), timeout=10)
+            record = health.records[beat]
+            assert record.detail == "periodic" and (record.fps or 0) > 0, record
+            assert record.last_frame is not None
+            assert timedelta(0) <= record.time - record.last_frame < timedelta(seconds=1)
+
             # frames at the analysis rate, keyed by camera, decodable, downscaled
-            await _wait_health(migrated_db, camera, True, 1, timeout=40)
-            await asyncio.sleep(5)
             messages = await _consume(settings, "video.frames", key, lambda m: len(m) >= 6, 15)
             frames = [Frame.loads(m.value) for m in messages]
             assert len(frames) >= 6, len(frames)
@@ -136,49 +205,63 @@ def test_rtsp_to_kafka_with_outage_and_reconnect(services: EmbeddedServices, mig
                 image = cv2.imdecode(np.frombuffer(frame.jpeg, np.uint8), cv2.IMREAD_COLOR)
                 assert image.shape == (360, 640, 3) and image.mean() > 10
             assert abs(datetime.now(UTC) - frames[-1].time) < timedelta(seconds=30)
-            assert _health(migrated_db, camera)[0][:1] == (True,)
             fps = ingester.fps(ingester.cameras[camera])
             assert 7 <= fps <= 13, fps  # the source runs at 10 fps
             print(f"published {rate:.2f} frames/s, capture {fps:.1f} fps, "
                   f"jpeg {sum(len(f.jpeg) for f in frames) // len(frames)} bytes")
 
-            # the camera goes away: offline, then a signal_loss clue
+            # the camera goes away: an offline transition, then heartbeats carry time on
             rtsp_server.kill()
             killed = datetime.now(UTC)
-            await _wait_health(migrated_db, camera, False, 1, timeout=15)
-            clue_key = f"subject:{camera}".encode()
-            # a worker running in the same session may add motion clues for this camera
-            clues = await _consume(settings, "clues", clue_key,
-                                   lambda m: any(_kind(x) == "signal_loss" for x in m), 20)
-            opened = next(json.loads(c.value) for c in clues if _kind(c) == "signal_loss")
-            assert (opened["modality"], opened["kind"], opened["state"]) == \
-                ("video", "signal_loss", "open")
-            assert opened["subject"] == camera
-            assert datetime.fromisoformat(opened["start"]) <= killed + timedelta(seconds=1)
+            down = await health.wait("offline transition", transition(False), timeout=15)
+            offline = health.records[down]
+            assert offline.last_frame is not None and offline.fps == 0.0
+            assert offline.last_frame <= killed + timedelta(seconds=1)
+            assert offline.signal_loss_s == 3.0
+            await health.wait("offline heartbeat", lambda r: heartbeat(False)(r) and
+                              r.time - offline.last_frame >= timedelta(seconds=3),  # type: ignore
+                              timeout=10, after=down)
 
-            print(f"signal_loss open {(datetime.now(UTC) - killed).total_seconds():.1f}s"
+            # what the worker's detector makes of them: a signal_loss clue
+            clues, state = [], None
+            for record in list(health.records):
+                found, state = observe(state, record, SignalLossConfig())
+                clues += found
+            assert [c.state for c in clues] == ["open"], clues
+            opened = clues[0]
+            assert (opened.kind, opened.subject) == ("signal_loss", camera)
+            assert opened.start == offline.last_frame
+            print(f"signal_loss open at {(opened.time - killed).total_seconds():.1f}s"
                   " after the kill")
+
             # it comes back: reconnect with backoff, online again, the clue closes
             await asyncio.sleep(1.0)
             rtsp_server.start()
             back = time.monotonic()
-            await _wait_health(migrated_db, camera, True, 2, timeout=30)
+            await health.wait("online again", transition(True), timeout=30, after=down)
             reconnect_s = time.monotonic() - back
             # issue 10: a camera that comes back is reconnected within 10 s (backoff capped)
             assert reconnect_s < 10, f"online again only {reconnect_s:.1f}s after the restart"
             print(f"online again {reconnect_s:.1f}s after the restart")
-            clues = await _consume(settings, "clues", clue_key,
-                                   lambda m: any(_kind(x) == "signal_loss" and
-                                                 json.loads(x.value)["state"] == "closed"
-                                                 for x in m), 20)
-            closed = next(json.loads(c.value) for c in clues if _kind(c) == "signal_loss"
-                          and json.loads(c.value)["state"] == "closed")
-            assert closed["start"] == opened["start"] and closed["end"] is not None
-            print(f"closed {time.monotonic() - back:.1f}s after the restart")
+            for record in list(health.records):  # those judged already are ignored
+                found, state = observe(state, record, SignalLossConfig())
+                clues += found
+            assert [c.state for c in clues][-1] == "closed", clues
+            assert clues[-1].clue_id == opened.clue_id and clues[-1].end is not None
             assert ingester.cameras[camera].thread.connects >= 2  # type: ignore[union-attr]
+            times = [r.time for r in health.records]
+            assert times == sorted(times) and len(set(times)) == len(times)
         finally:
             stop.set()
             await asyncio.wait_for(task, timeout=15)
+            await health.stop()
             await publisher.stop()
+
+        # the ingester only ingests: no health rows, no clues of its own
+        with psycopg.connect(migrated_db) as conn:
+            assert conn.execute("SELECT count(*) FROM camera_health WHERE camera = %s",
+                                (camera,)).fetchone() == (0,)
+        clues_sent = await _consume(settings, "clues", None, lambda m: False, 3)
+        assert [m for m in clues_sent if camera.encode() in m.value] == []
 
     asyncio.run(scenario())
