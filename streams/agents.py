@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 AGENT_MODULES: tuple[str, ...] = (
-    "streams.sinks", "streams.env", "streams.video",
+    "streams.sinks", "streams.env", "streams.video", "streams.camera_health",
     "streams.satellite", "streams.clues",
 )
 

@@ -38,6 +38,7 @@ from contract.topics import CAMERA_HEALTH
 from detectors.video_signal import SignalLossConfig, observe
 from storage.cameras import HealthRow, load_camera_config, write_health
 from storage.sinks import RejectedSink
+from streams.table_state import put_state
 
 if TYPE_CHECKING:
     from streams.app import Streams
@@ -46,16 +47,6 @@ log = logging.getLogger(__name__)
 ROW_EVERY_S = 50.0     # a heartbeat makes a row when the camera's last row is this old
 LOCATION_TTL_S = 300.0  # a camera's registry position is re-read after this
 MISSING_TTL_S = 30.0    # an unregistered camera (or a failed read) is asked again after this
-
-
-def put_state(table: Any, partition: int, key: str, value: dict[str, Any]) -> None:
-    """Set a table key and send it to the changelog partition of its source partition.
-
-    ``table[key] = value`` would take the partition of the *current* event, which in a
-    batch is the last event's, not necessarily this camera's.
-    """
-    table.data[key] = value
-    table.send_changelog(partition, key, value)
 
 
 class CameraLocations:
