@@ -164,10 +164,12 @@ def test_health_watch_reports_transitions_heartbeats_and_the_signal_loss_moment(
     assert at(95, 64.0) is None and not at(104.2, 64.0).online  # type: ignore[union-attr]
 
 
-def test_rtsp_to_kafka_with_outage_and_reconnect(services: EmbeddedServices, migrated_db: str,
+def test_rtsp_to_kafka_with_outage_and_reconnect(services: EmbeddedServices, fresh_db: str,
                                                  rtsp_server: RtspTestServer) -> None:
+    # a database of its own: a worker of another test in this session may consume the shared
+    # broker's camera.health and write rows into the session's database
     camera = f"cam-{uuid.uuid4().hex[:8]}"
-    settings = Settings(broker_url=services.broker_url, database_url=migrated_db, partitions=2)
+    settings = Settings(broker_url=services.broker_url, database_url=fresh_db, partitions=2)
     options = RtspOptions(rate=2.0, transport="udp", stall_s=2.0, signal_loss_s=3.0,
                           health_every_s=3.0, offline_every_s=1.0, read_timeout_s=2.0,
                           backoff_initial_s=0.3, backoff_max_s=1.5)
@@ -258,7 +260,7 @@ def test_rtsp_to_kafka_with_outage_and_reconnect(services: EmbeddedServices, mig
             await publisher.stop()
 
         # the ingester only ingests: no health rows, no clues of its own
-        with psycopg.connect(migrated_db) as conn:
+        with psycopg.connect(fresh_db) as conn:
             assert conn.execute("SELECT count(*) FROM camera_health WHERE camera = %s",
                                 (camera,)).fetchone() == (0,)
         clues_sent = await _consume(settings, "clues", None, lambda m: False, 3)
