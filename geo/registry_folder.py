@@ -218,6 +218,8 @@ def _parse_csv(kind: str, text: str, faults: list[Fault],
                 if raw:  # an empty cell of an extra column says nothing
                     entry.properties[col] = raw
                 continue
+            if col == "owner_dept" and not raw:
+                continue  # no owner given: the default owner on insert, unchanged on update
             try:
                 entry.fields[col] = columns[col](raw)
             except ValueError as exc:
@@ -225,8 +227,11 @@ def _parse_csv(kind: str, text: str, faults: list[Fault],
         for col in REQUIRED.get(kind, ()):
             if col in header and not row.get(col):
                 faults.append(Fault(name, line, f"{col} is required"))
-        if kind == "camera" and entry.fields.get("config"):
-            _load_camera_config(entry, directory, faults)
+        if kind == "camera" and "config" in entry.fields:
+            if entry.fields["config"]:
+                _load_camera_config(entry, directory, faults)
+            else:
+                entry.fields["config"] = {}  # an empty cell: the camera's defaults
         entries.append(entry)
     return entries
 
@@ -421,5 +426,5 @@ def validate_folder(directory: str | Path, *, default_owner: str,
                                known_departments=known_departments)
     order = list(FILES.values())
     faults.sort(key=lambda f: (order.index(f.file) if f.file in order else 99,
-                               f.where if isinstance(f.where, int) else 0, str(f.where)))
+                               f.where if isinstance(f.where, int) else 0))  # stable
     return folder, faults

@@ -143,6 +143,8 @@ def _upsert(conn: psycopg.Connection, kind: str, entries: list[Entry], *, prune:
         _audit(conn, actor, "registry.changed", kind, e.id,
                changes.get("owner_dept", old.get("owner_dept")), {"fields": sorted(changes)})
     if prune:
+        if kind == "department":
+            ids = [*ids, default_owner]  # what owns unassigned resources is never retired
         gone = conn.execute(
             f"UPDATE {table} SET status = 'retired', updated_at = now()"
             " WHERE status = 'active' AND NOT (id = ANY(%s))"
@@ -195,6 +197,8 @@ def apply_folder(conn: psycopg.Connection, folder: Folder, *, prune: bool,
                 " RETURNING id", (default_owner, default_owner)).fetchone()
             if made:
                 result.setdefault("department", Counts()).added += 1
+                _audit(conn, actor, "registry.added", "department", default_owner, None,
+                       {"fields": ["name"], "why": "default owner"})
         if kind == "routing_rule":
             if folder.rules is not None:
                 result[kind] = _replace_rules(conn, folder.rules, actor)
