@@ -63,7 +63,7 @@ def test_import_then_route_to_the_imported_department(fresh_db: str, tmp_path: P
         assert conn.execute("SELECT owner_dept FROM stations WHERE id = 'LX-0002'"
                             ).fetchone() == (OWNER,)
         actions = dict(conn.execute("SELECT action, count(*) FROM audit_log GROUP BY 1"))
-        assert actions["registry.import"] == 1 and actions["registry.added"] == 10  # + default owner
+        assert actions["registry.import"] == 1 and actions["registry.added"] == 10  # + owner
 
 
 def test_second_import_changes_nothing(fresh_db: str, tmp_path: Path) -> None:
