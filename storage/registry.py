@@ -22,6 +22,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
 
 from geo.registry import router_from_rows, write_folder
 from geo.registry_folder import FILES, Entry, Fault, Folder, RuleRow, validate_folder
@@ -286,3 +287,18 @@ def format_counts(result: dict[str, Counts]) -> Iterable[str]:
             c = result[kind]
             yield (f"{kind}: {c.added} added, {c.changed} changed, {c.unchanged} unchanged,"
                    f" {c.retired} retired")
+
+
+async def zone_features(pool: AsyncConnectionPool, kind: str | None = None
+                        ) -> list[dict[str, Any]]:
+    """Active zones as GeoJSON Features (properties as in the registry folder), for the map."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT jsonb_build_object('type', 'Feature', 'geometry', geometry,"
+            " 'properties', jsonb_build_object('id', id, 'kind', kind, 'name', name,"
+            " 'county', county, 'owner_dept', owner_dept) || properties)"
+            " FROM zones WHERE status = 'active' AND (%(k)s::text IS NULL OR kind = %(k)s)"
+            # jurisdictions first, wider ones (lower level) first: the page opens on the first
+            " ORDER BY kind <> 'jurisdiction', CASE WHEN properties->>'level' ~ '^[0-9]+$'"
+            " THEN (properties->>'level')::int END NULLS LAST, id", {"k": kind})
+        return [r[0] for r in await cur.fetchall()]
