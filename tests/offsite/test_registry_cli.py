@@ -79,3 +79,35 @@ def test_broken_import_exits_1_and_writes_nothing(fresh_db: str, tmp_path: Path)
 def test_import_without_a_database_is_a_usage_error(tmp_path: Path) -> None:
     run = offsite("import", write_clean(tmp_path / "c"))
     assert run.returncode == 2 and "OFFSITE_DATABASE_URL" in run.stderr
+
+
+def test_demo_imports_its_registry_folder(fresh_db: str, tmp_path: Path) -> None:
+    """``offsite demo`` registers its stations, camera, zones and rules through the same
+    ``offsite registry import``, with the camera at this run's RTSP address."""
+    from contract.settings import Settings
+    from offsite.runner import (
+        DEMO_CAMERA,
+        DEMO_HJ212_STATION,
+        DEMO_STATION,
+        Supervisor,
+        import_demo_registry,
+    )
+    from storage.registry import load_router
+
+    sup = Supervisor(Settings(database_url=fresh_db, state_dir=tmp_path / "state"))
+    sup.env = {**os.environ, "OFFSITE_DATABASE_URL": fresh_db}
+    import_demo_registry(sup, "rtsp://127.0.0.1:45678/demo")
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("SELECT url, owner_dept FROM cameras WHERE id = %s",
+                            (DEMO_CAMERA,)).fetchone() == (
+            "rtsp://127.0.0.1:45678/demo", "110101-ecology-environment")
+        stations = dict(conn.execute("SELECT id, point(lon, lat)::text FROM stations"))
+        assert set(stations) == {DEMO_STATION, DEMO_HJ212_STATION}
+        lon, lat = conn.execute("SELECT lon, lat FROM stations WHERE id = %s",
+                                (DEMO_STATION,)).fetchone()  # type: ignore[misc]
+        route = load_router(conn).route({"type": "Point", "coordinates": [lon, lat]},
+                                        modality="env", kind="exceedance")
+    assert route.department == "110101-ecology-environment"
+    assert route.jurisdiction is not None and route.jurisdiction.id == "cn-110101"
+    # the repository's folder itself is untouched (the demo edits a copy)
+    assert "45678" not in (ROOT / "samples" / "registry" / "cameras.csv").read_text()
