@@ -25,7 +25,8 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from geo.registry import router_from_rows, write_folder
-from geo.registry_folder import FILES, Entry, Fault, Folder, RuleRow, validate_folder
+from geo.registry_check import validate_folder
+from geo.registry_folder import FILES, Entry, Fault, Folder, RuleRow
 from geo.routing import Router
 
 NOTIFY_CHANNEL = "offsite_registry"

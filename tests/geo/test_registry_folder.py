@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from geo.registry_folder import decode, validate_folder
+from geo.registry_check import validate_folder
+from geo.registry_folder import decode
 from tests.registry_folders import write_broken, write_clean
 
 ROOT = Path(__file__).resolve().parents[2]
