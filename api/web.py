@@ -10,15 +10,14 @@ query parameter (``api/auth.py``).
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, RedirectResponse
 
 from api.auth import User, current_user
 from api.errors import Text
-from geo.zones import ZoneIndex
+from storage.registry import zone_features
 
 STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
 _TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
@@ -28,20 +27,16 @@ _NO_CACHE = {"Cache-Control": "no-cache"}
 router = APIRouter(tags=["web"])
 
 
-@lru_cache(maxsize=1)
-def _zones() -> dict:
-    return {"type": "FeatureCollection",
-            "features": [z.to_feature() for z in ZoneIndex.demo().zones]}
-
-
 @router.get("/zones")
-async def zones(kind: Text | None = None, user: User = Depends(current_user)) -> dict:
-    """The regulatory zones as a GeoJSON FeatureCollection (WGS84 lon/lat)."""
-    data = _zones()
-    if kind is None:
-        return data
-    return {**data, "features": [f for f in data["features"]
-                                 if f["properties"].get("kind") == kind]}
+async def zones(request: Request, kind: Text | None = None,
+                user: User = Depends(current_user)) -> dict:
+    """The registered (active) zones as a GeoJSON FeatureCollection (WGS84 lon/lat).
+
+    Read from the registry on each call: a zone imported with ``offsite registry import``
+    shows on the map at the next page load, without restarting the API.
+    """
+    return {"type": "FeatureCollection",
+            "features": await zone_features(request.app.state.pool, kind)}
 
 
 @router.get("/ui", include_in_schema=False)
