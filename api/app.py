@@ -6,12 +6,14 @@ Stateless: every instance talks to the same database, so it scales behind a load
 document is at ``/openapi.json`` (UI at ``/docs``). Routers: ``api/clues.py`` (clues,
 evidence, SSE), ``api/health.py`` (camera and station health), ``api/access.py`` (access
 requests, grants, audit), ``api/web.py`` (the monitoring-center page at ``/ui/``, zones),
-``api/tasks.py`` (inspector tasks, MQTT push), ``api/stats.py`` (work statistics).
+``api/tasks.py`` (inspector tasks, MQTT push), ``api/stats.py`` (work statistics),
+``api/resources.py`` (the resource directory and registry changes). Registry changes
+reach a running API by ``LISTEN offsite_registry`` (``storage/registry_listen.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
@@ -19,12 +21,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
-from api import access, clues, health, stats, tasks, web
+from api import access, clues, health, resources, stats, tasks, web
 from api.auth import User, current_user, require_roles
 from api.errors import AUTH, Problem, Text, Time, errors, validation_error
 from contract.settings import get_settings
 from storage import queries
 from storage.db import open_pool
+from storage.registry_listen import ALL, RegistryListener
 
 REQUESTS = Counter("offsite_api_requests_total", "API requests", ["path"])
 
@@ -37,18 +40,29 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.pool = await open_pool(url)
     app.state.clue_feed = clues.ClueFeed(url)
     app.state.clue_feed.start()
+    app.state.zone_cache = web.ZoneCache()
+    app.state.registry_listener = RegistryListener(url, _registry_changed(app)).start()
     try:
         yield
     finally:
+        await app.state.registry_listener.stop()
         await app.state.clue_feed.stop()
         await app.state.pool.close()
+
+
+def _registry_changed(app: FastAPI) -> Callable[[str], None]:
+    """What the API caches from the registry (the zones) is dropped when it changes."""
+    def changed(kind: str) -> None:
+        if kind in ("zone", ALL):
+            app.state.zone_cache.forget()
+    return changed
 
 
 app = FastAPI(title="Offsite", lifespan=lifespan,
               description="Off-site regulatory monitoring: clues, evidence, live stream, "
                           "health, and department resource access.")
 app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
-for module in (clues, health, access, tasks, stats, web):
+for module in (clues, health, access, resources, tasks, stats, web):
     app.include_router(module.router, responses=errors(*AUTH))
 
 
