@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     evidence_dir: Path | None = Field(
         default=None, description="content-addressed evidence folder; unset: <state_dir>/evidence"
     )
+    registry_default_owner: str = Field(
+        default="provincial-monitoring-center",
+        description="owner department of registered resources that name none",
+    )
 
     @property
     def evidence_folder(self) -> Path:

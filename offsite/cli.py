@@ -14,6 +14,7 @@ from offsite import (
     cmd_env,
     cmd_evidence,
     cmd_hj212,
+    cmd_registry,
     cmd_run,
     cmd_satellite,
     cmd_users,
@@ -36,5 +37,6 @@ app.add_typer(cmd_satellite.app, name="satellite")
 app.add_typer(cmd_evidence.app, name="evidence")
 app.add_typer(cmd_case.app, name="case")
 app.add_typer(cmd_bench.app, name="bench")
+app.add_typer(cmd_registry.app, name="registry")
 app.add_typer(cmd_users.user_app, name="user")
 app.add_typer(cmd_users.token_app, name="token")
