@@ -34,7 +34,6 @@ from storage import resources as store
 
 Kind = Literal["station", "camera", "scene_collection"]
 Access = Literal["owner", "granted", "pending", "none"]
-DEFAULT_OWNER = "provincial-monitoring-center"
 router = APIRouter(tags=["resources"])
 
 Name = Annotated[str, S(pattern=r"^[^\x00]*$", max_length=500)]
@@ -251,7 +250,7 @@ async def _check_owner(request: Request, owner: str | None) -> None:
         raise RequestFaults({"owner_dept": reasons})
 
 
-WRITE_ERRORS = errors(409)
+WRITE_ERRORS = errors(400, 409)  # 400: a body that does not parse
 
 
 @router.post("/resources/{kind}", status_code=201, responses=WRITE_ERRORS)
@@ -280,7 +279,7 @@ async def create_resource(kind: Kind, body: ResourceIn, request: Request,
 
 
 def _center() -> str:
-    return getattr(get_settings(), "monitoring_center", None) or DEFAULT_OWNER
+    return get_settings().registry_default_owner
 
 
 async def _managed(request: Request, user: User, kind: str, resource_id: str) -> dict:

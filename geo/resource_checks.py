@@ -1,23 +1,46 @@
-"""Checks of one registry resource's fields, shared by the API and the registry folder.
+"""Checks of one registry resource's fields given through the API: the folder's rules.
 
-Each check returns the reasons a value is wrong (an empty list when it is fine), never
-raises, so a caller can report every fault at once: ``offsite registry validate`` prints
-them as ``FILE:LINE: reason``, the API answers them as a 422 per field. The rules are the
-issue's (14, point 3): ids present and printable, coordinates present for stations and
-cameras and inside WGS84 ranges, camera URLs rtsp/rtsps/http(s)/file, an owner department
-that exists, reporting intervals positive. Pure: what exists is passed in.
+A resource created or changed with ``POST``/``PATCH /resources/...`` is checked with the
+same column parsers as a row of a registry folder (``geo.registry_folder.COLUMNS``, what
+``offsite registry validate`` and ``import`` use): coordinates inside WGS84 ranges, camera
+URLs rtsp/rtsps/http(s)/file, positive reporting intervals, owners that exist. On top, what
+only the API needs: an id usable in a URL path (no slash, no blanks around it), and a
+position for a new station or camera (the directory places them; a folder row may leave
+the columns out to keep what the database has). Each check returns every reason, never
+raises, so the API answers one 422 listing them all. Pure: what exists is passed in.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Container
-from urllib.parse import urlsplit
+
+from geo.registry_folder import CAMERA_SCHEMES, COLUMNS
 
 RESOURCE_KINDS = ("station", "camera", "scene_collection")
-CAMERA_SCHEMES = ("rtsp", "rtsps", "http", "https", "file")
 LOCATED = ("station", "camera")  # kinds that must have a position
 MAX_ID = 200
+__all__ = ["CAMERA_SCHEMES", "check_id", "check_owner", "check_resource"]
+
+
+def _cell(value: object) -> str:
+    """A value as a folder's CSV cell holds it (None: an empty cell)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def check_field(kind: str, column: str, value: object) -> list[str]:
+    """The folder's parser of ``column`` for ``kind`` on ``value`` (no parser: fine)."""
+    parse = COLUMNS.get(kind, {}).get(column)
+    if parse is None:
+        return []
+    try:
+        parse(_cell(value))
+    except ValueError as exc:
+        return [f"{column}: {exc}"]
+    return []
 
 
 def check_id(value: object) -> list[str]:
@@ -34,44 +57,6 @@ def check_id(value: object) -> list[str]:
     return out
 
 
-def check_location(kind: str, lon: object, lat: object) -> list[str]:
-    """Stations and cameras need both coordinates in WGS84 ranges; others may have none."""
-    if lon is None and lat is None:
-        return [f"a {kind.replace('_', ' ')} needs lon and lat"] if kind in LOCATED else []
-    out = []
-    for name, value, limit in (("lon", lon, 180.0), ("lat", lat, 90.0)):
-        if value is None:
-            out.append(f"{name} is empty")
-        elif isinstance(value, bool) or not isinstance(value, int | float):
-            out.append(f"{name} is not a number")
-        elif not math.isfinite(value) or not -limit <= value <= limit:
-            out.append(f"{name} {value} is outside [-{limit:g}, {limit:g}]")
-    return out
-
-
-def check_camera_url(url: object) -> list[str]:
-    if not isinstance(url, str) or not url.strip():
-        return ["url is empty"]
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return [f"url {url!r} does not parse"]
-    if parts.scheme.lower() not in CAMERA_SCHEMES:
-        return [f"url scheme {parts.scheme or '(none)'!r} is not one of"
-                f" {', '.join(CAMERA_SCHEMES)}"]
-    if parts.scheme.lower() != "file" and not parts.netloc:
-        return ["url has no host"]
-    return []
-
-
-def check_interval(value: object) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        return ["interval_s must be a positive whole number of seconds"]
-    return []
-
-
 def check_owner(owner: str | None, departments: Container[str]) -> list[str]:
     """``owner`` must be a department the caller knows (None: the monitoring center)."""
     if owner is None or owner in departments:
@@ -82,23 +67,31 @@ def check_owner(owner: str | None, departments: Container[str]) -> list[str]:
 def check_resource(kind: str, fields: dict[str, object], *, creating: bool) -> dict[str, list[str]]:
     """Faults of a resource's fields, by field name (owner departments checked apart).
 
-    ``creating``: every required field must be there; otherwise only the fields given are
-    checked (a change), with lon and lat checked together when either is given.
+    ``creating``: a new resource (id, and a position for stations and cameras, required);
+    otherwise only the fields given are checked (a change).
     """
-    faults: dict[str, list[str]] = {}
-
-    def add(name: str, reasons: list[str]) -> None:
-        if reasons:
-            faults.setdefault(name, []).extend(reasons)
-
     if kind not in RESOURCE_KINDS:
         return {"kind": [f"unknown resource kind {kind!r}"]}
+    faults: dict[str, list[str]] = {}
     if creating or "id" in fields:
-        add("id", check_id(fields.get("id")))
-    if creating or "lon" in fields or "lat" in fields:
-        add("location", check_location(kind, fields.get("lon"), fields.get("lat")))
-    if kind == "camera" and (creating or "url" in fields):
-        add("url", check_camera_url(fields.get("url")))
-    if kind == "station" and "interval_s" in fields:
-        add("interval_s", check_interval(fields.get("interval_s")))
-    return faults
+        faults["id"] = check_id(fields.get("id"))
+    unplaced = (creating and kind in LOCATED and fields.get("lon") is None
+                and fields.get("lat") is None)
+    if unplaced:
+        faults["location"] = [f"a new {kind} needs lon and lat"]
+    if creating and kind == "camera" and not fields.get("url"):
+        faults["url"] = ["url is required"]
+    values = dict(fields)
+    if kind in LOCATED and (creating or "lon" in fields or "lat" in fields):
+        values.setdefault("lon", None)  # one coordinate alone is a fault, as an empty cell
+        values.setdefault("lat", None)
+    for column, value in values.items():
+        if column in ("id", "owner_dept", "config"):
+            continue  # owners against the database, configs as camera configurations
+        if column in ("lon", "lat") and unplaced:
+            continue
+        reasons = check_field(kind, column, value)
+        if reasons:
+            faults.setdefault("location" if column in ("lon", "lat") else column,
+                              []).extend(reasons)
+    return {k: v for k, v in faults.items() if v}

@@ -144,7 +144,7 @@ async def create(pool: AsyncConnectionPool, kind: str, resource_id: str,
         row = await cur.fetchone()
         if row is None:
             return None
-        await _audit(cur, user, "registry.create", kind, resource_id, row["owner_dept"],
+        await _audit(cur, user, "registry.added", kind, resource_id, row["owner_dept"],
                      {"values": {c: _shown(c, values[c]) for c in columns}})
         await notify(conn, kind)
         return row
@@ -152,7 +152,7 @@ async def create(pool: AsyncConnectionPool, kind: str, resource_id: str,
 
 async def update(pool: AsyncConnectionPool, kind: str, resource_id: str,
                  values: dict[str, Any], user: dict,
-                 action: str = "registry.update") -> tuple[dict, dict] | None:
+                 action: str = "registry.changed") -> tuple[dict, dict] | None:
     """Change the given columns; (row after, {column: [before, after]}) or None if absent.
 
     Columns whose value is already the one given are left alone; with nothing changed no
@@ -185,7 +185,7 @@ async def update(pool: AsyncConnectionPool, kind: str, resource_id: str,
 async def retire(pool: AsyncConnectionPool, kind: str, resource_id: str,
                  user: dict) -> tuple[dict, dict] | None:
     return await update(pool, kind, resource_id, {"status": "retired"}, user,
-                        action="registry.retire")
+                        action="registry.retired")
 
 
 async def audit_of(pool: AsyncConnectionPool, kind: str, resource_id: str) -> list[dict]:

@@ -8,6 +8,7 @@ request waits ``pending``, any other ``none``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -156,7 +157,9 @@ def test_create_change_retire_validated_and_audited(api: TestClient, users: dict
     assert bad.status_code == 422
     fields = {d["loc"][-1] for d in bad.json()["detail"]}
     assert fields == {"id", "url", "location"}
-    assert "ftp" in str(bad.json()) and "lat is empty" in str(bad.json())
+    msgs = {d["loc"][-1]: d["msg"] for d in bad.json()["detail"]}
+    assert "ftp" in msgs["url"] and "outside WGS84" in str(bad.json())
+    assert "lat: empty coordinate" in str(bad.json())
     for kind, body in (("station", {"id": "S9", "lon": 116, "lat": 95}),
                        ("station", {"id": "S9", "lon": 116, "lat": 39, "owner_dept": "nobody"}),
                        ("station", {"id": "S9", "lon": 116, "lat": 39, "url": "rtsp://x"}),
@@ -210,10 +213,10 @@ def test_create_change_retire_validated_and_audited(api: TestClient, users: dict
     assert api.get("/resources/station/S2", headers=water).json()["status"] == "retired"
 
     trail = _audit(fresh_db, "S2")
-    assert [(a, u) for a, u, _ in trail] == [("registry.create", "wanda"),
-                                             ("registry.update", "wanda"),
-                                             ("registry.update", "root"),
-                                             ("registry.retire", "root")]
+    assert [(a, u) for a, u, _ in trail] == [("registry.added", "wanda"),
+                                             ("registry.changed", "wanda"),
+                                             ("registry.changed", "root"),
+                                             ("registry.retired", "root")]
     assert trail[0][2]["values"]["password"] == "(set)"
     assert trail[1][2]["changes"] == {"name": ["Wusi", "五四"], "lat": [28.5, 28.6],
                                       "password": ["(set)", "(set)"]}
@@ -222,3 +225,29 @@ def test_create_change_retire_validated_and_audited(api: TestClient, users: dict
     with psycopg.connect(fresh_db) as conn:
         assert conn.execute("SELECT password, status FROM stations WHERE id = 'S2'"
                             ).fetchone() == ("pw2", "retired")
+
+
+def test_zones_follow_the_registry_without_a_restart(api: TestClient, users: dict[str, Auth],
+                                                     fresh_db: str) -> None:
+    import time
+
+    def zone_ids() -> set[str]:
+        resp = api.get("/zones", headers=users["stranger"])
+        assert resp.status_code == 200
+        return {f["properties"]["id"] for f in resp.json()["features"]}
+
+    shipped = zone_ids()  # no zones registered yet: the shipped demo set
+    assert len(shipped) > 5
+    square = {"type": "Polygon", "coordinates": [[[116, 39], [117, 39], [117, 40], [116, 40],
+                                                  [116, 39]]]}
+    with psycopg.connect(fresh_db) as conn:  # as `offsite registry import` writes them
+        conn.execute("INSERT INTO zones (id, kind, name, county, owner_dept, geometry) VALUES"
+                     " ('BJ-DC', 'jurisdiction', '东城区', '110101', 'water', %s)",
+                     (json.dumps(square),))
+        conn.execute("SELECT pg_notify('offsite_registry', 'zone')")
+    deadline = time.monotonic() + 10
+    while zone_ids() != {"BJ-DC"}:
+        assert time.monotonic() < deadline, "the API kept its old zones"
+        time.sleep(0.1)
+    feature = api.get("/zones", headers=users["stranger"]).json()["features"][0]
+    assert feature["properties"]["name"] == "东城区" and feature["geometry"] == square
