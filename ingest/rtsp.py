@@ -42,6 +42,7 @@ from contract.settings import Settings
 from contract.topics import CLUES, VIDEO_FRAMES
 from ingest.publisher import Publisher
 from storage.cameras import CameraRow, HealthRow, load_cameras, open_clue_starts, write_health
+from storage.registry_listen import ALL, RegistryListener
 
 log = logging.getLogger(__name__)
 DETECTOR = "offsite.ingest.rtsp"
@@ -287,11 +288,19 @@ class RtspIngester:
                 self.cameras[camera].loss_start = start
         sender = asyncio.create_task(self._send_clues(), name="rtsp-clues")
         next_registry = time.monotonic() + self.options.registry_every_s
+        changed = asyncio.Event()  # set by registry notices: sync now, not at the next poll
+
+        def on_registry(kind: str) -> None:
+            if kind in ("camera", ALL):
+                changed.set()
+        listener = (RegistryListener(self.settings.database_url or "", on_registry).start()
+                    if self.use_registry else None)
         try:
             while not stop.is_set():
                 self._watch()
                 await self._flush_health()
-                if time.monotonic() >= next_registry:
+                if time.monotonic() >= next_registry or changed.is_set():
+                    changed.clear()
                     next_registry = time.monotonic() + self.options.registry_every_s
                     await self._sync()
                 try:
@@ -299,6 +308,8 @@ class RtspIngester:
                 except TimeoutError:
                     pass
         finally:
+            if listener is not None:
+                await listener.stop()
             for state in list(self.cameras.values()):
                 self._stop_camera(state)
             # let each capture release its stream: a C++ thread still inside OpenCV when the
