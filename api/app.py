@@ -7,13 +7,13 @@ document is at ``/openapi.json`` (UI at ``/docs``). Routers: ``api/clues.py`` (c
 evidence, SSE), ``api/health.py`` (camera and station health), ``api/access.py`` (access
 requests, grants, audit), ``api/web.py`` (the monitoring-center page at ``/ui/``, zones),
 ``api/tasks.py`` (inspector tasks, MQTT push), ``api/stats.py`` (work statistics),
-``api/resources.py`` (the resource directory and registry changes). Registry changes
-reach a running API by ``LISTEN offsite_registry`` (``storage/registry_listen.py``).
+``api/resources.py`` (the resource directory and registry changes). The API keeps
+no copy of the registry (every request reads it), so registry changes need no reload here.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
@@ -27,7 +27,6 @@ from api.errors import AUTH, Problem, Text, Time, errors, validation_error
 from contract.settings import get_settings
 from storage import queries
 from storage.db import open_pool
-from storage.registry_listen import ALL, RegistryListener
 
 REQUESTS = Counter("offsite_api_requests_total", "API requests", ["path"])
 
@@ -40,22 +39,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.pool = await open_pool(url)
     app.state.clue_feed = clues.ClueFeed(url)
     app.state.clue_feed.start()
-    app.state.zone_cache = web.ZoneCache()
-    app.state.registry_listener = RegistryListener(url, _registry_changed(app)).start()
     try:
         yield
     finally:
-        await app.state.registry_listener.stop()
         await app.state.clue_feed.stop()
         await app.state.pool.close()
-
-
-def _registry_changed(app: FastAPI) -> Callable[[str], None]:
-    """What the API caches from the registry (the zones) is dropped when it changes."""
-    def changed(kind: str) -> None:
-        if kind in ("zone", ALL):
-            app.state.zone_cache.forget()
-    return changed
 
 
 app = FastAPI(title="Offsite", lifespan=lifespan,

@@ -10,17 +10,14 @@ query parameter (``api/auth.py``).
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, RedirectResponse
-from psycopg_pool import AsyncConnectionPool
 
 from api.auth import User, current_user
 from api.errors import Text
-from geo.zones import ZoneIndex
-from storage.registry_listen import load_registry
+from storage.registry import zone_features
 
 STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
 _TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
@@ -30,53 +27,16 @@ _NO_CACHE = {"Cache-Control": "no-cache"}
 router = APIRouter(tags=["web"])
 
 
-@lru_cache(maxsize=1)
-def _demo_zones() -> dict:
-    return {"type": "FeatureCollection",
-            "features": [z.to_feature() for z in ZoneIndex.demo().zones]}
-
-
-class ZoneCache:
-    """The registry's active zones as GeoJSON, read once and kept until a registry notice
-    for zones (``forget``, called by the API's ``RegistryListener``). A registry without
-    zones serves the shipped demo set, until the demo imports its own registry folder."""
-
-    def __init__(self) -> None:
-        self._data: dict | None = None
-        self._generation = 0
-
-    def forget(self) -> None:
-        self._data = None
-        self._generation += 1
-
-    async def get(self, pool: AsyncConnectionPool) -> dict:
-        data = self._data
-        if data is None:
-            generation = self._generation
-            rows = (await load_registry(pool, ["zone"]))["zone"]
-            data = ({"type": "FeatureCollection", "features": [_feature(r) for r in rows]}
-                    if rows else _demo_zones())
-            if generation == self._generation:  # no notice came while reading
-                self._data = data
-        return data
-
-
-def _feature(row: dict) -> dict:
-    props = {"id": row["id"], "kind": row["kind"], "name": row["name"],
-             "county": row["county"], "owner_dept": row["owner_dept"],
-             **(row["properties"] or {})}
-    return {"type": "Feature", "properties": props, "geometry": row["geometry"]}
-
-
 @router.get("/zones")
 async def zones(request: Request, kind: Text | None = None,
                 user: User = Depends(current_user)) -> dict:
-    """The regulatory zones of the registry as a GeoJSON FeatureCollection (WGS84 lon/lat)."""
-    data = await request.app.state.zone_cache.get(request.app.state.pool)
-    if kind is None:
-        return data
-    return {**data, "features": [f for f in data["features"]
-                                 if f["properties"].get("kind") == kind]}
+    """The registered (active) zones as a GeoJSON FeatureCollection (WGS84 lon/lat).
+
+    Read from the registry on each call: a zone imported with ``offsite registry import``
+    shows on the map at the next page load, without restarting the API.
+    """
+    return {"type": "FeatureCollection",
+            "features": await zone_features(request.app.state.pool, kind)}
 
 
 @router.get("/ui", include_in_schema=False)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,8 +28,8 @@ import shapely
 import yaml
 from shapely.geometry import mapping, shape
 
-from geo.routing import DEFAULT_ROLE, OWNER, Rule
-from geo.zones import SITE_PRIORITY, ZONE_KINDS
+from geo.routing import Rule
+from geo.zones import ZONE_KINDS
 
 # kind -> file name, in the order an import applies them (departments first: owners)
 FILES: dict[str, str] = {
@@ -218,6 +218,8 @@ def _parse_csv(kind: str, text: str, faults: list[Fault],
                 if raw:  # an empty cell of an extra column says nothing
                     entry.properties[col] = raw
                 continue
+            if col == "owner_dept" and not raw:
+                continue  # no owner given: the default owner on insert, unchanged on update
             try:
                 entry.fields[col] = columns[col](raw)
             except ValueError as exc:
@@ -225,8 +227,11 @@ def _parse_csv(kind: str, text: str, faults: list[Fault],
         for col in REQUIRED.get(kind, ()):
             if col in header and not row.get(col):
                 faults.append(Fault(name, line, f"{col} is required"))
-        if kind == "camera" and entry.fields.get("config"):
-            _load_camera_config(entry, directory, faults)
+        if kind == "camera" and "config" in entry.fields:
+            if entry.fields["config"]:
+                _load_camera_config(entry, directory, faults)
+            else:
+                entry.fields["config"] = {}  # an empty cell: the camera's defaults
         entries.append(entry)
     return entries
 
@@ -351,75 +356,4 @@ def parse_folder(directory: str | Path) -> tuple[Folder, list[Fault]]:
         else:
             folder.entries[kind] = None if text is None else _parse_csv(
                 kind, text, faults, directory)
-    return folder, faults
-
-
-# -- references ---------------------------------------------------------------------------
-
-def check_references(folder: Folder, *, default_owner: str,
-                     known_departments: Iterable[str] = ()) -> list[Fault]:
-    """Owners and routes that point at departments neither the folder nor ``known`` defines.
-
-    ``known_departments`` are those already in the database (on import); the default owner
-    always counts as defined (the importer creates it when missing).
-    """
-    defined = {e.id for e in folder.entries.get("department") or []}
-    defined |= set(known_departments) | {default_owner}
-    faults: list[Fault] = []
-    for kind, entries in folder.entries.items():
-        for e in entries or []:
-            owner = e.fields.get("owner_dept")
-            if owner and owner not in defined:
-                faults.append(Fault(FILES[kind], e.line,
-                                    f"owner department {owner} is not defined"))
-    faults += _check_routes(folder, defined)
-    return faults
-
-
-def _check_routes(folder: Folder, defined: set[str]) -> list[Fault]:
-    """Every department a rule can resolve to, over the folder's zones, must be defined.
-
-    A rule is checked for each zone of its kind (``*``: every kind) unless an earlier
-    catch-all rule (clue ``*``) for that kind shadows it; the role resolves per county as
-    ``geo.routing`` does (``<county>-<role>``; ``@owner``: the zone's owner department).
-    """
-    zones = folder.entries.get("zone")
-    if folder.rules is None or not zones:
-        return []
-    faults: list[Fault] = []
-    reported: set[tuple[int, str]] = set()
-    rules = folder.rules + [RuleRow(len(folder.rules) + 1, "*", "*", DEFAULT_ROLE, "", 0)]
-    for zone in zones:
-        kind = zone.fields.get("kind")
-        if kind not in SITE_PRIORITY and kind != "jurisdiction":
-            continue
-        county = zone.fields.get("county", "")
-        for rule in rules:
-            if rule.zone_kind not in ("*", kind):
-                continue
-            if rule.department == OWNER:
-                dept = zone.fields.get("owner_dept") or (
-                    f"{county}-{DEFAULT_ROLE}" if county else "")
-            else:
-                dept = f"{county}-{rule.department}" if county else ""
-            if dept and dept not in defined and (rule.position, dept) not in reported:
-                reported.add((rule.position, dept))
-                where = ("routing.csv", rule.line) if rule.line else ("zones.geojson", zone.id)
-                faults.append(Fault(where[0], where[1],
-                                    f"routes {kind} zone {zone.id} to department {dept},"
-                                    " which is not defined"))
-            if rule.clue == "*":
-                break  # every later rule is shadowed for this zone
-    return faults
-
-
-def validate_folder(directory: str | Path, *, default_owner: str,
-                    known_departments: Iterable[str] = ()) -> tuple[Folder, list[Fault]]:
-    """Parse and check a folder; the faults come in file order, every one of them."""
-    folder, faults = parse_folder(directory)
-    faults += check_references(folder, default_owner=default_owner,
-                               known_departments=known_departments)
-    order = list(FILES.values())
-    faults.sort(key=lambda f: (order.index(f.file) if f.file in order else 99,
-                               f.where if isinstance(f.where, int) else 0, str(f.where)))
     return folder, faults

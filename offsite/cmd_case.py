@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from geo.routing import Router
 
 app = typer.Typer(no_args_is_help=True,
                   help="Case referral: export a clue with its evidence; verify a bundle.")
@@ -15,9 +19,9 @@ def export(
     clue_id: str = typer.Argument(..., help="the clue's id, as in the clues table"),
     out: Path = typer.Option(..., "--out", "-o", help="bundle to write (.zip)"),
     zones: Path = typer.Option(None, exists=True, dir_okay=False,
-                               help="zones GeoJSON for routing (default: the demo zones)"),
+                               help="zones GeoJSON for routing (default: the registry's zones)"),
     rules: Path = typer.Option(None, exists=True, dir_okay=False,
-                               help="routing rules CSV (default: the demo rules)"),
+                               help="routing rules CSV (default: the registry's rules)"),
 ) -> None:
     """Write manifest.json, the media, public_key.pem and report.html into one zip."""
     from contract.settings import get_settings
@@ -28,11 +32,7 @@ def export(
         raise typer.BadParameter("set OFFSITE_DATABASE_URL")
     router = None
     if zones is not None or rules is not None:
-        from geo.routing import DEMO_RULES, Router, load_rules
-        from geo.zones import ZoneIndex
-
-        index = ZoneIndex.from_geojson(zones) if zones is not None else ZoneIndex.demo()
-        router = Router(index, load_rules(rules or DEMO_RULES))
+        router = _router(settings.database_url, zones, rules)
     try:
         result = export_case(settings.database_url, clue_id, out,
                              folder=settings.evidence_folder, router=router)
@@ -63,3 +63,20 @@ def verify(
                + f": {report.checked} record(s) checked")
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _router(database_url: str, zones: Path | None, rules: Path | None) -> Router:
+    """Zones and rules from the files given, the rest from the database registry."""
+    import psycopg
+
+    from geo.registry import rule_from_row, zone_from_row
+    from geo.routing import Router, load_rules
+    from geo.zones import ZoneIndex
+    from storage.registry import routing_rule_rows, zone_rows
+
+    with psycopg.connect(database_url) as conn:
+        index = (ZoneIndex.from_geojson(zones) if zones is not None
+                 else ZoneIndex(zone_from_row(z) for z in zone_rows(conn)))
+        table = (load_rules(rules) if rules is not None
+                 else [rule_from_row(r) for r in routing_rule_rows(conn)])
+    return Router(index, table)

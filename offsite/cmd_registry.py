@@ -42,7 +42,7 @@ def _connect():  # type: ignore[no-untyped-def]
 def validate(directory: Path = typer.Argument(..., help="registry folder")) -> None:
     """Check a folder without a database; every fault on its own line, FILE:LINE: reason."""
     from contract.settings import get_settings
-    from geo.registry_folder import validate_folder
+    from geo.registry_check import validate_folder
 
     folder, faults = validate_folder(_folder(directory),
                                      default_owner=get_settings().registry_default_owner)

@@ -7,6 +7,7 @@ time limit) stops the children first, then the services.
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import signal
@@ -19,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
-from psycopg.types.json import Jsonb
 from rich.console import Console
 from rich.table import Table
 
@@ -33,6 +33,7 @@ SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 DEMO_STATION = "BJ-DONGSI"
 DEMO_CAMERA = "DEMO-CAM-1"
 DEMO_HJ212_STATION = "BJDONGSI0000000000000212"
+DEMO_REGISTRY = SAMPLES / "registry"  # the demo's resource pool, a registry folder
 
 
 @dataclass
@@ -132,15 +133,32 @@ def demo_operator_token(database_url: str) -> str:
         return issue_token(conn, "demo-admin")[1]
 
 
-def register_demo_camera(database_url: str, url: str) -> None:
-    config = {"camera_id": DEMO_CAMERA, "timezone": "Asia/Shanghai",
-              "zones": [{"name": "room", "points": [[0, 0], [1, 0], [1, 1], [0, 1]],
-                         "objects": ["motion", "person"], "loitering_s": 20}]}
-    with psycopg.connect(database_url) as conn:
-        conn.execute(
-            "INSERT INTO cameras (id, name, url, lon, lat, config) VALUES (%s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (id) DO UPDATE SET url = EXCLUDED.url, config = EXCLUDED.config",
-            (DEMO_CAMERA, "Demo camera (sample video)", url, 116.4175, 39.9295, Jsonb(config)))
+def import_demo_registry(sup: Supervisor, camera_url: str) -> None:
+    """Import the demo's registry folder with ``offsite registry import``, as a province would.
+
+    The folder (``samples/registry``) is copied into the state folder first, with the demo
+    camera's URL set to where this run's RTSP server plays (a free port each time).
+    """
+    folder = sup.settings.state_dir / "registry"
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(DEMO_REGISTRY, folder)
+    cameras = folder / "cameras.csv"
+    with cameras.open(encoding="utf-8-sig", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for row in rows:
+        if row["id"] == DEMO_CAMERA:
+            row["url"] = camera_url
+    with cameras.open("w", encoding="utf-8-sig", newline="") as fh:
+        out = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        out.writeheader()
+        out.writerows(rows)
+    done = subprocess.run([sys.executable, "-m", "offsite", "registry", "import", str(folder)],
+                          env=sup.env, capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise RuntimeError(f"demo registry import failed:\n{done.stdout}{done.stderr}")
+    console.print(f"registry imported from {DEMO_REGISTRY.relative_to(SAMPLES.parent)}:")
+    for line in done.stdout.splitlines():
+        console.print(f"  {line}")
 
 
 def counts(database_url: str) -> dict[str, int]:
@@ -165,15 +183,16 @@ def run(settings: Settings, demo: bool, seconds: float | None) -> int:
     stored = 0
     try:
         sup.start_services()
-        sup.spawn("worker", "worker")
-        sup.spawn("ingest-mqtt", "ingest", "mqtt")
         rtsp_args = ["ingest", "rtsp"]
         if demo:
             # a real RTSP server fed by ffmpeg plays a sample video as camera DEMO-CAM-1
             sup.rtsp = RtspTestServer(settings.state_dir / "rtsp",
                                       SAMPLES / "video" / "person_room.mp4").start()
-            register_demo_camera(sup.env["OFFSITE_DATABASE_URL"], sup.rtsp.url)
+            # stations, camera, zones, departments and rules: before any process reads them
+            import_demo_registry(sup, sup.rtsp.url)
             rtsp_args += ["--transport", "udp"]  # what this small test server carries
+        sup.spawn("worker", "worker")
+        sup.spawn("ingest-mqtt", "ingest", "mqtt")
         sup.spawn("ingest-rtsp", *rtsp_args)
         inbox = settings.state_dir / "inbox"
         inbox.mkdir(parents=True, exist_ok=True)
@@ -181,9 +200,10 @@ def run(settings: Settings, demo: bool, seconds: float | None) -> int:
         api_port = sup.port("api", settings.api_port)
         sup.spawn("api", "api", "--port", str(api_port))
         hj212_port = sup.port("hj212", settings.hj212_port)
-        # locally, loggers not yet in the stations table are accepted; production checks PW
+        # the demo's data logger is registered (MN and PW); with `offsite up` loggers not
+        # yet in the stations table are accepted locally; production checks MN and PW
         sup.spawn("ingest-hj212", "ingest", "hj212", "--port", str(hj212_port),
-                  "--allow-unknown")
+                  *([] if demo else ["--allow-unknown"]))
         if demo:
             token = demo_operator_token(sup.env["OFFSITE_DATABASE_URL"])
             console.print(f"monitoring page: http://{settings.api_host}:{sup.ports['api']}"

@@ -116,6 +116,8 @@ def export_case(database_url: str, clue_id: str, out: str | Path, *,
                             " WHERE key_id = ANY(%s) ORDER BY created_at",
                             (key_ids,)).fetchall()
         fetch = fetcher(media, conn)
+        if router is None and clue_row is not None:
+            router = _registry_router(conn)
         files: dict[str, bytes] = {}
         entries, missing = [], []
         for rec in items:
@@ -173,14 +175,21 @@ def export_case(database_url: str, clue_id: str, out: str | Path, *,
     return ExportResult(out, clue_id, len(entries), len(links), missing)
 
 
+def _registry_router(conn: psycopg.Connection) -> Any:
+    """The router over the registered zones and rules (None, reported later, if unreadable)."""
+    from storage.registry import load_router
+
+    try:
+        with conn.transaction():  # a savepoint: a failure leaves the connection usable
+            return load_router(conn)
+    except Exception:  # a registry that fails to load must not stop an evidence export
+        return None
+
+
 def _route(row: Mapping[str, Any], router: Any) -> dict[str, Any] | None:
     from contract.clue import Clue
 
     try:
-        if router is None:
-            from geo.routing import Router
-
-            router = Router.demo()
         clue = Clue(modality=row["modality"], kind=row["kind"], rule=row["rule"],
                     subject=row["subject"], start=row["start"], time=row["time"],
                     location=row["location"])

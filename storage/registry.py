@@ -22,9 +22,11 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
 
 from geo.registry import router_from_rows, write_folder
-from geo.registry_folder import FILES, Entry, Fault, Folder, RuleRow, validate_folder
+from geo.registry_check import validate_folder
+from geo.registry_folder import FILES, Entry, Fault, Folder, RuleRow
 from geo.routing import Router
 
 NOTIFY_CHANNEL = "offsite_registry"
@@ -143,6 +145,8 @@ def _upsert(conn: psycopg.Connection, kind: str, entries: list[Entry], *, prune:
         _audit(conn, actor, "registry.changed", kind, e.id,
                changes.get("owner_dept", old.get("owner_dept")), {"fields": sorted(changes)})
     if prune:
+        if kind == "department":
+            ids = [*ids, default_owner]  # what owns unassigned resources is never retired
         gone = conn.execute(
             f"UPDATE {table} SET status = 'retired', updated_at = now()"
             " WHERE status = 'active' AND NOT (id = ANY(%s))"
@@ -195,6 +199,8 @@ def apply_folder(conn: psycopg.Connection, folder: Folder, *, prune: bool,
                 " RETURNING id", (default_owner, default_owner)).fetchone()
             if made:
                 result.setdefault("department", Counts()).added += 1
+                _audit(conn, actor, "registry.added", "department", default_owner, None,
+                       {"fields": ["name"], "why": "default owner"})
         if kind == "routing_rule":
             if folder.rules is not None:
                 result[kind] = _replace_rules(conn, folder.rules, actor)
@@ -282,3 +288,18 @@ def format_counts(result: dict[str, Counts]) -> Iterable[str]:
             c = result[kind]
             yield (f"{kind}: {c.added} added, {c.changed} changed, {c.unchanged} unchanged,"
                    f" {c.retired} retired")
+
+
+async def zone_features(pool: AsyncConnectionPool, kind: str | None = None
+                        ) -> list[dict[str, Any]]:
+    """Active zones as GeoJSON Features (properties as in the registry folder), for the map."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT jsonb_build_object('type', 'Feature', 'geometry', geometry,"
+            " 'properties', jsonb_build_object('id', id, 'kind', kind, 'name', name,"
+            " 'county', county, 'owner_dept', owner_dept) || properties)"
+            " FROM zones WHERE status = 'active' AND (%(k)s::text IS NULL OR kind = %(k)s)"
+            # jurisdictions first, wider ones (lower level) first: the page opens on the first
+            " ORDER BY kind <> 'jurisdiction', CASE WHEN properties->>'level' ~ '^[0-9]+$'"
+            " THEN (properties->>'level')::int END NULLS LAST, id", {"k": kind})
+        return [r[0] for r in await cur.fetchall()]

@@ -26,7 +26,9 @@ from storage.case_bundle import verify_bundle
 from storage.db import open_pool
 from storage.evidence_chain import EvidenceSigner
 from storage.evidence_store import EvidenceStore
+from storage.registry import Actor, import_folder
 
+ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2016, 1, 1, 0, 0, tzinfo=UTC)
 JPEG = b"\xff\xd8\xff\xe0 occluded frame \xff\xd9"
 # a point inside the demo zones, so routing has something to say
@@ -80,6 +82,9 @@ def case(fresh_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     asyncio.run(fix())
     for c in (first, update, other):
         insert_clue(fresh_db, c)
+    with psycopg.connect(fresh_db) as conn:  # routing over the registered demo zones and rules
+        import_folder(conn, ROOT / "samples" / "registry", default_owner="center",
+                      actor=Actor("test", "center"))
     monkeypatch.setenv("OFFSITE_DATABASE_URL", fresh_db)
     monkeypatch.setenv("OFFSITE_STATE_DIR", str(state))
     monkeypatch.setenv("OFFSITE_EVIDENCE_MEDIA", "folder")
@@ -100,7 +105,9 @@ def test_export_bundle_checks_out(case, tmp_path: Path) -> None:
         files = {n: zf.read(n) for n in zf.namelist()}
     assert manifest["clue"]["clue_id"] == clue_id and manifest["location"] == POINT
     assert [e["state"] for e in manifest["timeline"]] == ["open", "update"]
-    assert "error" not in manifest["routing"] and manifest["routing"]["department"]
+    assert "error" not in manifest["routing"]
+    assert manifest["routing"]["jurisdiction"]["id"] == "cn-321202"
+    assert manifest["routing"]["department"].startswith("321202-")
     items = manifest["items"]
     assert sorted(i["record"]["name"] for i in items) == ["frame-0001.jpg", "scores.json"]
     assert [r["record"]["seq"] for r in manifest["chain_links"]] == [2]

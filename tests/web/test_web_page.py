@@ -31,6 +31,7 @@ import pytest
 
 from storage.users import add_user, issue_token
 
+ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = Path(tempfile.gettempdir()) / "offsite-web-page.png"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                   "--no-first-run", "--disable-background-networking",
@@ -165,7 +166,14 @@ class DevTools:
 # ---- fixtures ------------------------------------------------------------------------
 
 @pytest.fixture()
-def server(live_api: str) -> str:
+def server(live_api: str, fresh_db: str) -> str:
+    """The API over a database holding the demo registry (its zones are what /zones shows)."""
+    from storage.registry import Actor, import_folder
+
+    with psycopg.connect(fresh_db) as conn:
+        center = "provincial-monitoring-center"
+        import_folder(conn, ROOT / "samples" / "registry", default_owner=center,
+                      actor=Actor("test", center))
     return live_api
 
 
