@@ -26,11 +26,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic import StringConstraints as S
 
 from api.access import can_manage
-from api.auth import User, current_user
+from api.auth import User, current_user, require_roles
 from api.errors import Text, errors, invalid, storable
 from contract.settings import get_settings
 from geo.resource_checks import check_owner, check_resource
 from storage import resources as store
+from storage.unregistered import unregistered_sources
 
 Kind = Literal["station", "camera", "scene_collection"]
 Access = Literal["owner", "granted", "pending", "none"]
@@ -331,3 +332,24 @@ async def retire_resource(kind: Kind, resource_id: Text, request: Request,
     await _managed(request, user, kind, resource_id)
     await store.retire(request.app.state.pool, kind, resource_id, user.as_dict())
     return await _out(request, user, kind, resource_id)
+
+
+class UnregisteredSource(BaseModel):
+    kind: str
+    id: str
+    first_seen: datetime
+    last_seen: datetime
+    readings: int = Field(description="values received (re-deliveries included)")
+    last_source: str
+    registered: bool = Field(description="registered since (listed with ?all=true)")
+
+
+@router.get("/unregistered-sources")
+async def list_unregistered(request: Request, include_registered: bool = Query(
+        False, alias="all", description="also those registered since"),
+        user: User = Depends(require_roles("admin", "center_operator"))
+) -> list[UnregisteredSource]:
+    """Stations that sent readings without being registered (README, "Unregistered
+    sources"): kept and counted, waiting for someone to register them or find the sender."""
+    rows = await unregistered_sources(request.app.state.pool, include_registered=include_registered)
+    return [UnregisteredSource(**r) for r in rows]

@@ -250,3 +250,44 @@ def test_zones_follow_the_registry_without_a_restart(api: TestClient, users: dic
         time.sleep(0.1)
     feature = api.get("/zones", headers=users["stranger"]).json()["features"][0]
     assert feature["properties"]["name"] == "东城区" and feature["geometry"] == square
+
+
+def test_unregistered_sources_listed_for_the_center(api: TestClient, users: dict[str, Auth],
+                                                    fresh_db: str,
+                                                    make_user: Callable[..., Auth]) -> None:
+    import asyncio
+
+    from contract.records import Reading
+    from storage.db import open_pool
+    from storage.sinks import ReadingsSink
+    from storage.unregistered import note_unregistered
+
+    _register(api, users)  # S1 is registered, X7 is not
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+
+    async def flow() -> None:
+        pool = await open_pool(fresh_db, max_size=1)
+        sink = ReadingsSink()
+        for h in range(3):
+            for station in ("S1", "X7"):
+                sink.add(Reading(station=station, time=t0 + timedelta(hours=h),
+                                 values={"a34004": 1.0}, source="mqtt"))
+        rows = list(sink.rows)
+        await sink.flush(pool)
+        async with pool.connection() as conn:
+            await note_unregistered(conn, rows)
+        await pool.close()
+
+    asyncio.run(flow())
+    operator = make_user("olga", "provincial-monitoring-center", "center_operator")
+    listed = api.get("/unregistered-sources", headers=operator)
+    assert listed.status_code == 200
+    assert [(u["id"], u["readings"], u["registered"]) for u in listed.json()] == [
+        ("X7", 3, False)]
+    assert api.get("/unregistered-sources", headers=users["water"]).status_code == 403
+    # registered through the API: it leaves the list (still there with ?all=true)
+    assert api.post("/resources/station", json={"id": "X7", "lon": 116, "lat": 40},
+                    headers=users["admin"]).status_code == 201
+    assert api.get("/unregistered-sources", headers=operator).json() == []
+    assert [u["registered"] for u in api.get("/unregistered-sources", params={"all": True},
+                                             headers=operator).json()] == [True]
