@@ -105,6 +105,7 @@ def known_values() -> dict[str, list[str | int]]:
     return {"path.clue_id": sorted(CLUES), "path.evidence_id": sorted(f"e-{c}" for c in CLUES),
             "path.task_id": list(range(1, len(CLUES) + 1)), "path.request_id": [1, 2],
             "path.grant_id": [1], "query.station": ["S1", "S2"],
+            "path.resource_id": ["C1", "S1", "S2", "SC1"],
             "query.department": sorted({"water", "other", *(d for d, _ in ROLES.values())}),
             "body.inspector": sorted(u for u, (_, r) in ROLES.items() if r == "inspector")}
 
@@ -114,7 +115,8 @@ def stored_values(conn: psycopg.Connection) -> dict[str, list[str | int]]:
     sql = {"path.clue_id": "SELECT clue_id FROM clues", "path.evidence_id": "SELECT id FROM"
            " evidence", "path.task_id": "SELECT id FROM tasks", "path.request_id": "SELECT id"
            " FROM access_requests", "path.grant_id": "SELECT id FROM grants",
-           "query.station": "SELECT id FROM stations", "query.department": "SELECT id FROM"
+           "query.station": "SELECT id FROM stations",
+           "path.resource_id": "SELECT id FROM resources", "query.department": "SELECT id FROM"
            " departments", "body.inspector": "SELECT id FROM users WHERE role = 'inspector'"}
     return {key: sorted(row[0] for row in conn.execute(q)) for key, q in sql.items()}
 

@@ -41,6 +41,7 @@ from ingest.rtsp_capture import (
 )
 from ingest.rtsp_health import HealthWatch
 from storage.cameras import CameraRow, load_cameras
+from storage.registry_listen import ALL, RegistryListener
 
 __all__ = ["TRANSPORTS", "Backoff", "CameraState", "RtspIngester", "RtspOptions", "Sampler",
            "encode_frame", "parse_camera_option"]
@@ -98,10 +99,18 @@ class RtspIngester:
         await self._sync()
         sender = asyncio.create_task(self._send_health(), name="rtsp-health")
         next_registry = time.monotonic() + self.options.registry_every_s
+        changed = asyncio.Event()  # set by registry notices: sync now, not at the next poll
+
+        def on_registry(kind: str) -> None:
+            if kind in ("camera", ALL):
+                changed.set()
+        listener = (RegistryListener(self.settings.database_url or "", on_registry).start()
+                    if self.use_registry else None)
         try:
             while not stop.is_set():
                 self._watch()
-                if time.monotonic() >= next_registry:
+                if time.monotonic() >= next_registry or changed.is_set():
+                    changed.clear()
                     next_registry = time.monotonic() + self.options.registry_every_s
                     await self._sync()
                 try:
@@ -109,6 +118,8 @@ class RtspIngester:
                 except TimeoutError:
                     pass
         finally:
+            if listener is not None:
+                await listener.stop()
             for state in list(self.cameras.values()):
                 self._stop_camera(state)
             # let each capture release its stream: a C++ thread still inside OpenCV when the

@@ -27,8 +27,10 @@ class HealthRow:
 
 
 async def load_cameras(pool: AsyncConnectionPool) -> list[CameraRow]:
+    """The cameras an ingester runs: the active ones (a retired camera is stopped)."""
     async with pool.connection() as conn:
-        cur = await conn.execute("SELECT id, url, config FROM cameras ORDER BY id")
+        cur = await conn.execute("SELECT id, url, config FROM cameras WHERE status = 'active'"
+                                 " ORDER BY id")
         return [CameraRow(r[0], r[1], r[2] or {}) for r in await cur.fetchall()]
 
 

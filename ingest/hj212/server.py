@@ -11,9 +11,10 @@ Flag A bit asks for one, as 6.3.3.2 says):
 
 1. not a frame at all -> ``ingest.rejected`` (no answer: nothing to address it to);
 2. CRC matches no known algorithm -> rejected, QnRtn 9 (a corrupt MN or PW proves nothing);
-3. MN not in the ``stations`` table -> rejected, QnRtn 4; PW differs -> rejected, QnRtn 3
-   (a station registered without a password is not checked; ``allow_unknown`` accepts
-   unregistered MNs, for demos);
+3. MN not an active station of the registry -> rejected, QnRtn 4; PW differs -> rejected,
+   QnRtn 3 (a station registered without a password is not checked; ``allow_unknown``
+   accepts unregistered MNs, for demos); registry changes arrive by ``LISTEN
+   offsite_registry`` (``StationRegistry.listen``), the periodic refresh is the fallback;
 4. sub-packets (Flag D) are held per connection until their set is complete; a set still
    incomplete when the connection ends goes to ``ingest.rejected`` with its raw bytes;
 5. data uploads (CN 2011/2051/2061/2031) -> ``env.readings``; a logger restart (CN 2081) -> a
@@ -54,6 +55,7 @@ from ingest.hj212.codec import (
 from ingest.hj212.framing import FrameSplitter
 from ingest.hj212.reassembly import Reassembler
 from ingest.publisher import Publisher
+from storage.registry_listen import ALL, RegistryListener
 
 __all__ = ["Hj212Server", "Limits", "StationRegistry", "QN_RTN"]
 
@@ -95,11 +97,23 @@ class StationRegistry:
                 return  # another connection just reloaded it
             conn = await psycopg.AsyncConnection.connect(self.database_url, connect_timeout=10)
             async with conn:
-                cur = await conn.execute("SELECT id, password, st, interval_s FROM stations")
+                cur = await conn.execute("SELECT id, password, st, interval_s FROM stations"
+                                         " WHERE status = 'active'")
                 rows = await cur.fetchall()
             self.stations = {r[0]: Station(r[1], r[2], r[3]) for r in rows}
             self._loaded_at = time.monotonic()
         log.info("station registry: %d stations", len(self.stations))
+
+    def listen(self) -> RegistryListener | None:
+        """Reload at once on every registry notice about stations (a new password, a
+        retired station); the ``refresh_s`` poll stays as the fallback."""
+        if not self.database_url:
+            return None
+
+        async def changed(kind: str) -> None:
+            if kind in ("station", ALL):
+                await self._try_load(force=True)
+        return RegistryListener(self.database_url, changed).start()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Refresh every ``refresh_s`` until ``stop``; a failed refresh keeps the old list."""
@@ -211,10 +225,13 @@ class Hj212Server:
     async def serve(self, stop: asyncio.Event, host: str = "127.0.0.1", port: int = 0) -> None:
         await self.start(host, port)
         refresher = asyncio.create_task(self.registry.run(stop))
+        listener = self.registry.listen()
         try:
             await stop.wait()
         finally:
             refresher.cancel()
+            if listener is not None:
+                await listener.stop()
             await self.stop()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -38,8 +38,11 @@ ENDPOINTS: dict[str, tuple[list[str], Callable[[object], set]]] = {
     "/grants": ([], lambda b: {g["id"] for g in b}),
     "/api/readings": (["code", "since", "limit"], lambda b: {(r["time"], r["code"]) for r in b}),
     "/zones": (["kind"], lambda b: {f["properties"]["id"] for f in b["features"]}),
+    "/resources": (["kind", "owner", "bbox", "q", "status", "limit", "cursor"],
+                   lambda b: {(i["kind"], i["id"], i["access"]) for i in b["items"]}),
 }
-PATHS = ["/clues/{}", "/evidence/{}", "/evidence/{}/content", "/tasks/{}", "/tasks/{}/bundle"]
+PATHS = ["/clues/{}", "/evidence/{}", "/evidence/{}/content", "/tasks/{}", "/tasks/{}/bundle",
+         "/resources/station/{}"]
 
 
 @pytest.fixture()

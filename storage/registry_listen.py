@@ -1,0 +1,143 @@
+"""Live registry: ``LISTEN offsite_registry`` and the current registry rows.
+
+Whoever changes the registry (``offsite registry import``, the API's resource endpoints)
+sends ``NOTIFY offsite_registry, '<kind>'`` inside its transaction, so the notice arrives
+on commit, once per kind changed: ``department``, ``station``, ``camera``,
+``scene_collection``, ``zone`` or ``routing_rule``.
+
+``RegistryListener`` holds one connection per process and calls a callback with the kind.
+A notice is lost while the connection is down, so after every (re)connect the callback gets
+``ALL`` ("reload everything"): a process that reloads on each call never misses a change
+for longer than the reconnect. Processes keep their slow poll as a fallback anyway.
+
+``load_registry`` returns the active rows, what a worker rebuilds its router and station
+intervals from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+
+import psycopg
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+log = logging.getLogger(__name__)
+CHANNEL = "offsite_registry"
+KINDS = ("department", "station", "camera", "scene_collection", "zone", "routing_rule")
+ALL = "*"
+Callback = Callable[[str], Awaitable[None] | None]
+
+
+async def notify(conn: AsyncConnection, kind: str) -> None:
+    """Tell listeners that ``kind`` changed (delivered when the transaction commits)."""
+    await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, kind))
+
+
+class RegistryListener:
+    """One LISTEN connection; calls ``callback(kind)`` per notice, ``ALL`` after connecting.
+
+    Callbacks run one at a time, in order, on the listener's task; one that raises is
+    logged and the listener goes on. ``start()`` needs a running event loop.
+    """
+
+    def __init__(self, database_url: str, callback: Callback, *,
+                 max_backoff_s: float = 10.0) -> None:
+        self.url = database_url
+        self.callback = callback
+        self.max_backoff_s = max_backoff_s
+        self.listening = asyncio.Event()
+        self.notices = 0
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> RegistryListener:
+        self._task = asyncio.create_task(self._run(), name="registry-listener")
+        return self
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self.listening.clear()
+
+    async def __aenter__(self) -> RegistryListener:
+        return self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def _call(self, kind: str) -> None:
+        try:
+            result = self.callback(kind)
+            if inspect.isawaitable(result):
+                await result
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("registry listener: callback failed for %r", kind)
+
+    async def _run(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                        self.url, autocommit=True, connect_timeout=10) as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    self.listening.set()
+                    backoff = 0.5
+                    await self._call(ALL)  # whatever changed while we were not listening
+                    async for notice in conn.notifies():
+                        self.notices += 1
+                        await self._call(notice.payload or ALL)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # database away: the caller's poll covers meanwhile
+                self.listening.clear()
+                log.warning("registry listener: %s; reconnecting in %.1fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff_s)
+
+
+_QUERIES = {
+    "department": "SELECT id, name, properties FROM departments WHERE status = 'active'"
+                  " ORDER BY id",
+    "station": "SELECT id, name, owner_dept, st, standard, password, lon, lat, interval_s,"
+               " properties FROM stations WHERE status = 'active' ORDER BY id",
+    "camera": "SELECT id, name, owner_dept, url, lon, lat, config, properties FROM cameras"
+              " WHERE status = 'active' ORDER BY id",
+    "scene_collection": "SELECT id, name, owner_dept, properties FROM scene_collections"
+                        " WHERE status = 'active' ORDER BY id",
+    "zone": "SELECT id, kind, name, county, owner_dept, properties, geometry FROM zones"
+            " WHERE status = 'active' ORDER BY id",
+    "routing_rule": "SELECT position, clue, zone_kind, department, why FROM routing_rules"
+                    " WHERE status = 'active' ORDER BY position",
+}
+
+
+async def load_registry(pool: AsyncConnectionPool,
+                        kinds: Iterable[str] | None = None) -> dict[str, list[dict]]:
+    """The active registry rows by kind (all kinds, or ``kinds``), read in one snapshot.
+
+    A listener's callback passes its kind (``ALL`` meaning every kind) to reload only what
+    changed: ``load_registry(pool, None if kind == ALL else [kind])``.
+    """
+    wanted = list(KINDS if kinds is None else kinds)
+    unknown = [k for k in wanted if k not in _QUERIES]
+    if unknown:
+        raise ValueError(f"unknown registry kinds {unknown}")
+    out: dict[str, list[dict]] = {}
+    async with pool.connection() as conn:
+        async with conn.transaction():
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            cur = conn.cursor(row_factory=dict_row)
+            for kind in wanted:
+                await cur.execute(_QUERIES[kind])
+                out[kind] = await cur.fetchall()
+    return out
