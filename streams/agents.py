@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 AGENT_MODULES: tuple[str, ...] = (
-    "streams.sinks", "streams.env", "streams.video", "streams.camera_health",
-    "streams.satellite", "streams.clues",
+    "streams.registry_watch", "streams.sinks", "streams.env", "streams.video",
+    "streams.camera_health", "streams.satellite", "streams.clues",
 )
 
 

@@ -10,7 +10,7 @@ becomes a dead letter instead of crashing the agent.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +20,7 @@ from psycopg_pool import AsyncConnectionPool
 from contract.settings import Settings
 from contract.topics import ALL_TOPICS, CLUES, TopicSpec
 from geo.routing import Router
+from geo.zones import ZoneIndex
 from storage.db import open_pool
 from streams import faust_fixes
 from streams.publish import ClueExit
@@ -55,8 +56,19 @@ class Streams:
     topics: dict[str, faust.TopicT]
     clue_exit: ClueExit
     agents: dict[str, Any] = field(default_factory=dict)
+    on_registry_change: list[Callable[[str], None]] = field(default_factory=list)
     _pool: AsyncConnectionPool | None = None
     _pool_lock: asyncio.Lock | None = None
+
+    def set_router(self, router: Router) -> None:
+        """Route with ``router`` from now on (the registry changed)."""
+        self.router = router
+        self.clue_exit.router = router
+
+    def registry_changed(self, kind: str) -> None:
+        """Tell the agents that registry rows of ``kind`` (``*``: any) changed."""
+        for callback in self.on_registry_change:
+            callback(kind)
 
     def topic(self, spec: TopicSpec) -> faust.TopicT:
         return self.topics[spec.name]
@@ -86,7 +98,11 @@ class Streams:
 
 def build_streams(settings: Settings, router: Router | None = None,
                   modules: Sequence[str] | None = None) -> Streams:
-    """The app with every agent registered (or those of ``modules``, for tests)."""
+    """The app with every agent registered (or those of ``modules``, for tests).
+
+    ``router`` routes until the registry watch (one of the modules) has loaded the
+    registry's; without that module it routes for good (tests).
+    """
     from streams import agents  # the agent modules import this one for its types
 
     faust_fixes.apply()  # before any consumer exists; refuses a Faust it was not made for
@@ -95,7 +111,9 @@ def build_streams(settings: Settings, router: Router | None = None,
                                    key_serializer="raw", value_serializer="raw",
                                    partitions=settings.partitions)
               for spec in ALL_TOPICS}
-    router = router if router is not None else Router.demo()
+    # routing over the registry's zones and rules comes with the registry watch
+    # (streams.registry_watch); until it has loaded them the clue exit holds clues back
+    router = router if router is not None else Router(ZoneIndex(()), [])
     streams = Streams(settings, app, router, topics, ClueExit(topics[CLUES.name], router))
     for name, register in agents.registrations(modules):
         streams.agents[name] = register(streams)

@@ -56,6 +56,10 @@ class CameraLocations:
         self.streams = streams
         self._cache: dict[str, tuple[float, dict[str, Any] | None]] = {}
 
+    def forget(self) -> None:
+        """Read every camera's position again on next need (the registry changed)."""
+        self._cache.clear()
+
     async def lookup(self, cameras: Iterable[str]) -> dict[str, dict[str, Any] | None]:
         now = time.monotonic()
         out: dict[str, dict[str, Any] | None] = {}
@@ -102,6 +106,11 @@ class CameraHealthAgent:
 
         self.agent = streams.app.agent(streams.topic(CAMERA_HEALTH),
                                        name="streams.camera_health.camera_health")(camera_health)
+        streams.on_registry_change.append(self.registry_changed)
+
+    def registry_changed(self, kind: str) -> None:
+        if kind in ("camera", "*"):
+            self.locations.forget()
 
     async def handle(self, events: Sequence[Any]) -> int:
         """Judge one batch of ``camera.health`` events; returns the number of clues sent."""

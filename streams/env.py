@@ -127,6 +127,10 @@ class StationRegistry:
                     self._cache[s] = (now + (STATION_TTL_S if entry else MISSING_TTL_S), entry)
         return {s: self.cached(s) for s in stations}
 
+    def forget(self) -> None:
+        """Read every station again on next need (the registry changed)."""
+        self._cache.clear()
+
 
 @dataclass
 class _Slot:
@@ -266,7 +270,12 @@ class EnvAgent:
 
         self.agent = streams.app.agent(streams.topic(ENV_READINGS),
                                        name="streams.env.env_monitor")(env_monitor)
+        streams.on_registry_change.append(self.registry_changed)
         streams.app.timer(interval=TICK_S, name="streams.env.offline_tick")(offline_tick)
+
+    def registry_changed(self, kind: str) -> None:
+        if kind in ("station", "*"):
+            self.registry.forget()
 
     async def handle_batch(self, events: Sequence[Any]) -> int:
         """Observe one batch of reading events; returns the number of clues sent."""

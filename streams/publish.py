@@ -37,6 +37,7 @@ class ClueExit:
         self.router = router
         self.initial_delay_s = initial_delay_s
         self.max_delay_s = max_delay_s
+        self.hold_until: asyncio.Event | None = None  # set: the registry's router is loaded
 
     def routed(self, clue: Clue) -> Clue:
         """The clue with its route; a clue routed already keeps the route it has."""
@@ -46,6 +47,10 @@ class ClueExit:
 
     async def publish(self, clues: Sequence[Clue]) -> list[Clue]:
         """Send ``clues`` keyed by their routed site; returns them routed, once acked."""
+        if not clues:
+            return []
+        if self.hold_until is not None:
+            await self.hold_until.wait()
         routed = [self.routed(c) for c in clues]
         payloads = [(c.route["site"].encode(), c.model_dump_json().encode())  # type: ignore[index]
                     for c in routed]

@@ -177,6 +177,13 @@ class VideoAgent:
 
         self.agent = streams.app.agent(streams.topic(VIDEO_FRAMES),
                                        name="streams.video.video_frames")(video_frames)
+        streams.on_registry_change.append(self.registry_changed)
+
+    def registry_changed(self, kind: str) -> None:
+        """A camera's config changed: every lane re-reads its own before the next frame."""
+        if kind in ("camera", "*"):
+            for lane in self.lanes.values():
+                lane.config_at = 0.0
 
     def push(self, frame: Frame, db_pool: PoolSource) -> None:
         lane = self.lanes.get(frame.camera)
