@@ -38,7 +38,7 @@ class RegistryWatch:
         async def registry_watch() -> None:
             await self.run()
 
-        streams.app.task(registry_watch, name="streams.registry_watch")
+        streams.app.task(registry_watch)
 
     async def run(self) -> None:
         url = self.streams.settings.database_url

@@ -71,6 +71,10 @@ def flow(services: EmbeddedServices, migrated_db: str) -> Iterator[Flow]:
            "OFFSITE_SINK_BATCH_SECONDS": "0.2", "OFFSITE_MQTT_CLIENT_ID": "offsite-e2e"}
     logs = services.state_dir / "e2e-logs"
     logs.mkdir(exist_ok=True)
+    # the province's zones, departments and routing rules, as a deployment registers them
+    registry = Path(__file__).resolve().parents[2] / "samples" / "registry"
+    subprocess.run([sys.executable, "-m", "offsite", "registry", "import", str(registry)],
+                   env=env, check=True, capture_output=True)
     procs = []
     for name, args in (("worker", ["worker"]), ("ingest-mqtt", ["ingest", "mqtt"])):
         fh = open(logs / f"{name}.log", "wb")  # noqa: SIM115
