@@ -240,6 +240,10 @@ def _load_camera_config(entry: Entry, directory: Path | None, faults: list[Fault
     """Replace the config path by the YAML's content (stored as JSON in the registry)."""
     rel = entry.fields["config"]
     path = (directory / rel) if directory is not None else Path(rel)
+    if directory is not None and not path.resolve().is_relative_to(directory.resolve()):
+        faults.append(Fault(FILES["camera"], entry.line, f"config {rel}: outside the folder"))
+        entry.fields.pop("config")
+        return
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         if not isinstance(data, dict):

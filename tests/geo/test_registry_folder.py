@@ -92,3 +92,21 @@ def test_routing_to_an_owner_nobody_defines_is_a_fault(tmp_path: Path) -> None:
         in text
     assert any(t.startswith("routing.csv:2: routes protected_farmland zone pf-370102-0001 to"
                             " department 370102-farm-office") for t in text), text
+
+
+def test_camera_config_is_read_from_inside_the_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "reg"
+    (folder / "cams").mkdir(parents=True)
+    (folder / "cams" / "c1.yaml").write_text("camera_id: C1\ntimezone: Asia/Shanghai\n")
+    (tmp_path / "outside.yaml").write_text("camera_id: X\n")
+    (folder / "cameras.csv").write_text(
+        "id,name,url,lon,lat,config\n"
+        "C1,one,http://h/x.mjpg,117,36,cams/c1.yaml\n"
+        "C2,two,file:///v/two.mp4,117,36,../outside.yaml\n"
+        "C3,three,rtsp://h/3,117,36,missing.yaml\n"
+        "C4,four,rtsp://h/4,117,36,\n")
+    parsed, faults = validate_folder(folder, default_owner=OWNER)
+    assert [str(f).split(": ")[0] for f in faults] == ["cameras.csv:3", "cameras.csv:4"]
+    configs = {e.id: e.fields.get("config") for e in parsed.entries["camera"] or []}
+    assert configs == {"C1": {"camera_id": "C1", "timezone": "Asia/Shanghai"}, "C2": None,
+                       "C3": None, "C4": {}}
