@@ -317,8 +317,7 @@ async def change_resource(kind: Kind, resource_id: Text, body: ResourcePatch,
         await _check_owner(request, values.get("owner_dept"))
     except RequestFaults as exc:
         raise exc.as_422() from None
-    done = await store.update(request.app.state.pool, kind, resource_id,
-                              {**values, **(located if {"lon", "lat"} & values.keys() else {})},
+    done = await store.update(request.app.state.pool, kind, resource_id, merged,
                               user.as_dict(), default_owner=_center())
     if done is None:
         raise HTTPException(404, "not found")
