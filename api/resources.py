@@ -243,7 +243,7 @@ class RequestFaults(Exception):
 
 
 async def _check_owner(request: Request, owner: str | None) -> None:
-    if owner is None:
+    if owner is None or owner == _center():  # the center is created when missing
         return
     known = await store.active_departments(request.app.state.pool, [owner])
     reasons = check_owner(owner, known)
@@ -273,7 +273,7 @@ async def create_resource(kind: Kind, body: ResourceIn, request: Request,
         raise exc.as_422() from None
     row = await store.create(request.app.state.pool, kind, rid,
                              {k: v for k, v in values.items() if v is not None},
-                             user.as_dict())
+                             user.as_dict(), default_owner=_center())
     if row is None:
         raise HTTPException(409, f"{kind} {rid!r} exists (retired ones too: PATCH its status)")
     return await _out(request, user, kind, rid)
@@ -317,9 +317,8 @@ async def change_resource(kind: Kind, resource_id: Text, body: ResourcePatch,
         await _check_owner(request, values.get("owner_dept"))
     except RequestFaults as exc:
         raise exc.as_422() from None
-    done = await store.update(request.app.state.pool, kind, resource_id,
-                              {**values, **(located if {"lon", "lat"} & values.keys() else {})},
-                              user.as_dict())
+    done = await store.update(request.app.state.pool, kind, resource_id, merged,
+                              user.as_dict(), default_owner=_center())
     if done is None:
         raise HTTPException(404, "not found")
     return await _out(request, user, kind, resource_id)

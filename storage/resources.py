@@ -22,7 +22,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from storage.access import fetch
-from storage.registry_listen import notify
+from storage.registry_listen import CHANNEL, notify
 
 TABLES = {"station": "stations", "camera": "cameras", "scene_collection": "scene_collections"}
 # columns the API may set, per kind (id and created_at are not changed after creation)
@@ -130,14 +130,32 @@ async def _audit(cur: AsyncCursor, user: dict, action: str, kind: str, resource_
         (user["id"], user["department"], action, kind, resource_id, owner_dept, Jsonb(detail)))
 
 
+async def _ensure_default_owner(cur: AsyncCursor, user: dict, owner: str | None,
+                                default_owner: str | None) -> None:
+    if default_owner is None or owner != default_owner:
+        return
+    await cur.execute("INSERT INTO departments (id, name) VALUES (%s, %s)"
+                      " ON CONFLICT (id) DO NOTHING RETURNING id", (default_owner, default_owner))
+    if await cur.fetchone() is not None:
+        await _audit(cur, user, "registry.added", "department", default_owner, None,
+                     {"fields": ["name"], "why": "default owner"})
+        await cur.execute("SELECT pg_notify(%s, 'department')", (CHANNEL,))
+
+
 async def create(pool: AsyncConnectionPool, kind: str, resource_id: str,
-                 values: dict[str, Any], user: dict) -> dict | None:
-    """Insert a resource; None when the id is taken (retired ones included)."""
+                 values: dict[str, Any], user: dict,
+                 default_owner: str | None = None) -> dict | None:
+    """Insert a resource; None when the id is taken (retired ones included).
+
+    An owner equal to ``default_owner`` (the monitoring center) is created when missing,
+    as ``offsite registry import`` does: what names no owner always has one.
+    """
     columns = [c for c in COLUMNS[kind] if c in values]
     names = ", ".join(["id", *columns])
     marks = ", ".join(["%s"] * (len(columns) + 1))
     async with pool.connection() as conn, conn.transaction():
         cur = conn.cursor(row_factory=dict_row)
+        await _ensure_default_owner(cur, user, values.get("owner_dept"), default_owner)
         await cur.execute(f"INSERT INTO {TABLES[kind]} ({names}) VALUES ({marks})"
                           " ON CONFLICT (id) DO NOTHING RETURNING *",
                           [resource_id, *(_param(c, values[c]) for c in columns)])
@@ -151,8 +169,8 @@ async def create(pool: AsyncConnectionPool, kind: str, resource_id: str,
 
 
 async def update(pool: AsyncConnectionPool, kind: str, resource_id: str,
-                 values: dict[str, Any], user: dict,
-                 action: str = "registry.changed") -> tuple[dict, dict] | None:
+                 values: dict[str, Any], user: dict, action: str = "registry.changed",
+                 default_owner: str | None = None) -> tuple[dict, dict] | None:
     """Change the given columns; (row after, {column: [before, after]}) or None if absent.
 
     Columns whose value is already the one given are left alone; with nothing changed no
@@ -169,6 +187,7 @@ async def update(pool: AsyncConnectionPool, kind: str, resource_id: str,
                    if c in COLUMNS[kind] and before.get(c) != v}
         if not changed:
             return before, {}
+        await _ensure_default_owner(cur, user, changed.get("owner_dept"), default_owner)
         sets = ", ".join(f"{c} = %s" for c in changed)
         await cur.execute(f"UPDATE {TABLES[kind]} SET {sets}, updated_at = now()"
                           " WHERE id = %s RETURNING *",

@@ -291,3 +291,16 @@ def test_unregistered_sources_listed_for_the_center(api: TestClient, users: dict
     assert api.get("/unregistered-sources", headers=operator).json() == []
     assert [u["registered"] for u in api.get("/unregistered-sources", params={"all": True},
                                              headers=operator).json()] == [True]
+
+
+def test_the_monitoring_center_owns_what_names_no_owner(
+        api: TestClient, fresh_db: str, make_user: Callable[..., Auth]) -> None:
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute("INSERT INTO departments (id, name) VALUES ('hq', 'HQ')")
+    admin = make_user("root", "hq", "admin")
+    made = api.post("/resources/scene_collection", json={"id": "SC7"}, headers=admin)
+    assert made.status_code == 201 and made.json()["owner_dept"] == "provincial-monitoring-center"
+    with psycopg.connect(fresh_db) as conn:  # created on the way, as an import does
+        assert conn.execute("SELECT action FROM audit_log WHERE resource_kind = 'department'"
+                            " AND resource_id = 'provincial-monitoring-center'"
+                            ).fetchall() == [("registry.added",)]
