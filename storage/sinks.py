@@ -20,6 +20,7 @@ from psycopg_pool import AsyncConnectionPool
 from contract.records import Clue, Reading, ReadingBatch, Rejected, readings_of
 from geo.routing import Router
 from storage.evidence_store import fix_clue_evidence
+from storage.unregistered import note_unregistered
 
 
 @dataclass
@@ -76,6 +77,14 @@ class ReadingsSink(CopySink):
         self.rows.extend([(r.time, r.station, code, r.period, value, r.flags.get(code, "N"),
                            r.source)
                           for r in readings_of(record) for code, value in r.values.items()])
+
+    async def _write(self, conn: AsyncConnection) -> int:
+        # readings of stations the registry does not know are stored like the others and
+        # counted in the same transaction (storage.unregistered; README "Unregistered sources")
+        async with conn.transaction():
+            inserted = await super()._write(conn)
+            await note_unregistered(conn, self.rows)
+        return inserted
 
 
 def rejected_id(rejected: Rejected) -> str:

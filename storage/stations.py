@@ -1,4 +1,5 @@
-"""The station registry rows the stream's env detector needs."""
+"""The station registry rows the stream's env detector needs (active stations only: a
+retired station is as unknown as one never registered)."""
 
 from __future__ import annotations
 
@@ -15,5 +16,5 @@ async def station_rows(pool: AsyncConnectionPool, stations: list[str]) -> list[S
     async with pool.connection() as conn:
         cur = await conn.execute(
             "SELECT id, st, standard, interval_s, lon, lat, properties FROM stations"
-            " WHERE id = ANY(%s)", (stations,))
+            " WHERE id = ANY(%s) AND status = 'active'", (stations,))
         return list(await cur.fetchall())

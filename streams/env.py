@@ -46,6 +46,7 @@ from pydantic import ValidationError
 from contract.clue import EvidenceRef
 from contract.records import Clue, EnvReadings, Reading, readings_of
 from contract.topics import ENV_READINGS
+from detectors import env_registry
 from detectors.env import StationMonitor
 from detectors.env_config import EnvConfig, StationInfo
 from detectors.plots import SeriesPlot
@@ -73,6 +74,7 @@ class StationEntry:
 
     info: StationInfo
     location: dict[str, Any] | None = None
+    known: bool | None = True  # False: not registered (or retired); None: not checked yet
 
 
 def entry_from_row(row: StationRow, utc_offset_hours: float = 8.0) -> StationEntry:
@@ -88,8 +90,9 @@ def entry_from_row(row: StationRow, utc_offset_hours: float = 8.0) -> StationEnt
     return StationEntry(info, location)
 
 
-def default_entry(station: str, utc_offset_hours: float = 8.0) -> StationEntry:
-    return StationEntry(StationInfo(id=station, utc_offset_hours=utc_offset_hours), None)
+def default_entry(station: str, utc_offset_hours: float = 8.0,
+                  known: bool | None = False) -> StationEntry:
+    return StationEntry(StationInfo(id=station, utc_offset_hours=utc_offset_hours), None, known)
 
 
 class StationRegistry:
@@ -101,12 +104,14 @@ class StationRegistry:
         self.fetch = fetch
         self.offset = utc_offset_hours
         self._cache: dict[str, tuple[float, StationEntry | None]] = {}
+        self._absent: set[str] = set()  # looked up and not registered (not: lookup failed)
 
     def cached(self, station: str) -> StationEntry:
         hit = self._cache.get(station)
         if hit is not None and hit[1] is not None:
             return hit[1]
-        return default_entry(station, self.offset)
+        return default_entry(station, self.offset,
+                             known=False if station in self._absent else None)
 
     async def lookup(self, stations: Iterable[str]) -> dict[str, StationEntry]:
         stations = list(dict.fromkeys(stations))
@@ -125,6 +130,7 @@ class StationRegistry:
                 for s in stale:
                     entry = found.get(s)
                     self._cache[s] = (now + (STATION_TTL_S if entry else MISSING_TTL_S), entry)
+                    (self._absent.discard if entry else self._absent.add)(s)
         return {s: self.cached(s) for s in stations}
 
     def forget(self) -> None:
@@ -290,9 +296,10 @@ class EnvAgent:
         def work() -> list[tuple[str, int, dict[str, Any], list[Clue]]]:
             out = []
             for station, (partition, readings) in groups.items():
-                clues, value = processor.observe(station, partition, readings,
-                                                 monitors.data.get(station), entries[station],
-                                                 arrived, plots.add)
+                stored = monitors.data.get(station)
+                clues, value = processor.observe(station, partition, readings, stored,
+                                                 entries[station], arrived, plots.add)
+                clues += registry_clues(station, readings, stored, value, entries[station])
                 out.append((station, partition, value, clues))
             return out
 
@@ -337,6 +344,21 @@ class EnvAgent:
             for station, value, _ in results:
                 put_state(monitors, value["partition"], station, value)
         return len(sent)
+
+
+def registry_clues(station: str, readings: Sequence[Reading], stored: dict[str, Any] | None,
+                   value: dict[str, Any], entry: StationEntry) -> list[Clue]:
+    """The ``unregistered_source`` clue a batch opens or closes (``detectors.env_registry``);
+    its state travels in the station's table value. Nothing is judged while the registry
+    could not be read (``entry.known`` is None)."""
+    state = dict((stored or {}).get("registry") or {})
+    value["registry"] = state
+    if entry.known is None:
+        return []
+    first = readings[0]  # the batch is in order: the first reading is the one that counts
+    clue = env_registry.observe(state, station, first.time, known=entry.known,
+                                source=first.source)
+    return [clue] if clue is not None else []
 
 
 def group_by_station(events: Sequence[Any]) -> dict[str, tuple[int, list[Reading]]]:

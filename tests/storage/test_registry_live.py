@@ -18,7 +18,7 @@ from storage.db import open_pool
 from storage.registry_listen import ALL, CHANNEL, RegistryListener, load_registry
 from storage.resources import create, retire
 from storage.sinks import ReadingsSink
-from storage.unregistered import note_unregistered, unregistered_sources
+from storage.unregistered import unregistered_sources
 
 ADMIN = {"id": "root", "department": "center", "role": "admin"}
 
@@ -91,10 +91,7 @@ def test_readings_of_unknown_stations_are_kept_and_counted(fresh_db: str) -> Non
                         sink.add(Reading(station=station, time=t0 + timedelta(hours=h),
                                          values={"a34004": 10.0 + h, "a21026": 2.0},
                                          source=source))
-                rows = list(sink.rows)
-                await sink.flush(pool)
-                async with pool.connection() as conn:
-                    await note_unregistered(conn, rows)
+                await sink.flush(pool)  # counts them in the same transaction
             return await unregistered_sources(pool)
         finally:
             await pool.close()
@@ -109,55 +106,3 @@ def test_readings_of_unknown_stations_are_kept_and_counted(fresh_db: str) -> Non
                             " ORDER BY station").fetchall() == [("OLD", 10), ("S1", 10),
                                                                 ("X9", 10)]
         assert conn.execute("SELECT count(*) FROM stations WHERE id = 'X9'").fetchone() == (0,)
-
-
-def test_live_registry_routes_over_zones_and_rules_changed_while_running(
-        fresh_db: str) -> None:
-    from storage.registry_live import LiveRegistry
-
-    with psycopg.connect(fresh_db) as conn:
-        conn.execute("INSERT INTO departments (id, name) VALUES ('center', 'Center'),"
-                     " ('370102-ecology-environment', 'eco'),"
-                     " ('370102-natural-resources', 'nr')")
-    square = ('{"type": "Polygon", "coordinates": [[[117, 36.6], [117.1, 36.6], [117.1, 36.7],'
-              ' [117, 36.7], [117, 36.6]]]}')
-    point = {"type": "Point", "coordinates": [117.05, 36.65]}
-
-    async def main() -> None:
-        pool = await open_pool(fresh_db, max_size=2)
-        changes: list[str] = []
-        live = await LiveRegistry(pool, fresh_db, on_change=changes.append).start()
-        try:
-            assert live.listening is not None
-            await asyncio.wait_for(live.listening.wait(), 10)
-            assert not live.known_station("S1")
-            before = live.router.route(point, modality="satellite", kind="change")
-            assert before.department != "370102-natural-resources"
-            version = live.version
-            with psycopg.connect(fresh_db) as conn:  # what an import writes, one transaction
-                conn.execute("INSERT INTO zones (id, kind, name, county, geometry) VALUES"
-                             " ('cn-370102', 'jurisdiction', '历下区', '370102', %s),"
-                             " ('farm-1', 'protected_farmland', 'farm', '370102', %s)",
-                             (square, square))
-                conn.execute("INSERT INTO routing_rules (position, clue, zone_kind, department)"
-                             " VALUES (1, 'satellite/*', 'protected_farmland',"
-                             " 'natural-resources'), (2, '*', '*', 'ecology-environment')")
-                conn.execute("SELECT pg_notify('offsite_registry', 'zone'),"
-                             " pg_notify('offsite_registry', 'routing_rule')")
-            await create(pool, "station", "S1", {"lon": 117.05, "lat": 36.65,
-                                                "interval_s": 60, "owner_dept": "center"},
-                         ADMIN)
-            deadline = asyncio.get_running_loop().time() + 10
-            while not (live.known_station("S1") and "routing_rule" in changes):
-                assert asyncio.get_running_loop().time() < deadline, changes
-                await asyncio.sleep(0.05)
-            assert live.version > version and live.stations["S1"]["interval_s"] == 60
-            route = live.router.route(point, modality="satellite", kind="change")
-            assert route.department == "370102-natural-resources"
-            env = live.router.route(point, modality="env", kind="exceedance")
-            assert env.department == "370102-ecology-environment"
-        finally:
-            await live.stop()
-            await pool.close()
-
-    asyncio.run(main())

@@ -110,3 +110,25 @@ def test_clues_not_sent_leave_the_state_unwritten_so_a_redelivery_raises_them_ag
     asyncio.run(run_agent(env, [record], lambda: any(c.kind == "exceedance" for _, c in sent)))
     assert [c.state for _, c in sent if c.kind == "exceedance"][:1] == ["open"]
     assert env.monitors.data["S-AGENT"]["state"]["station"]["id"] == "S-AGENT"
+
+
+def test_an_unregistered_station_raises_one_clue_that_closes_once_it_is_registered(
+        agent_env: tuple[E.EnvAgent, list[tuple[str, Clue]]], fresh_db: str) -> None:
+    env, sent = agent_env
+
+    def unregistered() -> list[Clue]:
+        return [c for _, c in sent if c.kind == "unregistered_source"]
+
+    records = [batch("S-NEW", DAY, [20.0] * 6), batch("S-NEW", DAY + timedelta(hours=6),
+                                                       [21.0] * 6)]
+    asyncio.run(run_agent(env, records, lambda: len(unregistered()) == 1))
+    opened = unregistered()[0]
+    assert (opened.subject, opened.state) == ("S-NEW", "open")
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute("INSERT INTO stations (id, owner_dept, st, interval_s, lon, lat)"
+                     " VALUES ('S-NEW', 'eco', '22', 3600, 116.4, 39.9)")
+    env.registry.forget()  # what the registry watch does on the NOTIFY of a change
+    later = [batch("S-NEW", DAY + timedelta(hours=12), [22.0] * 6)]
+    asyncio.run(run_agent(env, later, lambda: len(unregistered()) == 2))
+    assert [c.state for c in unregistered()] == ["open", "closed"]  # one episode, not one each
+    assert len({c.clue_id for c in unregistered()}) == 1

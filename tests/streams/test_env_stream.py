@@ -130,9 +130,13 @@ def test_handle_batch_writes_state_per_station_partition_and_keys_clues_by_site(
     events.append(_Event(b"not json", _Msg(0)))  # skipped: the readings sink dead-letters it
     n = asyncio.run(agent.handle_batch(events))
     assert sorted(table.changelog) == [(0, "S2"), (1, "S1")]  # once per station, own partition
-    assert n == len(sent) and {site for site, _ in sent} == {"gh:wx4g1h"}  # routed once
-    assert all(c.route is not None and c.route["site"] == "gh:wx4g1h" for _, c in sent)
-    assert RULE in {c.rule for _, c in sent}
+    assert n == len(sent)
+    by_station = {c.subject: (site, c) for site, c in sent if c.rule == RULE}
+    assert by_station["S1"][0] == "gh:wx4g1h"  # keyed by the routed site of its location
+    assert all(c.route is not None and c.route["site"] == site for site, c in sent)
+    # S2 is not registered: one unregistered_source clue, keyed by the station itself
+    assert [(site, c.kind) for site, c in sent if c.subject == "S2"] == [
+        ("subject:S2", "unregistered_source")]
 
 
 def test_tick_all_ticks_live_stations_of_assigned_partitions_only(build: Build) -> None:

@@ -105,7 +105,7 @@ def test_handle_batch_sends_clues_with_their_pngs(build: Build) -> None:
     agent: E.EnvAgent = streams.agents["streams.env"]
 
     async def lookup(stations: Any) -> dict[str, E.StationEntry]:
-        return {s: E.default_entry(s) for s in stations}
+        return {s: E.default_entry(s, known=None) for s in stations}  # registry not judged
 
     pool = PlotPool(1)
     agent.monitors = _Table()  # type: ignore[assignment]
