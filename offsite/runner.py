@@ -200,10 +200,9 @@ def run(settings: Settings, demo: bool, seconds: float | None) -> int:
         api_port = sup.port("api", settings.api_port)
         sup.spawn("api", "api", "--port", str(api_port))
         hj212_port = sup.port("hj212", settings.hj212_port)
-        # the demo's data logger is registered (MN and PW); with `offsite up` loggers not
-        # yet in the stations table are accepted locally; production checks MN and PW
-        sup.spawn("ingest-hj212", "ingest", "hj212", "--port", str(hj212_port),
-                  *([] if demo else ["--allow-unknown"]))
+        # MN and PW are checked against the registry: a logger not registered (the demo's
+        # is, in samples/registry) is refused with 9011 and its frames kept as dead letters
+        sup.spawn("ingest-hj212", "ingest", "hj212", "--port", str(hj212_port))
         if demo:
             token = demo_operator_token(sup.env["OFFSITE_DATABASE_URL"])
             console.print(f"monitoring page: http://{settings.api_host}:{sup.ports['api']}"
