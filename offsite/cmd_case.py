@@ -14,29 +14,25 @@ app = typer.Typer(no_args_is_help=True,
 def export(
     clue_id: str = typer.Argument(..., help="the clue's id, as in the clues table"),
     out: Path = typer.Option(..., "--out", "-o", help="bundle to write (.zip)"),
-    zones: Path = typer.Option(None, exists=True, dir_okay=False,
-                               help="zones GeoJSON for routing (default: the demo zones)"),
-    rules: Path = typer.Option(None, exists=True, dir_okay=False,
-                               help="routing rules CSV (default: the demo rules)"),
 ) -> None:
-    """Write manifest.json, the media, public_key.pem and report.html into one zip."""
+    """Write manifest.json (signed: manifest.sig), media, public_key.pem and report.html.
+
+    Keys and media come from the state folder (``OFFSITE_STATE_DIR``, the folder given to
+    ``offsite up``); the clue's routing is the one stored when it was routed.
+    """
     from contract.settings import get_settings
     from storage.case_bundle import bundle_digest, export_case
+    from storage.evidence_trust import WrongStateFolder, signer_for
 
     settings = get_settings()
     if not settings.database_url:
         raise typer.BadParameter("set OFFSITE_DATABASE_URL")
-    router = None
-    if zones is not None or rules is not None:
-        from geo.routing import DEMO_RULES, Router, load_rules
-        from geo.zones import ZoneIndex
-
-        index = ZoneIndex.from_geojson(zones) if zones is not None else ZoneIndex.demo()
-        router = Router(index, load_rules(rules or DEMO_RULES))
     try:
-        result = export_case(settings.database_url, clue_id, out,
-                             folder=settings.evidence_folder, router=router)
-    except LookupError as exc:
+        signer = signer_for(settings.database_url, settings.state_dir)
+        result = export_case(settings.database_url, clue_id, out, signer=signer,
+                             folder=settings.evidence_folder,
+                             trusted_keys=settings.evidence_trusted_keys)
+    except (LookupError, WrongStateFolder) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
     typer.echo(f"{result.path}: {result.items} evidence item(s), {result.links} chain link(s),"
@@ -53,8 +49,8 @@ def verify(
                                     help="a key obtained out of band (PEM or hex) instead of "
                                          "the bundle's own"),
 ) -> None:
-    """Check a bundle alone: file hashes, record hashes, signatures, chain; exit 1 if bad."""
-    from storage.case_bundle import verify_bundle
+    """Check a bundle alone: manifest signature, file hashes, records, chain; exit 1 if bad."""
+    from storage.case_verify import verify_bundle
 
     report = verify_bundle(bundle, public_key.read_text() if public_key else None)
     for problem in report.problems:
