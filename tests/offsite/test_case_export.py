@@ -21,8 +21,8 @@ from typer.testing import CliRunner
 
 from contract.clue import Clue, EvidenceRef
 from contract.settings import Settings, get_settings
-from offsite.cmd_case import app
 from geo.routing import Router
+from offsite.cmd_case import app
 from storage.case_bundle import verify_bundle
 from storage.db import open_pool
 from storage.evidence_chain import EvidenceSigner
