@@ -113,15 +113,22 @@ class ExportResult:
     missing: list[str] = field(default_factory=list)
 
 
-def export_case(database_url: str, clue_id: str, out: str | Path, *, signer: EvidenceSigner,
-                folder: str | Path | None = None,
-                trusted_keys: list[Any] | None = None) -> ExportResult:
-    """Write the signed bundle for ``clue_id``; LookupError if neither clue nor evidence exists.
+@dataclass
+class CaseData:
+    """What a bundle holds, as read from the database (``gather_case``) or made by hand."""
 
-    ``signer`` (the state folder's evidence key) signs the manifest. The bundle lists the
-    signer's key and ``trusted_keys`` (pinned ones) that signed its records; a key that
-    only the ``evidence_keys`` table knows is left out, so its records fail verification.
-    """
+    clue_id: str
+    clue: dict[str, Any] | None
+    timeline: list[dict[str, Any]]
+    items: list[EvidenceRecord]
+    links: list[EvidenceRecord]
+    anchors: dict[str, dict[str, Any]]
+    contents: dict[str, bytes]  # item id -> bytes, for the items whose bytes were found
+
+
+def gather_case(database_url: str, clue_id: str,
+                folder: str | Path | None = None) -> CaseData:
+    """Read a clue, its timeline, its evidence (with bytes) and the chain links between."""
     media = MediaFolder(folder) if folder is not None else None
     with psycopg.connect(database_url) as conn:
         cur = conn.cursor(row_factory=dict_row)
@@ -143,8 +150,7 @@ def export_case(database_url: str, clue_id: str, out: str | Path, *, signer: Evi
             first = min((r for r in items if r.source == source), key=lambda r: r.seq)
             anchors[source] = {"seq": first.seq - 1, "record_hash": first.prev_hash}
         fetch = fetcher(media, conn)
-        files: dict[str, bytes] = {}
-        entries, missing = [], []
+        contents: dict[str, bytes] = {}
         for rec in items:
             content = rec.content
             if content is None and media is not None and rec.uri:
@@ -152,15 +158,42 @@ def export_case(database_url: str, clue_id: str, out: str | Path, *, signer: Evi
                 content = path.read_bytes() if path is not None and path.exists() else None
             if content is None:
                 content = fetch(rec.sha256)
-            entry: dict[str, Any] = {"file": None, "size": None, **_signed(rec)}
-            if content is None:
-                missing.append(rec.id)
-            else:
-                name = f"media/{rec.sha256[:16]}-{_safe_name(rec.name)}"
-                files[name] = content
-                entry.update(file=name, size=len(content))
-            entries.append(entry)
+            if content is not None:
+                contents[rec.id] = content
+    return CaseData(clue_id, _json_value(dict(clue_row)) if clue_row else None,
+                    [_json_value(dict(e)) for e in timeline], items, links, anchors, contents)
 
+
+def export_case(database_url: str, clue_id: str, out: str | Path, *, signer: EvidenceSigner,
+                folder: str | Path | None = None,
+                trusted_keys: list[Any] | None = None) -> ExportResult:
+    """Write the signed bundle for ``clue_id``; LookupError if neither clue nor evidence exists.
+
+    ``signer`` (the state folder's evidence key) signs the manifest. The bundle lists the
+    signer's key and ``trusted_keys`` (pinned ones) that signed its records; a key that
+    only the ``evidence_keys`` table knows is left out, so its records fail verification.
+    """
+    return write_bundle(gather_case(database_url, clue_id, folder), out, signer=signer,
+                        trusted_keys=trusted_keys)
+
+
+def write_bundle(case: CaseData, out: str | Path, *, signer: EvidenceSigner,
+                 trusted_keys: list[Any] | None = None) -> ExportResult:
+    """Write ``case`` as a signed bundle (pure: no database)."""
+    clue_id, clue, events = case.clue_id, case.clue, case.timeline
+    items, links, anchors = case.items, case.links, case.anchors
+    files: dict[str, bytes] = {}
+    entries, missing = [], []
+    for rec in items:
+        entry: dict[str, Any] = {"file": None, "size": None, **_signed(rec)}
+        content = case.contents.get(rec.id)
+        if content is None:
+            missing.append(rec.id)
+        else:
+            name = f"media/{rec.sha256[:16]}-{_safe_name(rec.name)}"
+            files[name] = content
+            entry.update(file=name, size=len(content))
+        entries.append(entry)
     trusted = {key_id_of(k): k for k in map(load_public_key, [*(trusted_keys or []),
                                                                signer.public_key])}
     used = sorted({r.key_id for r in items + links} & set(trusted)) or [signer.key_id]
@@ -168,8 +201,6 @@ def export_case(database_url: str, clue_id: str, out: str | Path, *, signer: Evi
         used.append(signer.key_id)
     keys = [_key_entry(k, trusted[k]) for k in used if k != signer.key_id]
     keys.append(_key_entry(signer.key_id, signer.public_key))  # the signer's last
-    clue: dict[str, Any] | None = _json_value(dict(clue_row)) if clue_row else None
-    events = [_json_value(dict(e)) for e in timeline]
     manifest = {
         "format": FORMAT,
         "exported_at": _json_value(datetime.now(UTC)),

@@ -39,6 +39,7 @@ from storage.evidence_chain import (
 
 MAX_MANIFEST = 64 << 20  # bytes; a manifest is metadata, a larger one is hostile
 MAX_MEMBER = 2 << 30
+SIG_FIELDS = {"algorithm", "key_id", "manifest_sha256", "signature"}
 
 
 @dataclass
@@ -72,10 +73,15 @@ def _verify(zf: zipfile.ZipFile, public_key: Any) -> BundleReport:
             return BundleReport(False, 0, [f"{needed} missing: not a signed bundle"])
     raw = _read(zf, "manifest.json", MAX_MANIFEST)
     manifest = json.loads(raw)
-    sig = json.loads(_read(zf, "manifest.sig", 1 << 16))
+    raw_sig = _read(zf, "manifest.sig", 1 << 16)
+    sig = json.loads(raw_sig)
     if not isinstance(manifest, dict) or not isinstance(sig, dict):
         return BundleReport(False, 0, ["manifest.json or manifest.sig is not a JSON object"])
     problems: list[str] = []
+    if set(sig) != SIG_FIELDS or sig["algorithm"] != "ed25519" \
+            or (json.dumps(sig, indent=2) + "\n").encode() != raw_sig:
+        problems.append("manifest_signature: manifest.sig is not as written (fields "
+                        f"{sorted(SIG_FIELDS)}, algorithm ed25519)")
     if manifest.get("format") != FORMAT:
         problems.append(f"format {manifest.get('format')!r}, expected {FORMAT}")
     if public_key is not None:  # a key obtained out of band: trust only that one
