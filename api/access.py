@@ -15,6 +15,9 @@ clue stream (SSE)             live        admin, center_operator
 camera / station health       live        admin, center_operator
 readings of a station         history     admin
 evidence metadata and media   evidence    admin
+task's clue details, accept,  history     admin, center_operator (``api/task_access.py``)
+report
+task referral and its bundle  evidence    admin
 ============================  ==========  ================================================
 
 ``inspector`` and ``department_user`` see only what their department owns or was granted.
