@@ -42,7 +42,7 @@ from pydantic import BaseModel, Field
 from api import task_push
 from api.access import Perm
 from api.auth import User, current_user
-from api.errors import Text, Time, errors, invalid, storable
+from api.errors import Problem, Text, Time, errors, invalid, storable
 from api.task_access import require, viewer_access
 from contract.clue import EvidenceRef
 from contract.records import Evidence
@@ -50,8 +50,11 @@ from contract.settings import get_settings
 from storage import access as access_store
 from storage import tasks as store
 from storage.evidence_store import EvidenceStore
+from storage.evidence_trust import HeadsFile, WrongStateFolder, signer_for
 
 router = APIRouter(tags=["tasks"], lifespan=task_push.lifespan)
+_NO_KEY = {503: {"model": Problem, "description": "the API's state folder holds no evidence "
+                 "key, but the database holds evidence: it is not the writers' folder"}}
 MAX_BODY = 32 * 1024 * 1024
 _SEES_ALL = ("admin", "center_operator")
 
@@ -203,13 +206,22 @@ def parse_multipart(body: bytes, content_type: str) -> list[dict[str, Any]]:
 
 
 async def _evidence_store(request: Request) -> EvidenceStore:
+    """The API's evidence writer: the state folder's key, never a new one beside evidence
+    signed by another (``storage.evidence_trust.signer_for``)."""
     state = request.app.state
-    if getattr(state, "evidence_store", None) is None:
-        state.evidence_store = await EvidenceStore.open(state.pool)
+    cached = getattr(state, "evidence_store", None)
+    if cached is None or cached.pool is not state.pool:  # one per pool (lifespan)
+        settings = get_settings()
+        signer = await asyncio.to_thread(signer_for, settings.database_url, settings.state_dir)
+        ev_store = EvidenceStore(state.pool, signer, media=settings.evidence_media,
+                                 folder=settings.evidence_folder,
+                                 heads=HeadsFile(settings.state_dir))
+        await ev_store.register_key()
+        state.evidence_store = ev_store
     return state.evidence_store
 
 
-@router.post("/tasks/{task_id}/report", responses=errors(409, 413),
+@router.post("/tasks/{task_id}/report", responses={**errors(409, 413), **_NO_KEY},
              openapi_extra={"requestBody": {"content": {
     "multipart/form-data": {"schema": {"type": "object", "required": ["result"], "properties": {
         "result": {"type": "string", "enum": list(store.RESULTS)},
@@ -257,7 +269,10 @@ async def report(task_id: int, request: Request, user: User = Depends(current_us
     ids: list[str] = []
     if files:
         now = datetime.now(UTC)
-        ev_store = await _evidence_store(request)
+        try:
+            ev_store = await _evidence_store(request)
+        except WrongStateFolder as exc:
+            raise HTTPException(503, str(exc)) from exc
         ids = await ev_store.add([Evidence(
             clue_id=task["clue_id"], source=f"inspector:{user.id}", time=now,
             item=EvidenceRef(media_type=f["content_type"], name=f["filename"] or "photo",
@@ -274,7 +289,7 @@ def _may_refer(user: User, task: dict[str, Any]) -> bool:
     return can_manage(user, task) or task["assignee"] == user.id
 
 
-@router.post("/tasks/{task_id}/refer", responses=errors(409))
+@router.post("/tasks/{task_id}/refer", responses={**errors(409), **_NO_KEY})
 async def refer(task_id: int, request: Request, user: User = Depends(current_user)) -> dict:
     """Make the clue's case bundle (``storage.case_bundle``) and keep it with the task."""
     task = await _visible(request, user, task_id)
@@ -287,7 +302,6 @@ async def refer(task_id: int, request: Request, user: User = Depends(current_use
 
     def export() -> bytes:
         from storage.case_bundle import export_case
-        from storage.evidence_trust import signer_for
 
         signer = signer_for(settings.database_url, settings.state_dir)
         with tempfile.TemporaryDirectory() as tmp:
@@ -297,7 +311,10 @@ async def refer(task_id: int, request: Request, user: User = Depends(current_use
                         trusted_keys=settings.evidence_trusted_keys)
             return out.read_bytes()
 
-    data = await asyncio.to_thread(export)
+    try:
+        data = await asyncio.to_thread(export)
+    except WrongStateFolder as exc:
+        raise HTTPException(503, str(exc)) from exc
     digest = hashlib.sha256(data).hexdigest()
     if not await store.store_referral(request.app.state.pool, task_id, user.id, data, digest):
         raise HTTPException(409, "task changed meanwhile")

@@ -338,3 +338,39 @@ def test_task_of_another_departments_resource(client, make_user, fresh_db,  # ty
     add_clue(fresh_db, "y1", "deptB")
     own = task_of(fresh_db, "y1")["id"]
     assert client.post(f"/tasks/{own}/access-request", headers=owner).status_code == 400
+
+
+def test_photo_report_refuses_a_second_key(client, make_user, fresh_db,  # type: ignore[no-untyped-def]
+                                           tmp_path):
+    """Issue 20 case 8: an API whose state folder is not the writers' does not sign field
+    photos with a new key of its own next to the evidence signed by theirs."""
+    import asyncio
+
+    from contract.clue import Clue, EvidenceRef
+    from contract.settings import Settings
+    from storage.db import open_pool
+    from storage.evidence_store import EvidenceStore
+
+    insp = make_user("i9", "deptA", "inspector")
+    t0 = datetime.now(UTC) - timedelta(minutes=5)
+
+    async def fix() -> None:  # the worker's evidence, under its own state folder
+        pool = await open_pool(fresh_db, min_size=1, max_size=1)
+        try:
+            store = await EvidenceStore.open(pool, Settings(database_url=fresh_db,
+                                                            state_dir=tmp_path / "writers"))
+            await store.add(Clue(modality="env", kind="exceedance", rule="r1", subject="s",
+                                 start=t0, time=t0, evidence=[EvidenceRef(
+                                     media_type="application/json", name="w.json",
+                                     content=b"{}")]))
+        finally:
+            await pool.close()
+
+    asyncio.run(fix())
+    add_clue(fresh_db, "p1", "deptA")
+    task_id = task_of(fresh_db, "p1")["id"]
+    got = client.post(f"/tasks/{task_id}/report", headers=insp, data={"result": "confirmed"},
+                      files=[("photos", ("field.png", PNG, "image/png"))])
+    assert got.status_code == 503 and "OFFSITE_STATE_DIR" in got.json()["detail"], got.text
+    assert not (tmp_path / "evidence_ed25519.pem").exists()
+    assert task_of(fresh_db, "p1")["state"] == "assigned"
