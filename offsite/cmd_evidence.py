@@ -42,7 +42,7 @@ def verify(
     either lost its newest records.
     """
     from contract.settings import get_settings
-    from storage.evidence_chain import ChainHead
+    from storage.evidence_chain import ChainHead, key_id_of
     from storage.evidence_store import verify_database
     from storage.evidence_trust import HeadsFile, heads_json, trusted_keys
 
@@ -79,6 +79,9 @@ def verify(
                         "problem": i.problem, "detail": i.detail} for i in report.issues],
         }, indent=2))
     else:
+        typer.echo(f"trusted key(s): {', '.join(sorted({key_id_of(k) for k in keys}))}; "
+                   f"{len(expected)} chain head(s) expected "
+                   f"({HeadsFile(settings.state_dir).path}{', --heads' if heads else ''})")
         for i in report.issues:
             seq = "?" if i.seq is None else i.seq
             typer.echo(f"FAIL {i.problem:<17} record {i.record_id or '-'} "

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from cryptography.hazmat.primitives import serialization
@@ -46,6 +46,9 @@ from storage.evidence_chain import (
     sha256_hex,
 )
 from storage.evidence_store import MediaFolder, fetcher, load_records
+
+if TYPE_CHECKING:
+    from storage.case_verify import BundleReport
 
 FORMAT = "offsite-case-bundle/2"
 SIGN_DOMAIN = "offsite-evidence-v1:"
@@ -265,7 +268,7 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
         return json.loads(io.TextIOWrapper(zf.open("manifest.json"), encoding="utf-8").read())
 
 
-def verify_bundle(path: str | Path, public_key: Any = None) -> Any:
+def verify_bundle(path: str | Path, public_key: Any = None) -> BundleReport:
     """``storage.case_verify.verify_bundle``, kept here for the callers of this module."""
     from storage.case_verify import verify_bundle as verify
 

@@ -22,7 +22,7 @@ import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from cryptography.exceptions import InvalidSignature
 
@@ -50,7 +50,7 @@ class BundleReport:
     chain: VerifyReport | None = None
 
 
-def verify_bundle(path: str | Path, public_key: Any = None) -> BundleReport:
+def verify_bundle(path: str | Path | IO[bytes], public_key: Any = None) -> BundleReport:
     """Check a bundle; a key given here is the only one trusted for the manifest."""
     try:
         with zipfile.ZipFile(path) as zf:
