@@ -52,11 +52,13 @@ class BundleReport:
 
 def verify_bundle(path: str | Path | IO[bytes], public_key: Any = None) -> BundleReport:
     """Check a bundle; a key given here is the only one trusted for the manifest."""
+    problems: list[str] = []
     try:
         with zipfile.ZipFile(path) as zf:
-            return _verify(zf, public_key)
+            return _verify(zf, public_key, problems)
     except Exception as exc:  # noqa: BLE001 - a hostile file must end as a FAIL line
-        return BundleReport(False, 0, [f"bundle unreadable: {type(exc).__name__}: {exc}"])
+        return BundleReport(False, 0, [*problems,
+                                       f"bundle unreadable: {type(exc).__name__}: {exc}"])
 
 
 def _read(zf: zipfile.ZipFile, name: str, limit: int = MAX_MEMBER) -> bytes:
@@ -66,7 +68,7 @@ def _read(zf: zipfile.ZipFile, name: str, limit: int = MAX_MEMBER) -> bytes:
     return zf.read(info)
 
 
-def _verify(zf: zipfile.ZipFile, public_key: Any) -> BundleReport:
+def _verify(zf: zipfile.ZipFile, public_key: Any, problems: list[str]) -> BundleReport:
     names = set(zf.namelist())
     for needed in ("manifest.json", "manifest.sig"):
         if needed not in names:
@@ -77,7 +79,6 @@ def _verify(zf: zipfile.ZipFile, public_key: Any) -> BundleReport:
     sig = json.loads(raw_sig)
     if not isinstance(manifest, dict) or not isinstance(sig, dict):
         return BundleReport(False, 0, ["manifest.json or manifest.sig is not a JSON object"])
-    problems: list[str] = []
     if set(sig) != SIG_FIELDS or sig["algorithm"] != "ed25519" \
             or (json.dumps(sig, indent=2) + "\n").encode() != raw_sig:
         problems.append("manifest_signature: manifest.sig is not as written (fields "
