@@ -15,6 +15,9 @@ clue stream (SSE)             live        admin, center_operator
 camera / station health       live        admin, center_operator
 readings of a station         history     admin
 evidence metadata and media   evidence    admin
+task's clue details, accept,  history     admin, center_operator (``api/task_access.py``)
+report
+task referral and its bundle  evidence    admin
 ============================  ==========  ================================================
 
 ``inspector`` and ``department_user`` see only what their department owns or was granted.
@@ -50,21 +53,36 @@ def unrestricted(user: User, what: What) -> bool:
     return user.is_admin or (user.role == "center_operator" and what in _CENTER_SEES)
 
 
+async def access_of(request: Request, user: User, what: What, kind: str,
+                    resource_id: str) -> dict:
+    """The one rule, answered instead of enforced: who owns the resource, and how (if at
+    all) the caller may see ``what`` of it.
+
+    Returns ``{"owner_dept", "grant_id", "access"}`` with ``access`` one of ``role``
+    (admin, center operator), ``owner`` (the caller's department owns it), ``grant`` (a
+    live grant with the permission ``what`` needs) or ``none``.
+    """
+    got = await store.access_to(request.app.state.pool, kind, resource_id, user.department,
+                                PERMISSION[what])
+    if unrestricted(user, what):
+        return {**got, "grant_id": None, "access": "role"}
+    if got["owner_dept"] is not None and got["owner_dept"] == user.department:
+        return {**got, "grant_id": None, "access": "owner"}
+    if got["grant_id"] is not None:
+        return {**got, "access": "grant"}
+    return {**got, "access": "none"}
+
+
 async def check(request: Request, user: User, what: What, kind: str,
                 resource_id: str) -> dict:
     """Allow or raise 404 (never tell a caller what exists that it may not see).
 
     Returns ``{"owner_dept", "grant_id"}``: the grant that allowed it, None for owner/role.
     """
-    got = await store.access_to(request.app.state.pool, kind, resource_id, user.department,
-                                PERMISSION[what])
-    if unrestricted(user, what):
-        return {**got, "grant_id": None}
-    if got["owner_dept"] is not None and got["owner_dept"] == user.department:
-        return {**got, "grant_id": None}
-    if got["grant_id"] is not None:
-        return got
-    raise HTTPException(404, "not found")
+    got = await access_of(request, user, what, kind, resource_id)
+    if got["access"] == "none":
+        raise HTTPException(404, "not found")
+    return {"owner_dept": got["owner_dept"], "grant_id": got["grant_id"]}
 
 
 def can_manage(user: User, owner_dept: str | None) -> bool:

@@ -14,6 +14,11 @@ Who may do what (anything not visible answers 404, as elsewhere):
 * refer (case bundle) and download it: the department's ``department_user``, ``admin``,
   the assignee; only for a closed task whose result is ``confirmed``.
 
+On top of these roles, access follows ownership (``api/task_access.py``): the clue's
+details, accepting, reporting, referring and the bundle need the resource owner's data or
+a live grant, and are audited; without them the task answers ``access: "none"`` with the
+owner and ``POST /tasks/{id}/access-request`` asks the owner with one call.
+
 ``POST /tasks/{id}/report`` takes ``multipart/form-data`` (fields ``result``, ``note``, any
 number of files ``photos``; each file is fixed in the evidence store on the chain
 ``inspector:<id>``) or a JSON body ``{"result", "note"}``. The multipart body is parsed
@@ -26,24 +31,30 @@ import asyncio
 import hashlib
 import json
 import tempfile
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api import task_push
+from api.access import Perm
 from api.auth import User, current_user
-from api.errors import Text, errors, invalid, storable
+from api.errors import Problem, Text, Time, errors, invalid, storable
+from api.task_access import require, viewer_access
 from contract.clue import EvidenceRef
 from contract.records import Evidence
 from contract.settings import get_settings
+from storage import access as access_store
 from storage import tasks as store
 from storage.evidence_store import EvidenceStore
+from storage.evidence_trust import HeadsFile, WrongStateFolder, signer_for
 
 router = APIRouter(tags=["tasks"], lifespan=task_push.lifespan)
+_NO_KEY = {503: {"model": Problem, "description": "the API's state folder holds no evidence "
+                 "key, but the database holds evidence: it is not the writers' folder"}}
 MAX_BODY = 32 * 1024 * 1024
 _SEES_ALL = ("admin", "center_operator")
 
@@ -68,10 +79,10 @@ async def _visible(request: Request, user: User, task_id: int) -> dict[str, Any]
     return row
 
 
-async def _current(request: Request, task_id: int) -> dict[str, Any]:
+async def _current(request: Request, user: User, task_id: int) -> dict[str, Any]:
     row = await store.get(request.app.state.pool, task_id)
     assert row is not None
-    return store.task_json(row)
+    return store.task_json(row, access=viewer_access(user, row))
 
 
 @router.get("/tasks")
@@ -90,13 +101,46 @@ async def list_tasks(request: Request,
         rows = await store.inbox(pool, assignee=user.id, department=user.department,
                                  state=state, limit=limit)
     now = datetime.now(UTC)
-    return [store.task_json(r, now) for r in rows]
+    return [store.task_json(r, now, viewer_access(user, r)) for r in rows]
 
 
 @router.get("/tasks/{task_id}")
 async def get_task(task_id: int, request: Request,
                    user: User = Depends(current_user)) -> dict:
-    return store.task_json(await _visible(request, user, task_id))
+    """The task; its clue's details only with the owner's data or a grant (audited)."""
+    row = await _visible(request, user, task_id)
+    access = viewer_access(user, row)
+    if access != "none":
+        await require(request, user, row, "view")
+    return store.task_json(row, access=access)
+
+
+class AccessAsk(BaseModel):
+    purpose: Text = Field(default="", description="default: the task and its clue")
+    permissions: list[Perm] = Field(default=["history", "evidence"], min_length=1)
+    valid_until: Time | None = Field(default=None, description="default: 30 days from now")
+
+
+@router.post("/tasks/{task_id}/access-request", status_code=201, responses=errors(400))
+async def ask_access(task_id: int, request: Request, body: AccessAsk | None = None,
+                     user: User = Depends(current_user)) -> dict:
+    """Ask the owner of the task's clue resource for access: one call, sensible defaults."""
+    task = await _visible(request, user, task_id)
+    body = body or AccessAsk()
+    owner = task["owner_dept"]
+    kind, rid = task["resource_kind"], task["resource_id"]
+    if owner is None:
+        raise HTTPException(404, f"{kind} {rid!r} has no owner to ask")
+    if owner == user.department:
+        raise HTTPException(400, f"{kind} {rid!r} is already your department's")
+    now = datetime.now(UTC)
+    until = body.valid_until or now + timedelta(days=30)
+    if until <= now:
+        raise invalid(("body", "valid_until"), "valid_until must be in the future", until)
+    return await access_store.create_request(
+        request.app.state.pool, user=user.as_dict(), kind=kind, resource_id=rid,
+        owner_dept=owner, purpose=body.purpose or f"task {task_id}: clue {task['clue_id']}",
+        permissions=sorted(set(body.permissions)), valid_from=now, valid_until=until)
 
 
 class AssignIn(BaseModel):
@@ -116,7 +160,7 @@ async def assign(task_id: int, body: AssignIn, request: Request,
                       f"{body.inspector!r} is no inspector of {task['department']}", body.inspector)
     if not await store.assign(pool, task_id, body.inspector, user.id):
         raise HTTPException(409, "task is closed")
-    return await _current(request, task_id)
+    return await _current(request, user, task_id)
 
 
 @router.post("/tasks/{task_id}/accept", responses=errors(409))
@@ -124,9 +168,10 @@ async def accept(task_id: int, request: Request, user: User = Depends(current_us
     task = await _visible(request, user, task_id)
     if task["assignee"] != user.id:
         raise HTTPException(403, "only the assigned inspector accepts a task")
+    await require(request, user, task, "accept")
     if not await store.accept(request.app.state.pool, task_id, user.id):
         raise HTTPException(409, f"task is {task['state']}, not assigned")
-    return await _current(request, task_id)
+    return await _current(request, user, task_id)
 
 
 def parse_multipart(body: bytes, content_type: str) -> list[dict[str, Any]]:
@@ -161,13 +206,22 @@ def parse_multipart(body: bytes, content_type: str) -> list[dict[str, Any]]:
 
 
 async def _evidence_store(request: Request) -> EvidenceStore:
+    """The API's evidence writer: the state folder's key, never a new one beside evidence
+    signed by another (``storage.evidence_trust.signer_for``)."""
     state = request.app.state
-    if getattr(state, "evidence_store", None) is None:
-        state.evidence_store = await EvidenceStore.open(state.pool)
+    cached = getattr(state, "evidence_store", None)
+    if cached is None or cached.pool is not state.pool:  # one per pool (lifespan)
+        settings = get_settings()
+        signer = await asyncio.to_thread(signer_for, settings.database_url, settings.state_dir)
+        ev_store = EvidenceStore(state.pool, signer, media=settings.evidence_media,
+                                 folder=settings.evidence_folder,
+                                 heads=HeadsFile(settings.state_dir))
+        await ev_store.register_key()
+        state.evidence_store = ev_store
     return state.evidence_store
 
 
-@router.post("/tasks/{task_id}/report", responses=errors(409, 413),
+@router.post("/tasks/{task_id}/report", responses={**errors(409, 413), **_NO_KEY},
              openapi_extra={"requestBody": {"content": {
     "multipart/form-data": {"schema": {"type": "object", "required": ["result"], "properties": {
         "result": {"type": "string", "enum": list(store.RESULTS)},
@@ -183,6 +237,7 @@ async def report(task_id: int, request: Request, user: User = Depends(current_us
         raise HTTPException(403, "only the assigned inspector reports")
     if task["state"] not in ("assigned", "accepted"):
         raise HTTPException(409, f"task is {task['state']}")
+    await require(request, user, task, "report")
     body = await request.body()
     if len(body) > MAX_BODY:
         raise HTTPException(413, "report too large")
@@ -214,7 +269,10 @@ async def report(task_id: int, request: Request, user: User = Depends(current_us
     ids: list[str] = []
     if files:
         now = datetime.now(UTC)
-        ev_store = await _evidence_store(request)
+        try:
+            ev_store = await _evidence_store(request)
+        except WrongStateFolder as exc:
+            raise HTTPException(503, str(exc)) from exc
         ids = await ev_store.add([Evidence(
             clue_id=task["clue_id"], source=f"inspector:{user.id}", time=now,
             item=EvidenceRef(media_type=f["content_type"], name=f["filename"] or "photo",
@@ -224,14 +282,14 @@ async def report(task_id: int, request: Request, user: User = Depends(current_us
     if not await store.report(request.app.state.pool, task_id, user.id, result,
                               fields.get("note", ""), ids):
         raise HTTPException(409, "task changed meanwhile")
-    return await _current(request, task_id)
+    return await _current(request, user, task_id)
 
 
 def _may_refer(user: User, task: dict[str, Any]) -> bool:
     return can_manage(user, task) or task["assignee"] == user.id
 
 
-@router.post("/tasks/{task_id}/refer", responses=errors(409))
+@router.post("/tasks/{task_id}/refer", responses={**errors(409), **_NO_KEY})
 async def refer(task_id: int, request: Request, user: User = Depends(current_user)) -> dict:
     """Make the clue's case bundle (``storage.case_bundle``) and keep it with the task."""
     task = await _visible(request, user, task_id)
@@ -239,22 +297,28 @@ async def refer(task_id: int, request: Request, user: User = Depends(current_use
         raise HTTPException(403, "needs the department's department_user, admin or assignee")
     if task["state"] != "closed" or task["result"] != "confirmed":
         raise HTTPException(409, "only a closed, confirmed task is referred")
+    await require(request, user, task, "refer")
     settings = get_settings()
 
     def export() -> bytes:
         from storage.case_bundle import export_case
 
+        signer = signer_for(settings.database_url, settings.state_dir)
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "bundle.zip"
-            folder = settings.evidence_folder if settings.evidence_media == "folder" else None
-            export_case(str(settings.database_url), task["clue_id"], out, folder=folder)
+            export_case(str(settings.database_url), task["clue_id"], out, signer=signer,
+                        folder=settings.evidence_folder,
+                        trusted_keys=settings.evidence_trusted_keys)
             return out.read_bytes()
 
-    data = await asyncio.to_thread(export)
+    try:
+        data = await asyncio.to_thread(export)
+    except WrongStateFolder as exc:
+        raise HTTPException(503, str(exc)) from exc
     digest = hashlib.sha256(data).hexdigest()
     if not await store.store_referral(request.app.state.pool, task_id, user.id, data, digest):
         raise HTTPException(409, "task changed meanwhile")
-    return {**await _current(request, task_id), "bundle_url": f"/tasks/{task_id}/bundle",
+    return {**await _current(request, user, task_id), "bundle_url": f"/tasks/{task_id}/bundle",
             "bundle_size": len(data)}
 
 
@@ -266,6 +330,7 @@ async def download_bundle(task_id: int, request: Request,
     task = await _visible(request, user, task_id)
     if not _may_refer(user, task):
         raise HTTPException(404, "not found")
+    await require(request, user, task, "bundle")
     data = await store.bundle(request.app.state.pool, task_id)
     if data is None:
         raise HTTPException(404, "no referral bundle")

@@ -358,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=100_000, help="inputs per decoder")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--only", choices=("hj212", "json"))
+    parser.add_argument("--only", choices=("hj212", "json", "bundles"))
     args = parser.parse_args(argv)
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 1000))
     tallies = []
@@ -367,6 +367,11 @@ def main(argv: list[str] | None = None) -> int:
         print(tallies[-1].report(), flush=True)
     if args.only in (None, "json"):
         tallies.append(fuzz_json(args.cases, args.seed))
+        print(tallies[-1].report(), flush=True)
+    if args.only in (None, "bundles"):  # case bundles: bench/fuzz_bundles.py
+        from bench.fuzz_bundles import fuzz_case_bundles
+
+        tallies.append(fuzz_case_bundles(args.cases, args.seed))
         print(tallies[-1].report(), flush=True)
     bad = [t for t in tallies if t.crashes or not t.accounted()]
     return 1 if bad else 0

@@ -59,6 +59,12 @@ class Settings(BaseSettings):
         description="owner department of registered resources that name none",
     )
 
+    evidence_trusted_keys: list[str] = Field(
+        default_factory=list,
+        description="public keys (raw hex or PEM; JSON list in the environment) that "
+                    "`offsite evidence verify` trusts besides the state folder's own key",
+    )
+
     @property
     def evidence_folder(self) -> Path:
         return self.evidence_dir or self.state_dir / "evidence"

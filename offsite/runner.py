@@ -52,6 +52,10 @@ class Supervisor:
         if any(want.values()):
             self.services = EmbeddedServices(s.state_dir / "services").start(**want)
             self.env.update(self.services.env())
+        # One state folder: the children keep keys, heads and media in the folder given to
+        # `offsite up` (where `offsite evidence` and `offsite case` look), not in services/.
+        self.env["OFFSITE_STATE_DIR"] = str(s.state_dir.resolve())
+        adopt_legacy_state(s.state_dir)
         self.env.setdefault("OFFSITE_BROKER_URL", s.broker_url or "")
         self.env.setdefault("OFFSITE_DATABASE_URL", s.database_url or "")
         self.env.setdefault("OFFSITE_MQTT_URL", s.mqtt_url or "")
@@ -112,6 +116,25 @@ class Supervisor:
         for name, proc in self.children:
             table.add_row(f"process {name}", f"pid {proc.pid}")
         return table
+
+
+def adopt_legacy_state(state_dir: Path) -> None:
+    """Move the key, heads, media and satellite index older versions wrote under ``services/``.
+
+    Older ``offsite up`` gave its children ``<state>/services`` as their state folder, so
+    the evidence key and media landed there; the operator's commands look in ``<state>``.
+    Moving them (only where ``<state>`` has none of its own) keeps existing evidence
+    verifiable with the same key, and scenes already ingested are not ingested again.
+    """
+    from storage.evidence_chain import KEY_FILE
+    from storage.evidence_trust import HEADS_FILE
+
+    old = state_dir / "services"
+    for name in (KEY_FILE, HEADS_FILE, "evidence", "satellite"):
+        src, dst = old / name, state_dir / name
+        if src.exists() and not dst.exists():
+            src.rename(dst)
+            console.print(f"moved {src} to {dst} (one state folder)")
 
 
 def drop_scenes(inbox: Path, stop: threading.Event) -> None:

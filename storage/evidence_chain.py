@@ -221,6 +221,10 @@ class EvidenceSigner:
     def sign(self, record_hash: str) -> str:
         return self._key.sign(_SIGN_DOMAIN + bytes.fromhex(record_hash)).hex()
 
+    def sign_digest(self, domain: bytes, digest: str) -> str:
+        """Ed25519 over ``domain`` + a sha256 digest: other signed things (case manifests)."""
+        return self._key.sign(domain + bytes.fromhex(digest)).hex()
+
 
 def seal(*, source: str, clue_id: str, time: datetime, media_type: str, name: str,
          head: ChainHead | None, signer: EvidenceSigner, content: bytes | None = None,

@@ -44,12 +44,11 @@ from storage.evidence_chain import (
     Issue,
     VerifyReport,
     item_id,
-    key_id_of,
-    load_public_key,
     seal_evidence,
     sha256_hex,
     verify_records,
 )
+from storage.evidence_trust import HeadsFile
 
 Media = Literal["database", "folder"]
 FOLDER_URI = "folder:"  # uri of a file in the evidence folder: folder:ab/cdef...
@@ -132,13 +131,15 @@ class EvidenceStore:
     """Fixes evidence into the ``evidence`` table; one per process, shared by agents."""
 
     def __init__(self, pool: AsyncConnectionPool, signer: EvidenceSigner, *,
-                 media: Media = "database", folder: str | Path | None = None) -> None:
+                 media: Media = "database", folder: str | Path | None = None,
+                 heads: HeadsFile | None = None) -> None:
         if media == "folder" and folder is None:
             raise ValueError("folder media needs an evidence folder")
         self.pool = pool
         self.signer = signer
         self.media = media
         self.folder = MediaFolder(folder) if folder is not None else None
+        self.heads = heads
         self._key_registered = False
 
     @classmethod
@@ -149,7 +150,8 @@ class EvidenceStore:
 
             settings = get_settings()
         signer = await asyncio.to_thread(EvidenceSigner.load_or_create, settings.state_dir)
-        store = cls(pool, signer, media=settings.evidence_media, folder=settings.evidence_folder)
+        store = cls(pool, signer, media=settings.evidence_media, folder=settings.evidence_folder,
+                    heads=HeadsFile(settings.state_dir))
         await store.register_key()
         return store
 
@@ -189,11 +191,17 @@ class EvidenceStore:
             if ev_id is not None:
                 ids.append(ev_id)
                 by_source.setdefault(ev.source, []).append((ev_id, ev))
+        heads = []
         for source in sorted(by_source):  # a fixed order: no lock-order deadlocks
-            await self._append(source, by_source[source])
+            head = await self._append(source, by_source[source])
+            if head is not None:
+                heads.append(head)
+        if heads and self.heads is not None:  # committed: the state folder learns the heads
+            await asyncio.to_thread(self.heads.advance, heads)
         return ids
 
-    async def _append(self, source: str, batch: list[tuple[str, Evidence]]) -> None:
+    async def _append(self, source: str, batch: list[tuple[str, Evidence]]) -> ChainHead | None:
+        """Chain and insert one source's new items; the new head, None if nothing was new."""
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (source_lock_key(source),))
             cur = await conn.execute(
@@ -213,7 +221,7 @@ class EvidenceStore:
                 head = ChainHead.of(record)
                 rows.append(record)
             if not rows:
-                return
+                return None
             cols = ", ".join(f'"{c}"' for c in _RECORD_COLUMNS)
             marks = ", ".join(["%s"] * len(_RECORD_COLUMNS))
             async with conn.cursor() as ins:
@@ -222,6 +230,7 @@ class EvidenceStore:
                     [tuple(Jsonb(v) if c == "params" else v
                            for c, v in ((c, getattr(r, c)) for c in _RECORD_COLUMNS))
                      for r in rows])
+        return head
 
     async def _seal(self, ev: Evidence, head: ChainHead) -> EvidenceRecord:
         content = ev.item.content
@@ -291,18 +300,6 @@ def load_records(conn: psycopg.Connection, where: str = "TRUE",
     return [record_from_row(r) for r in cur.fetchall()]
 
 
-def public_keys(conn: psycopg.Connection) -> list[tuple[str, str]]:
-    """(key_id, public key hex) of every key in ``evidence_keys`` whose id matches its key."""
-    out = []
-    for key_id, hex_key in conn.execute("SELECT key_id, public_key_hex FROM evidence_keys"):
-        try:
-            if key_id_of(load_public_key(hex_key)) == key_id:
-                out.append((key_id, hex_key))
-        except ValueError:
-            continue
-    return out
-
-
 def fetcher(folder: MediaFolder | None, conn: psycopg.Connection | None = None):
     """``fetch(sha256)`` for records without inline content: the folder, then another row."""
 
@@ -333,22 +330,22 @@ def _content_issue(rec: EvidenceRecord, content: bytes | None) -> Issue | None:
     return None
 
 
-def verify_database(database_url: str, *, folder: str | Path | None = None,
-                    since: datetime | None = None,
-                    trusted_keys: Iterable[Any] | None = None,
+def verify_database(database_url: str, *, trusted_keys: Iterable[Any],
+                    folder: str | Path | None = None, since: datetime | None = None,
                     expected_heads: dict[str, ChainHead] | None = None) -> VerifyReport:
     """Re-hash every item's bytes and check every chain and signature in the database.
 
     Rows are streamed and their bytes hashed one at a time, so memory stays flat however
     large the store. ``since`` checks the records fixed at or after that moment, each chain
-    anchored on its record just before. ``trusted_keys`` (keys known out of band) replace
-    the ``evidence_keys`` table, which an intruder in the database could also rewrite.
+    anchored on its record just before. ``trusted_keys`` are the only keys accepted (see
+    ``storage.evidence_trust``): never the ``evidence_keys`` table, which an intruder in the
+    database could rewrite along with the records. ``expected_heads`` (the writers' heads
+    file, an earlier ``--save-heads``) catch a chain whose newest records were deleted.
     """
     media = MediaFolder(folder) if folder is not None else None
     content_issues: list[Issue] = []
     with psycopg.connect(database_url) as conn:
-        keys: list[Any] = (list(trusted_keys) if trusted_keys is not None
-                           else [k for _, k in public_keys(conn)])
+        keys = list(trusted_keys)
         fetch_other = fetcher(media, conn)
         anchors: dict[str, ChainHead] = {}
         where, params = "TRUE", None

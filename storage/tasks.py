@@ -17,6 +17,8 @@ from typing import Any
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from storage.access import RESOURCE_ID, RESOURCE_KIND
+
 RESULTS = ("confirmed", "false_positive", "not_found")
 OPEN_STATES = ("open", "assigned", "accepted")
 _SELECT = (
@@ -24,19 +26,42 @@ _SELECT = (
     " t.assigned_by, t.created_at, t.due_at, t.assigned_at, t.accepted_at, t.closed_at,"
     " t.result, t.note, t.evidence_ids, t.referred_at, t.referred_by, t.bundle_sha256,"
     " t.event_seq, c.modality, c.subject, c.site, c.summary, c.location, c.detector,"
-    " c.start AS clue_start, c.time AS clue_time, c.state AS clue_state"
+    " c.start AS clue_start, c.time AS clue_time, c.state AS clue_state,"
+    f" {RESOURCE_KIND} AS resource_kind, {RESOURCE_ID} AS resource_id,"
+    f" offsite_owner({RESOURCE_KIND}, {RESOURCE_ID}) AS owner_dept,"
+    # the task's department's own standing on the clue's resource (what its inspectors and
+    # department_user see, and what is pushed to the assignee's terminal)
+    f" offsite_live_grant(t.department, {RESOURCE_KIND}, {RESOURCE_ID}, 'history')"
+    " AS history_grant"
     " FROM tasks t JOIN clues c ON c.clue_id = t.clue_id")
+# Clue details a department sees only with the resource owner's data or a live grant.
+WITHHELD = ("summary", "location", "detector", "evidence_ids")
+
+
+def department_access(row: dict[str, Any]) -> str:
+    """How the task's department may see its clue: owner, grant or none."""
+    if row["owner_dept"] is not None and row["owner_dept"] == row["department"]:
+        return "owner"
+    return "grant" if row["history_grant"] is not None else "none"
 
 
 def _ts(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
 
 
-def task_json(row: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
-    """The task as the API returns it and as it is pushed to terminals."""
+def task_json(row: dict[str, Any], now: datetime | None = None,
+              access: str | None = None) -> dict[str, Any]:
+    """The task as the API returns it and as it is pushed to terminals.
+
+    ``access`` is the viewer's standing on the clue's resource (``role``, ``owner``,
+    ``grant``, ``none``; default: the task department's). With ``none`` the clue's details
+    are withheld: the task says that the clue exists, whose resource it is about and how to
+    ask its owner for access, nothing more.
+    """
     now = now or datetime.now(UTC)
     overdue = row["state"] in OPEN_STATES and row["due_at"] < now
-    return {
+    access = access or department_access(row)
+    out = {
         "id": row["id"], "clue_id": row["clue_id"], "department": row["department"],
         "jurisdiction": row["jurisdiction"], "kind": row["clue_kind"],
         "modality": row["modality"], "subject": row["subject"], "site": row["site"],
@@ -51,7 +76,14 @@ def task_json(row: dict[str, Any], now: datetime | None = None) -> dict[str, Any
         "evidence_ids": list(row["evidence_ids"] or []),
         "referred_at": _ts(row["referred_at"]), "referred_by": row["referred_by"],
         "bundle_sha256": row["bundle_sha256"],
+        "owner_dept": row["owner_dept"], "access": access,
+        "resource": {"kind": row["resource_kind"], "id": row["resource_id"]},
     }
+    if access == "none":
+        out.update(dict.fromkeys(WITHHELD))
+        out["evidence_ids"] = []
+        out["access_request"] = f"/tasks/{row['id']}/access-request"
+    return out
 
 
 async def _rows(pool: AsyncConnectionPool, where: str, params: Any = None,

@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from storage.evidence_store import verify_database
+from storage.evidence_trust import trusted_keys
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4 + b"\r\n--not-a-boundary\r\n"
 
@@ -29,16 +30,23 @@ def client(services, tmp_path, monkeypatch, request):  # type: ignore[no-untyped
 
 
 def add_clue(db: str, clue_id: str, department: str | None, kind: str = "exceedance",
-             start: datetime | None = None) -> None:
+             start: datetime | None = None, owner: str | None = None) -> None:
+    """A clue routed to ``department`` about a station owned by ``owner`` (default: the
+    routed department, or deptA for an unrouted clue)."""
     start = start or datetime.now(UTC) - timedelta(minutes=5)
+    owner = owner or department or "deptA"
     with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("INSERT INTO departments (id, name) VALUES (%s, %s)"
+                     " ON CONFLICT (id) DO NOTHING", (owner, owner))
+        conn.execute("INSERT INTO stations (id, owner_dept) VALUES (%s, %s)"
+                     " ON CONFLICT (id) DO NOTHING", (f"st-{owner}", owner))
         conn.execute(
             "INSERT INTO clues (clue_id, modality, kind, rule, subject, state, start, time,"
             " confidence, department, jurisdiction, site, summary)"
-            " VALUES (%s, 'env', %s, 'r1', 'st1', 'open', %s, %s, 0.9, %s, 'j1', 'site1', 's')"
+            " VALUES (%s, 'env', %s, 'r1', %s, 'open', %s, %s, 0.9, %s, 'j1', 'site1', 's')"
             " ON CONFLICT (clue_id) DO UPDATE SET time = EXCLUDED.time,"
             " department = EXCLUDED.department",
-            (clue_id, kind, start, start + timedelta(minutes=1), department))
+            (clue_id, kind, f"st-{owner}", start, start + timedelta(minutes=1), department))
 
 
 def task_of(db: str, clue_id: str) -> dict:
@@ -78,7 +86,7 @@ class Subscriber:
         self.client.loop_stop()
 
 
-def test_task_flow(client, make_user, fresh_db, services):  # type: ignore[no-untyped-def]
+def test_task_flow(client, make_user, fresh_db, services, tmp_path):  # type: ignore[no-untyped-def]
     insp1 = make_user("insp1", "deptA", "inspector")
     insp2 = make_user("insp2", "deptA", "inspector")
     boss = make_user("bossA", "deptA", "department_user")
@@ -132,7 +140,7 @@ def test_task_flow(client, make_user, fresh_db, services):  # type: ignore[no-un
             "SELECT source, content, clue_id FROM evidence WHERE id = %s",
             (task["evidence_ids"][0],)).fetchone()
     assert (src, bytes(content), clue_id) == ("inspector:insp1", PNG, "c1")
-    report = verify_database(fresh_db)
+    report = verify_database(fresh_db, trusted_keys=trusted_keys(tmp_path))
     assert report.ok and report.checked == 1, report.issues
 
     # the terminal gets the retained task, equal to what the API returns
@@ -230,3 +238,139 @@ def test_stream_sink_opens_one_task(client, make_user, fresh_db):  # type: ignor
     [task] = client.get("/tasks", headers=insp).json()
     assert task["department"] == dept and task["assignee"] == "dongsi"
     assert task["jurisdiction"] == "cn-110101" and task["kind"] == "exceedance"
+
+
+def test_task_of_another_departments_resource(client, make_user, fresh_db,  # type: ignore[no-untyped-def]
+                                              tmp_path):
+    """Issue 20 case 6: a clue on deptB's station routed into deptA's district becomes A's
+    task. A sees that it exists and whose it is, but accepting, reporting, referring and
+    the bundle need B's data (a live grant); every attempt is audited; one call asks."""
+    import asyncio
+
+    from contract.clue import Clue, EvidenceRef
+    from contract.settings import Settings
+    from storage.case_verify import verify_bundle
+    from storage.db import open_pool
+    from storage.evidence_store import EvidenceStore
+
+    insp = make_user("inspA", "deptA", "inspector")
+    boss = make_user("bossA", "deptA", "department_user")
+    owner = make_user("bossB", "deptB", "department_user")
+    t0 = datetime.now(UTC) - timedelta(minutes=5)
+    b_clue = Clue(modality="env", kind="exceedance", rule="r1", subject="st-deptB", start=t0,
+                  time=t0, evidence=[EvidenceRef(media_type="application/json",
+                                                 name="window.json", content=b'{"pm25": 99}')])
+
+    async def fix() -> None:  # B's evidence, fixed as the worker would, under clue x1
+        pool = await open_pool(fresh_db, min_size=1, max_size=1)
+        try:
+            store = await EvidenceStore.open(pool, Settings(database_url=fresh_db,
+                                                            state_dir=tmp_path))
+            await store.add(b_clue)
+        finally:
+            await pool.close()
+
+    asyncio.run(fix())
+    x1 = b_clue.clue_id
+    add_clue(fresh_db, x1, "deptA", owner="deptB")
+    task_id = task_of(fresh_db, x1)["id"]
+
+    # A sees the task, who owns its resource, and nothing of B's data
+    [listed] = client.get("/tasks", headers=insp).json()
+    got = client.get(f"/tasks/{task_id}", headers=insp).json()
+    for task in (listed, got):
+        assert task["owner_dept"] == "deptB" and task["access"] == "none"
+        assert task["resource"] == {"kind": "station", "id": "st-deptB"}
+        assert task["summary"] is None and task["location"] is None
+        assert task["access_request"] == f"/tasks/{task_id}/access-request"
+    assert client.get(f"/clues/{x1}", headers=insp).status_code == 404  # the same rule
+
+    refused = client.post(f"/tasks/{task_id}/accept", headers=insp)
+    assert refused.status_code == 403 and "deptB" in refused.json()["detail"]
+    assert client.post(f"/tasks/{task_id}/report", headers=insp,
+                       json={"result": "confirmed"}).status_code == 403
+    assert task_of(fresh_db, x1)["state"] == "assigned"
+
+    # one call asks B; B grants history only: A may work the task, not refer it
+    ask = client.post(f"/tasks/{task_id}/access-request", headers=insp,
+                      json={"permissions": ["history"], "purpose": "inspect the site"})
+    assert ask.status_code == 201, ask.text
+    assert ask.json()["owner_dept"] == "deptB" and ask.json()["resource_id"] == "st-deptB"
+    assert client.post(f"/access-requests/{ask.json()['id']}/approve",
+                       headers=owner).status_code == 200
+    task = client.get(f"/tasks/{task_id}", headers=insp).json()
+    assert task["access"] == "grant" and task["summary"] == "s"
+    assert client.post(f"/tasks/{task_id}/accept", headers=insp).status_code == 200
+    assert client.post(f"/tasks/{task_id}/report", headers=insp,
+                       json={"result": "confirmed"}).status_code == 200
+    refused = client.post(f"/tasks/{task_id}/refer", headers=boss)
+    assert refused.status_code == 403 and "evidence" in refused.json()["detail"]
+
+    ask = client.post(f"/tasks/{task_id}/access-request", headers=boss)  # the defaults
+    assert ask.status_code == 201 and ask.json()["permissions"] == ["evidence", "history"]
+    grant = client.post(f"/access-requests/{ask.json()['id']}/approve", headers=owner).json()
+    got = client.post(f"/tasks/{task_id}/refer", headers=boss)
+    assert got.status_code == 200, got.text
+    zipped = client.get(f"/tasks/{task_id}/bundle", headers=boss)
+    assert zipped.status_code == 200
+    bundle = tmp_path / "x1.zip"
+    bundle.write_bytes(zipped.content)
+    manifest = json.loads(zipfile.ZipFile(bundle).read("manifest.json"))
+    assert [i["record"]["name"] for i in manifest["items"]] == ["window.json"]
+    assert verify_bundle(bundle).ok
+
+    # revoked: the bundle of B's evidence is refused again
+    assert client.post(f"/grants/{grant['grant_id']}/revoke", headers=owner).status_code == 200
+    assert client.get(f"/tasks/{task_id}/bundle", headers=boss).status_code == 403
+
+    # B's audit shows every use of its data through the task, refused ones included
+    log = client.get("/audit", headers=owner).json()
+    seen = [(e["action"], e["user_id"], e["detail"]["allowed"]) for e in reversed(log)
+            if e["action"].startswith("task.")]
+    assert seen == [("task.accept", "inspA", False), ("task.report", "inspA", False),
+                    ("task.view", "inspA", True), ("task.accept", "inspA", True),
+                    ("task.report", "inspA", True), ("task.refer", "bossA", False),
+                    ("task.refer", "bossA", True), ("task.bundle", "bossA", True),
+                    ("task.bundle", "bossA", False)], seen
+    assert all(e["owner_dept"] == "deptB" and e["clue_id"] == x1
+               for e in log if e["action"].startswith("task."))
+    # the owner's own department gets no access request to itself
+    add_clue(fresh_db, "y1", "deptB")
+    own = task_of(fresh_db, "y1")["id"]
+    assert client.post(f"/tasks/{own}/access-request", headers=owner).status_code == 400
+
+
+def test_photo_report_refuses_a_second_key(client, make_user, fresh_db,  # type: ignore[no-untyped-def]
+                                           tmp_path):
+    """Issue 20 case 8: an API whose state folder is not the writers' does not sign field
+    photos with a new key of its own next to the evidence signed by theirs."""
+    import asyncio
+
+    from contract.clue import Clue, EvidenceRef
+    from contract.settings import Settings
+    from storage.db import open_pool
+    from storage.evidence_store import EvidenceStore
+
+    insp = make_user("i9", "deptA", "inspector")
+    t0 = datetime.now(UTC) - timedelta(minutes=5)
+
+    async def fix() -> None:  # the worker's evidence, under its own state folder
+        pool = await open_pool(fresh_db, min_size=1, max_size=1)
+        try:
+            store = await EvidenceStore.open(pool, Settings(database_url=fresh_db,
+                                                            state_dir=tmp_path / "writers"))
+            await store.add(Clue(modality="env", kind="exceedance", rule="r1", subject="s",
+                                 start=t0, time=t0, evidence=[EvidenceRef(
+                                     media_type="application/json", name="w.json",
+                                     content=b"{}")]))
+        finally:
+            await pool.close()
+
+    asyncio.run(fix())
+    add_clue(fresh_db, "p1", "deptA")
+    task_id = task_of(fresh_db, "p1")["id"]
+    got = client.post(f"/tasks/{task_id}/report", headers=insp, data={"result": "confirmed"},
+                      files=[("photos", ("field.png", PNG, "image/png"))])
+    assert got.status_code == 503 and "OFFSITE_STATE_DIR" in got.json()["detail"], got.text
+    assert not (tmp_path / "evidence_ed25519.pem").exists()
+    assert task_of(fresh_db, "p1")["state"] == "assigned"

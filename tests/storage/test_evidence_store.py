@@ -188,9 +188,11 @@ def test_verify_since_and_lost_tail(stocked: tuple[str, Path, list[str]]) -> Non
     assert json.loads(out.stdout)["checked"] < 6
     with psycopg.connect(url) as conn:  # the newest record of a chain disappears
         conn.execute("DELETE FROM evidence WHERE source = 'station:S1' AND seq = 4")
-    assert offsite(url, state, "verify").returncode == 0  # undetectable without a head...
+    # caught by default: the writers keep each chain's head in the state folder
+    out = offsite(url, state, "verify")
+    assert out.returncode == 1 and "seq 4 missing at the end" in out.stdout, out.stdout
     out = offsite(url, state, "verify", "--heads", str(heads))
-    assert out.returncode == 1 and "seq 4 missing at the end" in out.stdout  # ...found with
+    assert out.returncode == 1 and "seq 4 missing at the end" in out.stdout
 
 
 def test_folder_media_modified_or_missing_file(fresh_db: str, tmp_path: Path) -> None:
@@ -215,3 +217,73 @@ def test_folder_media_modified_or_missing_file(fresh_db: str, tmp_path: Path) ->
     out = offsite(fresh_db, state, "verify", media="folder")
     assert out.returncode == 1
     assert any(rec_id in ln and "content_missing" in ln for ln in out.stdout.splitlines())
+
+
+def test_heads_file_follows_the_writers(stocked: tuple[str, Path, list[str]]) -> None:
+    url, state, _ = stocked
+    heads = json.loads((state / "evidence_heads.json").read_text())["heads"]
+    assert {s: h["seq"] for s, h in heads.items()} == {"station:S1": 4, "camera:C1": 2}
+    with psycopg.connect(url) as conn:
+        newest = conn.execute("SELECT record_hash FROM evidence WHERE source = 'station:S1'"
+                              " AND seq = 4").fetchone()[0]
+    assert heads["station:S1"]["record_hash"] == newest
+
+
+def test_planted_key_does_not_make_a_re_signed_record_pass(
+        stocked: tuple[str, Path, list[str]], tmp_path: Path) -> None:
+    """Issue 20 case 7: a record re-signed with a key planted in evidence_keys fails."""
+    from dataclasses import replace
+
+    from storage.evidence_store import load_records
+
+    url, state, _ = stocked
+    planted = EvidenceSigner.load_or_create(tmp_path / "intruder")
+    with psycopg.connect(url) as conn:
+        conn.execute("INSERT INTO evidence_keys (key_id, public_key_hex, public_key_pem)"
+                     " VALUES (%s, %s, %s)",
+                     (planted.key_id, planted.public_hex(), planted.public_pem()))
+        rec = load_records(conn, "source = 'camera:C1' AND seq = 2")[0]
+        forged = replace(rec, name="harmless.jpg", key_id=planted.key_id)
+        digest = forged.compute_hash()
+        conn.execute("UPDATE evidence SET name = %s, key_id = %s, record_hash = %s,"
+                     " signature = %s WHERE id = %s",
+                     (forged.name, planted.key_id, digest, planted.sign(digest), rec.id))
+    out = offsite(url, state, "verify")
+    assert out.returncode == 1, out.stdout
+    assert any(rec.id in ln and "bad_signature" in ln and "unknown key" in ln
+               for ln in out.stdout.splitlines()), out.stdout
+    # trusting the planted key explicitly is the operator's decision, and it then passes
+    pem = tmp_path / "planted.pem"
+    pem.write_text(planted.public_pem())
+    out = offsite(url, state, "verify", "--key", str(pem))
+    assert not any("bad_signature" in ln for ln in out.stdout.splitlines()), out.stdout
+
+
+def test_pinned_key_alone_verifies(stocked: tuple[str, Path, list[str]], tmp_path: Path) -> None:
+    """A checker without the private key pins the public one (settings) and verifies."""
+    url, state, _ = stocked
+    signer = EvidenceSigner.load_or_create(state)
+    checker = tmp_path / "checker"
+    checker.mkdir()
+    env = {**os.environ, "OFFSITE_DATABASE_URL": url, "OFFSITE_STATE_DIR": str(checker),
+           "OFFSITE_EVIDENCE_TRUSTED_KEYS": json.dumps([signer.public_hex()])}
+    run = subprocess.run([str(OFFSITE), "evidence", "verify"], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and "OK: 6 record(s)" in run.stdout, run.stdout + run.stderr
+    env.pop("OFFSITE_EVIDENCE_TRUSTED_KEYS")
+    run = subprocess.run([str(OFFSITE), "evidence", "verify"], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "no trusted key" in run.stderr, run.stdout + run.stderr
+    assert not (checker / KEY_FILE).exists()
+
+
+def test_public_key_refuses_a_new_key_where_evidence_exists(
+        stocked: tuple[str, Path, list[str]], tmp_path: Path) -> None:
+    """Issue 20 case 8: pointed at the wrong folder, public-key says so instead of
+    silently making and printing a new key."""
+    url, _, _ = stocked
+    wrong = tmp_path / "wrong"
+    out = offsite(url, wrong, "public-key")
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "OFFSITE_STATE_DIR" in out.stderr and "6 evidence record(s)" in out.stderr
+    assert out.stdout == "" and not (wrong / KEY_FILE).exists()
