@@ -207,12 +207,15 @@ def test_unassigned_without_inspectors(client, make_user, fresh_db):  # type: ig
 
 
 def test_stream_sink_opens_one_task(client, make_user, fresh_db):  # type: ignore[no-untyped-def]
-    """The stream's own path: CluesSink routes the clue, the database opens the task."""
+    """The stream's own path: the clue exit routes the clue, CluesSink stores it, the
+    database opens the task."""
     import asyncio
 
     from contract.clue import Clue
+    from geo.routing import Router
     from storage.db import open_pool
     from storage.sinks import CluesSink
+    from streams.publish import ClueExit
 
     dept = "110101-ecology-environment"  # where the demo router sends Dongsi
     insp = make_user("dongsi", dept, "inspector")
@@ -224,9 +227,9 @@ def test_stream_sink_opens_one_task(client, make_user, fresh_db):  # type: ignor
              for hours, state in ((1, "open"), (2, "update"))]
 
     async def write() -> None:
-        sink = CluesSink()
+        sink, routed = CluesSink(), ClueExit(None, Router.demo()).routed
         for c in clues:
-            sink.add(c)
+            sink.add(routed(c))
         pool = await open_pool(fresh_db)
         try:
             await sink.flush(pool)
