@@ -19,14 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
-from psycopg.types.json import Jsonb
 from rich.console import Console
 from rich.table import Table
 
 from contract.settings import Settings
 from offsite.rtsp_server import RtspTestServer
 from offsite.services import EmbeddedServices, free_port
+from storage.cameras import register_camera
 from storage.migrate import migrate
+from storage.queries import row_counts
 
 console = Console()
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -43,18 +44,25 @@ class Supervisor:
     env: dict[str, str] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     rtsp: RtspTestServer | None = None
+    broker_url: str = ""  # the URLs every child uses: configured, else embedded
+    database_url: str = ""
+    mqtt_url: str = ""
 
     def start_services(self) -> None:
         s = self.settings
         want = {"kafka": not s.broker_url, "postgres": not s.database_url, "mqtt": not s.mqtt_url}
-        self.env = dict(os.environ)
+        self.env = dict(os.environ)  # children inherit ours, plus the URLs settled here
+        svc = EmbeddedServices(s.state_dir / "services")
         if any(want.values()):
-            self.services = EmbeddedServices(s.state_dir / "services").start(**want)
-            self.env.update(self.services.env())
-        self.env.setdefault("OFFSITE_BROKER_URL", s.broker_url or "")
-        self.env.setdefault("OFFSITE_DATABASE_URL", s.database_url or "")
-        self.env.setdefault("OFFSITE_MQTT_URL", s.mqtt_url or "")
-        flavor, applied = migrate(self.env["OFFSITE_DATABASE_URL"])
+            self.services = svc.start(**want)
+            self.env.update(svc.env())
+        self.broker_url = svc.broker_url or s.broker_url or ""
+        self.database_url = svc.database_url or s.database_url or ""
+        self.mqtt_url = svc.mqtt_url or s.mqtt_url or ""
+        self.env.update({"OFFSITE_BROKER_URL": self.broker_url,
+                         "OFFSITE_DATABASE_URL": self.database_url,
+                         "OFFSITE_MQTT_URL": self.mqtt_url})
+        flavor, applied = migrate(self.database_url)
         console.print(f"database migrated ({flavor}); applied {applied or 'nothing new'}")
 
     def spawn(self, name: str, *args: str) -> None:
@@ -100,9 +108,9 @@ class Supervisor:
 
     def where(self) -> Table:
         table = Table(title="Offsite is running", show_header=False)
-        table.add_row("Kafka broker", self.env["OFFSITE_BROKER_URL"])
-        table.add_row("PostgreSQL", self.env["OFFSITE_DATABASE_URL"])
-        table.add_row("MQTT", self.env["OFFSITE_MQTT_URL"])
+        table.add_row("Kafka broker", self.broker_url)
+        table.add_row("PostgreSQL", self.database_url)
+        table.add_row("MQTT", self.mqtt_url)
         table.add_row("API", f"http://{self.settings.api_host}:{self.ports['api']}/docs")
         table.add_row("HJ 212 TCP", f"127.0.0.1:{self.ports['hj212']}")
         table.add_row("satellite inbox", str((self.settings.state_dir / "inbox").resolve()))
@@ -137,18 +145,13 @@ def register_demo_camera(database_url: str, url: str) -> None:
               "zones": [{"name": "room", "points": [[0, 0], [1, 0], [1, 1], [0, 1]],
                          "objects": ["motion", "person"], "loitering_s": 20}]}
     with psycopg.connect(database_url) as conn:
-        conn.execute(
-            "INSERT INTO cameras (id, name, url, lon, lat, config) VALUES (%s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (id) DO UPDATE SET url = EXCLUDED.url, config = EXCLUDED.config",
-            (DEMO_CAMERA, "Demo camera (sample video)", url, 116.4175, 39.9295, Jsonb(config)))
+        register_camera(conn, DEMO_CAMERA, "Demo camera (sample video)", url, 116.4175,
+                        39.9295, config)
 
 
 def counts(database_url: str) -> dict[str, int]:
     with psycopg.connect(database_url, connect_timeout=5) as conn:
-        return {
-            table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
-            for table in ("readings", "rejected", "clues")
-        }
+        return row_counts(conn, ("readings", "rejected", "clues"))
 
 
 def run(settings: Settings, demo: bool, seconds: float | None) -> int:
@@ -172,7 +175,7 @@ def run(settings: Settings, demo: bool, seconds: float | None) -> int:
             # a real RTSP server fed by ffmpeg plays a sample video as camera DEMO-CAM-1
             sup.rtsp = RtspTestServer(settings.state_dir / "rtsp",
                                       SAMPLES / "video" / "person_room.mp4").start()
-            register_demo_camera(sup.env["OFFSITE_DATABASE_URL"], sup.rtsp.url)
+            register_demo_camera(sup.database_url, sup.rtsp.url)
             rtsp_args += ["--transport", "udp"]  # what this small test server carries
         sup.spawn("ingest-rtsp", *rtsp_args)
         inbox = settings.state_dir / "inbox"
@@ -185,7 +188,7 @@ def run(settings: Settings, demo: bool, seconds: float | None) -> int:
         sup.spawn("ingest-hj212", "ingest", "hj212", "--port", str(hj212_port),
                   "--allow-unknown")
         if demo:
-            token = demo_operator_token(sup.env["OFFSITE_DATABASE_URL"])
+            token = demo_operator_token(sup.database_url)
             console.print(f"monitoring page: http://{settings.api_host}:{sup.ports['api']}"
                           f"/ui/?token={token}  (demo admin; the demo state is wiped at start)")
         console.print(sup.where())
@@ -207,7 +210,7 @@ def run(settings: Settings, demo: bool, seconds: float | None) -> int:
         while not stop.wait(5.0):
             now = time.monotonic()
             try:
-                c = counts(sup.env["OFFSITE_DATABASE_URL"])
+                c = counts(sup.database_url)
             except psycopg.Error as exc:
                 console.print(f"database not reachable: {exc}")
                 continue

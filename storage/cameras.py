@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import psycopg
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 
@@ -24,6 +26,16 @@ class HealthRow:
     online: bool
     fps: float | None
     detail: str = ""
+
+
+def register_camera(conn: psycopg.Connection, camera: str, name: str, url: str, lon: float,
+                    lat: float, config: dict[str, Any]) -> None:
+    """Add a camera to the registry, or point an existing one at ``url`` with ``config``
+    (its name and position stay); for ``offsite demo``'s sample camera."""
+    conn.execute(
+        "INSERT INTO cameras (id, name, url, lon, lat, config) VALUES (%s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (id) DO UPDATE SET url = EXCLUDED.url, config = EXCLUDED.config",
+        (camera, name, url, lon, lat, Jsonb(config)))
 
 
 async def load_cameras(pool: AsyncConnectionPool) -> list[CameraRow]:
