@@ -30,4 +30,8 @@ async def listen(database_url: str,
     """
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
         await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
-        yield conn.notifies()
+        notices = conn.notifies()
+        try:
+            yield notices
+        finally:  # a generator left waiting holds the connection's lock: close it first
+            await notices.aclose()
