@@ -1,16 +1,21 @@
-"""The ``stations`` table as the HJ 212 TCP server sees it: MN, password, ST, interval.
+"""The ``stations`` table as its readers need it.
 
-The server checks every frame's MN and PW against this registry (HJ 212-2017 table 7 codes
-are its business, in ``ingest/hj212/server.py``); reading the table is storage's, so the
-SQL lives here. One short-lived async connection per load: the server has no pool, and it
-reloads rarely (every minute, or when an unknown MN shows up, rate-limited).
+The HJ 212 TCP server checks every frame's MN and PW against the registry (HJ 212-2017
+table 7 codes are its business, in ``ingest/hj212/server.py``); it opens one short-lived
+async connection per load, since it has no pool and reloads rarely (every minute, or when
+an unknown MN shows up, rate-limited). The env stream agent looks up the registry entries
+of the stations it sees (``station_rows``). Reading the table is storage's job, so the SQL
+lives here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
+from psycopg_pool import AsyncConnectionPool
 
 
 @dataclass(frozen=True)
@@ -29,3 +34,14 @@ async def load_credentials(database_url: str, connect_timeout: int = 10) -> dict
         cur = await conn.execute("SELECT id, password, st, interval_s FROM stations")
         rows = await cur.fetchall()
     return {r[0]: Station(r[1], r[2], r[3]) for r in rows}
+
+
+async def station_rows(pool: AsyncConnectionPool,
+                       stations: Sequence[str]) -> list[Sequence[Any]]:
+    """``(id, st, standard, interval_s, lon, lat, properties)`` of the registered ones among
+    ``stations`` (an unregistered id has no row)."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT id, st, standard, interval_s, lon, lat, properties FROM stations"
+            " WHERE id = ANY(%s)", (list(stations),))
+        return list(await cur.fetchall())

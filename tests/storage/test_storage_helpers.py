@@ -19,7 +19,7 @@ from storage.db import open_pool
 from storage.migrate import ensure_database
 from storage.notify import CLUES_CHANNEL, listen
 from storage.queries import row_counts
-from storage.stations import Station, load_credentials
+from storage.stations import Station, load_credentials, station_rows
 from storage.tasks import last_event_seq
 
 
@@ -70,6 +70,16 @@ def test_station_credentials(fresh_db: str) -> None:
                      " ('MN-1', 'pw1', '31', 3600), ('MN-2', NULL, NULL, NULL)")
     got = asyncio.run(load_credentials(fresh_db))
     assert got == {"MN-1": Station("pw1", "31", 3600), "MN-2": Station(None, None, None)}
+
+    async def rows() -> list:
+        pool = await open_pool(fresh_db)
+        try:
+            return await station_rows(pool, ["MN-1", "NOT-THERE"])
+        finally:
+            await pool.close()
+
+    assert [tuple(r) for r in asyncio.run(rows())] == [
+        ("MN-1", "31", None, 3600, None, None, {})]
 
 
 def test_listen_gets_notices_and_task_seq_starts_at_zero(fresh_db: str) -> None:
