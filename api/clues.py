@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Literal
 
-import psycopg
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import Response, StreamingResponse
@@ -31,9 +30,10 @@ from api.errors import Text, Time, in_range, invalid, storable
 from contract.settings import get_settings
 from storage import access as store
 from storage.evidence_store import MediaFolder
+from storage.notify import CLUES_CHANNEL, listen
 
 log = logging.getLogger(__name__)
-CHANNEL = "offsite_clues"
+CHANNEL = CLUES_CHANNEL
 KEEPALIVE_S = 15.0
 router = APIRouter(tags=["clues"])
 
@@ -68,13 +68,11 @@ class ClueFeed:
         backoff = 0.5
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(self.url,
-                                                                 autocommit=True) as conn:
-                    await conn.execute(f"LISTEN {CHANNEL}")
+                async with listen(self.url, CHANNEL) as notices:
                     self.listening.set()
                     backoff = 0.5
                     self._wake()  # catch up on anything missed while not listening
-                    async for _ in conn.notifies():
+                    async for _ in notices:
                         self._wake()
             except asyncio.CancelledError:
                 raise

@@ -27,13 +27,13 @@ from typing import Any
 from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
-import psycopg
 from fastapi import FastAPI
 
 from contract.settings import get_settings
 from storage import tasks as store
+from storage.notify import TASKS_CHANNEL, listen
 
-CHANNEL = "offsite_tasks"
+CHANNEL = TASKS_CHANNEL
 TOPIC = "offsite/tasks/{inspector}"
 log = logging.getLogger(__name__)
 
@@ -82,9 +82,7 @@ class TaskPusher:
 
     async def catch_up(self) -> None:
         if self.last_seq is None:  # first run: each inspector's latest task, then go on
-            async with self.pool.connection() as conn:
-                cur = await conn.execute("SELECT coalesce(max(event_seq), 0) FROM tasks")
-                top = (await cur.fetchone())[0]
+            top = await store.last_event_seq(self.pool)
             for row in await store.latest_per_assignee(self.pool):
                 self.publish(store.task_json(row))
             self.last_seq = top  # later changes are sent (again) by the loop below
@@ -100,12 +98,10 @@ class TaskPusher:
         backoff = 0.5
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(self.url,
-                                                                 autocommit=True) as conn:
-                    await conn.execute(f"LISTEN {CHANNEL}")
+                async with listen(self.url, CHANNEL) as notices:
                     backoff = 0.5
                     await self.catch_up()
-                    async for _ in conn.notifies():
+                    async for _ in notices:
                         await self.catch_up()
             except asyncio.CancelledError:
                 raise

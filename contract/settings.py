@@ -7,6 +7,9 @@ optional ``.env``. A URL left unset means "start the embedded local service", wh
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -80,3 +83,32 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+@contextlib.contextmanager
+def overridden(**values: str) -> Iterator[Settings]:
+    """This process's settings with ``values`` (field name -> text, as the environment would
+    give it) until the block ends, then the previous ones again.
+
+    For a server run inside this process (``offsite.services.serve_api`` in tests): the
+    values go to the environment as ``OFFSITE_<FIELD>``, so code calling ``get_settings()``
+    and children started meanwhile see them. Reading the old values back is reading
+    ``OFFSITE_`` variables, which is this module's job alone, hence it lives here.
+    """
+    unknown = set(values) - set(Settings.model_fields)
+    if unknown:
+        raise ValueError(f"not settings fields: {sorted(unknown)}")
+    prefix = Settings.model_config.get("env_prefix", "")
+    names = {f"{prefix}{field.upper()}": value for field, value in values.items()}
+    old = {name: os.environ.get(name) for name in names}
+    os.environ.update(names)
+    get_settings.cache_clear()
+    try:
+        yield get_settings()
+    finally:
+        for name, value in old.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        get_settings.cache_clear()

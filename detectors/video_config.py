@@ -18,6 +18,8 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from detectors.plugin import DetectorConfig
+
 Point = tuple[float, float]
 
 
@@ -162,11 +164,13 @@ class EvidenceSettings(BaseModel):
     jpeg_quality: int = 85
 
 
-class CameraConfig(BaseModel):
-    """One camera: zones, masks, lines, thresholds, schedules and the local time zone."""
+class CameraConfig(DetectorConfig):
+    """One camera: zones, masks, lines, thresholds, schedules and the local time zone.
 
-    model_config = ConfigDict(extra="forbid")
+    The plug-in config of the video detector (``type: video``, optional in a camera's YAML).
+    """
 
+    type: Literal["video"] = "video"
     camera_id: str = "camera"
     timezone: str = "UTC"
     zones: list[Zone] = Field(

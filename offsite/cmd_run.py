@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 from pathlib import Path
 
@@ -127,7 +126,7 @@ def replay_sensors(
         return
     if target != "mqtt":
         raise typer.BadParameter("--target mqtt or tcp://host:port (tcp with --as hj212)")
-    url = get_settings().mqtt_url or os.environ.get("OFFSITE_MQTT_URL")
+    url = get_settings().mqtt_url
     if not url:
         raise typer.BadParameter("set OFFSITE_MQTT_URL")
     if as_ == "hj212":

@@ -88,6 +88,7 @@ def analyze(
     written: path, media_type, sha256). Without --config: tamper detection plus one
     full-frame motion zone ("all"), active all day.
     """
+    from detectors.plugin import create
     from detectors.video import CameraAnalyzer
     from detectors.video_config import CameraConfig
 
@@ -102,7 +103,8 @@ def analyze(
         t0 = t0.replace(tzinfo=UTC)
     if evidence_dir:
         evidence_dir.mkdir(parents=True, exist_ok=True)
-    analyzer = CameraAnalyzer(cfg)
+    analyzer = create(cfg, cfg.camera_id)  # the plug-in's camera detector
+    assert isinstance(analyzer, CameraAnalyzer)  # fed decoded pixels on the file's timeline
     writer = ClueWriter(t0, evidence_dir)
     sink = out.open("w", encoding="utf-8") if out else sys.stdout
     failure: VideoFileError | None = None

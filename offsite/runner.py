@@ -27,6 +27,7 @@ from contract.settings import Settings
 from offsite.rtsp_server import RtspTestServer
 from offsite.services import EmbeddedServices, free_port
 from storage.migrate import migrate
+from storage.queries import row_counts
 
 console = Console()
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -44,22 +45,29 @@ class Supervisor:
     env: dict[str, str] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     rtsp: RtspTestServer | None = None
+    broker_url: str = ""  # the URLs every child uses: configured, else embedded
+    database_url: str = ""
+    mqtt_url: str = ""
 
     def start_services(self) -> None:
         s = self.settings
         want = {"kafka": not s.broker_url, "postgres": not s.database_url, "mqtt": not s.mqtt_url}
-        self.env = dict(os.environ)
+        self.env = dict(os.environ)  # children inherit ours, plus the URLs settled here
+        svc = EmbeddedServices(s.state_dir / "services")
         if any(want.values()):
-            self.services = EmbeddedServices(s.state_dir / "services").start(**want)
-            self.env.update(self.services.env())
+            self.services = svc.start(**want)
+            self.env.update(svc.env())
+        self.broker_url = svc.broker_url or s.broker_url or ""
+        self.database_url = svc.database_url or s.database_url or ""
+        self.mqtt_url = svc.mqtt_url or s.mqtt_url or ""
+        self.env.update({"OFFSITE_BROKER_URL": self.broker_url,
+                         "OFFSITE_DATABASE_URL": self.database_url,
+                         "OFFSITE_MQTT_URL": self.mqtt_url})
         # One state folder: the children keep keys, heads and media in the folder given to
         # `offsite up` (where `offsite evidence` and `offsite case` look), not in services/.
         self.env["OFFSITE_STATE_DIR"] = str(s.state_dir.resolve())
         adopt_legacy_state(s.state_dir)
-        self.env.setdefault("OFFSITE_BROKER_URL", s.broker_url or "")
-        self.env.setdefault("OFFSITE_DATABASE_URL", s.database_url or "")
-        self.env.setdefault("OFFSITE_MQTT_URL", s.mqtt_url or "")
-        flavor, applied = migrate(self.env["OFFSITE_DATABASE_URL"])
+        flavor, applied = migrate(self.database_url)
         console.print(f"database migrated ({flavor}); applied {applied or 'nothing new'}")
 
     def spawn(self, name: str, *args: str) -> None:
@@ -105,9 +113,9 @@ class Supervisor:
 
     def where(self) -> Table:
         table = Table(title="Offsite is running", show_header=False)
-        table.add_row("Kafka broker", self.env["OFFSITE_BROKER_URL"])
-        table.add_row("PostgreSQL", self.env["OFFSITE_DATABASE_URL"])
-        table.add_row("MQTT", self.env["OFFSITE_MQTT_URL"])
+        table.add_row("Kafka broker", self.broker_url)
+        table.add_row("PostgreSQL", self.database_url)
+        table.add_row("MQTT", self.mqtt_url)
         table.add_row("API", f"http://{self.settings.api_host}:{self.ports['api']}/docs")
         table.add_row("HJ 212 TCP", f"127.0.0.1:{self.ports['hj212']}")
         table.add_row("satellite inbox", str((self.settings.state_dir / "inbox").resolve()))
@@ -186,10 +194,7 @@ def import_demo_registry(sup: Supervisor, camera_url: str) -> None:
 
 def counts(database_url: str) -> dict[str, int]:
     with psycopg.connect(database_url, connect_timeout=5) as conn:
-        return {
-            table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
-            for table in ("readings", "rejected", "clues")
-        }
+        return row_counts(conn, ("readings", "rejected", "clues"))
 
 
 def run(settings: Settings, demo: bool, seconds: float | None) -> int:
@@ -227,7 +232,7 @@ def run(settings: Settings, demo: bool, seconds: float | None) -> int:
         # is, in samples/registry) is refused with 9011 and its frames kept as dead letters
         sup.spawn("ingest-hj212", "ingest", "hj212", "--port", str(hj212_port))
         if demo:
-            token = demo_operator_token(sup.env["OFFSITE_DATABASE_URL"])
+            token = demo_operator_token(sup.database_url)
             console.print(f"monitoring page: http://{settings.api_host}:{sup.ports['api']}"
                           f"/ui/?token={token}  (demo admin; the demo state is wiped at start)")
         console.print(sup.where())
@@ -249,7 +254,7 @@ def run(settings: Settings, demo: bool, seconds: float | None) -> int:
         while not stop.wait(5.0):
             now = time.monotonic()
             try:
-                c = counts(sup.env["OFFSITE_DATABASE_URL"])
+                c = counts(sup.database_url)
             except psycopg.Error as exc:
                 console.print(f"database not reachable: {exc}")
                 continue

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import psycopg
 
+from storage.migrate import ensure_database
+
 
 class ServiceError(RuntimeError):
     """A local service is missing or did not come up."""
@@ -240,10 +242,7 @@ class EmbeddedServices:
         def ready() -> bool:
             try:
                 with psycopg.connect(admin, connect_timeout=1, autocommit=True) as conn:
-                    exists = conn.execute(
-                        "SELECT 1 FROM pg_database WHERE datname = 'offsite'").fetchone()
-                    if not exists:
-                        conn.execute("CREATE DATABASE offsite")
+                    ensure_database(conn, "offsite")
                     return True
             except psycopg.OperationalError:
                 return False
@@ -339,32 +338,25 @@ def serve_api(database_url: str) -> Iterator[str]:
     server answers and its LISTEN for clue changes is in place."""
     import uvicorn
 
-    from contract.settings import get_settings
+    from contract.settings import overridden
 
-    old = os.environ.get("OFFSITE_DATABASE_URL")
-    os.environ["OFFSITE_DATABASE_URL"] = database_url
-    get_settings.cache_clear()
-    from api.app import app
+    with overridden(database_url=database_url):
+        from api.app import app
 
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                        timeout_graceful_shutdown=1))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 20
-        while not srv.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.05)
-        while not app.state.clue_feed.listening.is_set():
-            assert time.monotonic() < deadline, "the API's LISTEN did not start"
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        srv.should_exit = True
-        thread.join(10)
-        if old is None:
-            os.environ.pop("OFFSITE_DATABASE_URL", None)
-        else:
-            os.environ["OFFSITE_DATABASE_URL"] = old
-        get_settings.cache_clear()
+        port = free_port()
+        srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                            log_level="warning", timeout_graceful_shutdown=1))
+        thread = threading.Thread(target=srv.run, daemon=True)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 20
+            while not srv.started:
+                assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+                time.sleep(0.05)
+            while not app.state.clue_feed.listening.is_set():
+                assert time.monotonic() < deadline, "the API's LISTEN did not start"
+                time.sleep(0.05)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            srv.should_exit = True
+            thread.join(10)

@@ -20,11 +20,26 @@ from importlib import resources
 from typing import Literal
 
 import psycopg
+from psycopg import sql
 
 Flavor = Literal["timescale", "postgres"]
 _DIRECTIVE = re.compile(r"/\*@(\w+)(?:\((.*?)\))?\*/", re.S)
 NOTX = "/*!notx*/ "
 _LOCK_ID = 0x0FF5173  # advisory lock so concurrent `db migrate` calls serialise
+
+
+def ensure_database(admin: psycopg.Connection, name: str = "offsite") -> bool:
+    """Create database ``name`` unless it exists, over an autocommit ``admin`` connection
+    to another database of the cluster (``postgres``); True when it was created.
+
+    The embedded cluster (``offsite/services.py``) calls this while waiting for the server to
+    come up, so a fresh ``initdb`` gets the database the URLs name.
+    """
+    exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    if exists:
+        return False
+    admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return True
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -38,3 +40,13 @@ async def ping(pool: AsyncConnectionPool) -> bool:
     async with pool.connection() as conn:
         await conn.execute("SELECT 1")
     return True
+
+
+def row_counts(conn: psycopg.Connection,
+               tables: tuple[str, ...] = ("readings", "rejected", "clues")) -> dict[str, int]:
+    """Rows per table (exact ``count(*)``): what ``offsite up|demo`` prints as data flows."""
+    out = {}
+    for table in tables:
+        row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))
+        out[table] = int(row.fetchone()[0])  # type: ignore[index]
+    return out

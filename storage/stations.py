@@ -1,20 +1,51 @@
-"""The station registry rows the stream's env detector needs (active stations only: a
-retired station is as unknown as one never registered)."""
+"""The ``stations`` table as its readers need it (active stations only: a retired station
+is as unknown as one never registered).
+
+The HJ 212 TCP server checks every frame's MN and PW against the registry (HJ 212-2017
+table 7 codes are its business, in ``ingest/hj212/server.py``); it opens one short-lived
+async connection per load, since it has no pool and reloads rarely (every minute, when an
+unknown MN shows up, rate-limited, or on a registry notice). The env stream agent looks up
+the registry entries of the stations it sees (``station_rows``). Reading the table is
+storage's job, so the SQL lives here.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 StationRow = Sequence[Any]
 """``(id, st, standard, interval_s, lon, lat, properties)``"""
 
 
-async def station_rows(pool: AsyncConnectionPool, stations: list[str]) -> list[StationRow]:
+@dataclass(frozen=True)
+class Station:
+    """A registered station's credentials and declared reporting interval."""
+
+    password: str | None
+    st: str | None
+    interval_s: int | None
+
+
+async def load_credentials(database_url: str, connect_timeout: int = 10) -> dict[str, Station]:
+    """Every active registered station by id (its MN)."""
+    conn = await psycopg.AsyncConnection.connect(database_url, connect_timeout=connect_timeout)
+    async with conn:
+        cur = await conn.execute("SELECT id, password, st, interval_s FROM stations"
+                                 " WHERE status = 'active'")
+        rows = await cur.fetchall()
+    return {r[0]: Station(r[1], r[2], r[3]) for r in rows}
+
+
+async def station_rows(pool: AsyncConnectionPool, stations: Sequence[str]) -> list[StationRow]:
+    """The rows of the active registered ones among ``stations`` (an unregistered or
+    retired id has no row)."""
     async with pool.connection() as conn:
         cur = await conn.execute(
             "SELECT id, st, standard, interval_s, lon, lat, properties FROM stations"
-            " WHERE id = ANY(%s) AND status = 'active'", (stations,))
+            " WHERE id = ANY(%s) AND status = 'active'", (list(stations),))
         return list(await cur.fetchall())

@@ -131,6 +131,14 @@ async def latest_per_assignee(pool: AsyncConnectionPool) -> list[dict[str, Any]]
                              " WHERE t2.assignee = t.assignee)", None, "ORDER BY t.event_seq")
 
 
+async def last_event_seq(pool: AsyncConnectionPool) -> int:
+    """The number of the latest task change (0 with no tasks): where the pusher starts."""
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT coalesce(max(event_seq), 0) FROM tasks")
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
 async def _update(pool: AsyncConnectionPool, task_id: int, sets: str, cond: str,
                   params: tuple[Any, ...]) -> bool:
     async with pool.connection() as conn:

@@ -26,7 +26,8 @@ Per-connection limits keep one logger from hurting the others: frames and bytes 
 (token buckets: reading stops, TCP pushes back on that sender only), a frame-size cap, a
 budget of rejected records, an idle timeout (3x the station's ``interval_s`` once it is
 known, else ``idle_timeout``), and bounded reply queues. Nothing blocks the loop: the
-station registry is read with async psycopg and refreshed in the background.
+station registry is read with async psycopg (``storage/stations.py``) and refreshed in the
+background.
 """
 
 from __future__ import annotations
@@ -37,8 +38,6 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
-
-import psycopg
 
 from contract.records import Reading
 from contract.topics import ENV_READINGS
@@ -56,6 +55,7 @@ from ingest.hj212.framing import FrameSplitter
 from ingest.hj212.reassembly import Reassembler
 from ingest.publisher import Publisher
 from storage.registry_listen import ALL, RegistryListener
+from storage.stations import Station, load_credentials
 
 __all__ = ["Hj212Server", "Limits", "StationRegistry", "QN_RTN"]
 
@@ -65,13 +65,6 @@ _FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 #: HJ 212-2017 table 7 (request answers)
 QN_RTN = {"ready": 1, "refused": 2, "pw": 3, "mn": 4, "st": 5, "flag": 6, "qn": 7, "cn": 8,
           "crc": 9, "unknown": 100}
-
-
-@dataclass(frozen=True)
-class Station:
-    password: str | None
-    st: str | None
-    interval_s: int | None
 
 
 class StationRegistry:
@@ -95,12 +88,7 @@ class StationRegistry:
         async with self._lock:
             if not force and time.monotonic() - self._loaded_at < self.min_reload_s:
                 return  # another connection just reloaded it
-            conn = await psycopg.AsyncConnection.connect(self.database_url, connect_timeout=10)
-            async with conn:
-                cur = await conn.execute("SELECT id, password, st, interval_s FROM stations"
-                                         " WHERE status = 'active'")
-                rows = await cur.fetchall()
-            self.stations = {r[0]: Station(r[1], r[2], r[3]) for r in rows}
+            self.stations = await load_credentials(self.database_url)
             self._loaded_at = time.monotonic()
         log.info("station registry: %d stations", len(self.stations))
 
