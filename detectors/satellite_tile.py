@@ -108,13 +108,17 @@ class TileMonitor:
         a re-sent or out-of-order acquisition (not later than the last one) gives none."""
         if tile.tile_id != self.tile_id:
             raise ValueError(f"tile {tile.tile_id} given to the monitor of {self.tile_id}")
-        last = self.state["last_time"]
-        if last is not None and tile.time.timestamp() <= last:
+        if not self.is_new(tile):
             return []
         new, by_base = look(tile, pending_baselines(self.state), self.config.detect)
         self.state, clues = observe(self.state, tile.time, tile.baseline_uri, new, by_base,
                                     self.config.confirm)
         return clues
+
+    def is_new(self, tile: Tile) -> bool:
+        """Whether ``tile`` is later than every acquisition looked at already."""
+        last = self.state["last_time"]
+        return last is None or tile.time.timestamp() > last
 
     def flush(self) -> list[Clue]:
         """Nothing to close: pending alerts wait for the tile's next acquisitions."""

@@ -122,7 +122,7 @@ def test_confirmation_expires_by_time() -> None:
 
 
 def test_stream_look_on_taizhou_tile(tmp_path: Path) -> None:
-    from streams.satellite import look
+    from detectors.satellite_tile import look
 
     pub = FakePublisher()
     inbox = tmp_path / "in"
