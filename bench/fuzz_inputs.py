@@ -7,8 +7,10 @@ random topics). Every input is accounted for:
 
 * HJ 212: ``parse_frame`` returns a Frame (accepted; then ``to_reading`` gives a reading or
   rejects it with an :class:`HJ212Error` reason) or raises :class:`HJ212Error` (rejected);
-* JSON: ``decode_message`` returns readings (accepted) or raises :class:`PayloadError`
-  (rejected, the message is the reason).
+* JSON: ``decode_message`` with the input rules (``contract.input_rules``, offline time
+  bounds) returns readings (accepted; items or codes it refused are listed with reasons) or
+  raises :class:`PayloadError` (rejected, the message is the reason); no reading at all is a
+  rejection with the first refusal as reason.
 
 Any other exception is a crash: it is counted, its first few tracebacks are printed, and
 the run exits 1. Accepted results are also serialised (``Frame.to_json_dict``, the Kafka
@@ -35,7 +37,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
+from contract.input_rules import InputError, check_text
 from contract.records import EnvReadings, Reading, env_records, readings_of
+from contract.settings import Settings
 from ingest.hj212 import HJ212Error, build, parse_frame, to_reading
 from ingest.hj212.codec import HEADER_FIELDS
 from ingest.hj212.crc import crc_hj212, format_crc
@@ -44,6 +48,7 @@ from ingest.mqtt import PayloadError, decode_message
 ROOT = Path(__file__).resolve().parent.parent
 CST = timezone(timedelta(hours=8))
 STATION = "S0001"
+FUZZ_SETTINGS = Settings(_env_file=None)  # type: ignore[call-arg]
 
 
 @dataclass
@@ -325,16 +330,25 @@ JSON_INPUTS = st.tuples(TOPICS, JSON_PAYLOADS)
 def check_json(case: object, tally: Tally) -> None:
     topic, payload = case  # type: ignore[misc]
     try:
-        readings = decode_message(topic, payload)
+        decoded = decode_message(topic, payload, FUZZ_SETTINGS, live=False)
     except PayloadError as exc:
         tally.rejected[reason_class(str(exc))] += 1
         return
-    assert readings, "accepted but no readings"
+    readings = decoded.readings
+    if not readings:
+        assert decoded.refused, "nothing accepted and no reason"
+        tally.rejected[reason_class(decoded.refused[0])] += 1
+        return
     odd = False
     for reading in readings:
         again = Reading.loads(reading.dumps())
         assert again.station == reading.station and again.time.utcoffset() is not None
         odd |= any(not math.isfinite(v) for v in reading.values.values())
+        for code in reading.values:  # what passed the rules is storable text
+            try:
+                check_text(code, "code", FUZZ_SETTINGS.max_text_chars)
+            except InputError as exc:
+                raise AssertionError(f"accepted a code the rules refuse: {exc}") from exc
     # what the ingester puts on env.readings (batches for an array) decodes to the same
     wire = [r for rec in env_records(readings)
             for r in readings_of(EnvReadings.model_validate_json(rec.dumps()))]
