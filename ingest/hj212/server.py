@@ -34,7 +34,8 @@ known, else ``idle_timeout``), and bounded reply queues. Refused input that was 
 answered is kept within a budget per source address (:mod:`ingest.hj212.reject_budget`,
 ``rejects_per_min``), which writes a summary row for what it drops. A refused frame is kept
 whole up to ``max_frame`` bytes (16 KiB); longer runs keep their first ``max_frame`` bytes.
-Nothing blocks the loop: the station registry is read with async psycopg and refreshed in the background.
+Nothing blocks the loop: the station registry is read with async psycopg and refreshed in
+the background.
 """
 
 from __future__ import annotations

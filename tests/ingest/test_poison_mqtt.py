@@ -1,0 +1,124 @@
+"""Poison pills over MQTT (issue 20, cases 1, 2, 4 and 10): the real ingester on the session's
+Mosquitto and Kafka. Each bad message goes to ``ingest.rejected`` (with its bytes, or the first
+``rejected_raw_max`` of them) and is acknowledged; the valid message sent right after it
+reaches ``env.readings``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from contract.records import EnvReadings, Rejected, readings_of
+from contract.settings import Settings
+from ingest.mqtt import MqttIngester
+from ingest.publisher import Publisher
+from offsite.services import EmbeddedServices
+from tests.ingest.test_hj212_server import _consume
+
+
+@pytest.fixture(scope="module")
+def settings(services: EmbeddedServices) -> Settings:
+    return Settings(broker_url=services.broker_url, mqtt_url=services.mqtt_url, partitions=2,
+                    mqtt_client_id=f"poison-{uuid.uuid4().hex[:6]}", max_mqtt_payload=1024 * 1024)
+
+
+def _now_doc(values: dict, **extra: object) -> dict:
+    return {"time": (datetime.now(UTC) - timedelta(minutes=5)).isoformat(), "values": values,
+            **extra}
+
+
+def _publish(settings: Settings, messages: list[tuple[str, bytes]]) -> None:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:6]}")
+    if settings.mqtt_username:
+        client.username_pw_set(settings.mqtt_username, settings.mqtt_password)
+    url = (settings.mqtt_url or "").split("://", 1)[-1].rsplit("@", 1)[-1]
+    host, port = url.split(":")
+    client.connect(host, int(port))
+    client.loop_start()
+    try:
+        for topic, payload in messages:
+            client.publish(topic, payload, qos=1).wait_for_publish(timeout=30)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+BAD = {  # name -> (payload, what the reason says)
+    "10 MB": (b"[" + b" " * (10 * 1024 * 1024) + b"]", "over max_mqtt_payload"),
+    "NUL in a code": (json.dumps(_now_doc({"a34004\u0000": 1.0})).encode(), "NUL"),
+    "unknown code": (json.dumps(_now_doc({"zzz999": 1.0})).encode(), "not an HJ 212"),
+    "empty code": (json.dumps(_now_doc({"": 1.0})).encode(), "empty"),
+    "long code": (json.dumps(_now_doc({"a" * 10_000: 1.0})).encode(), "characters, over"),
+    "script code": (json.dumps(_now_doc({"<script>": 1.0})).encode(), "not an HJ 212"),
+    "true as a value": (json.dumps(_now_doc({"a34004": True})).encode(), "not a number"),
+    "interval -5": (json.dumps(_now_doc({"a34004": 1.0}, interval_s=-5)).encode(), "interval_s"),
+    "interval 1e30": (json.dumps(_now_doc({"a34004": 1.0}, interval_s=1e30)).encode(),
+                      "interval_s"),
+    "empty values": (json.dumps(_now_doc({})).encode(), "no usable values"),
+    "year 10000": (json.dumps({"time": "9999-12-31T23:59:59-14:00", "values": {"a34004": 1.0}}
+                              ).encode(), "out of range"),
+    "year 0001": (json.dumps({"time": "0001-01-01T00:00:00+00:00", "values": {"a34004": 1.0}}
+                             ).encode(), "outside"),
+    "lone surrogate": (b'{"time": "' + _now_doc({})["time"].encode()
+                       + b'", "values": {"a\\ud800": 1.0}}', "surrogate"),
+}
+
+
+def test_each_poison_pill_is_kept_and_the_next_message_flows(settings: Settings) -> None:
+    tag = uuid.uuid4().hex[:8].upper()
+    messages: list[tuple[str, bytes]] = []
+    for n, (payload, _) in enumerate(BAD.values()):
+        messages.append((f"offsite/env/P{tag}-{n}/json", payload))
+        good = _now_doc({"a34004": float(n)})  # the valid message right after the bad one
+        messages.append((f"offsite/env/P{tag}-{n}/json", json.dumps(good).encode()))
+    # a mixed message: its valid code flows, its bad one is kept
+    mixed = _now_doc({"a21026": 7.5, "a34004\u0000": 1.0})
+    messages.append((f"offsite/env/P{tag}-mix/json", json.dumps(mixed).encode()))
+
+    async def main() -> None:
+        publisher = Publisher(settings, source="mqtt")
+        await publisher.start()
+        ingester = MqttIngester(settings, publisher)
+        stop = asyncio.Event()
+        task = asyncio.create_task(ingester.run(stop))
+        try:
+            await asyncio.wait_for(ingester.connected.wait(), 30)
+            await asyncio.to_thread(_publish, settings, messages)
+            await asyncio.sleep(0)
+            readings = await _consume(
+                settings, "env.readings", lambda f: len(f) >= len(BAD) + 1,
+                lambda k, v: k is not None and k.decode().startswith(f"P{tag}"), timeout=60)
+            rejected = await _consume(
+                settings, "ingest.rejected", lambda f: len(f) >= len(BAD) + 1,
+                lambda k, v: f"P{tag}".encode() in json.dumps(Rejected.loads(v).context
+                                                             ).encode(), timeout=30)
+        finally:
+            stop.set()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, 10)
+            await publisher.stop()
+        got = {r.station: r for raw in readings for r in readings_of(
+            EnvReadings.model_validate_json(raw))}
+        for n, name in enumerate(BAD):
+            assert got[f"P{tag}-{n}"].values == {"a34004": float(n)}, name
+        assert got[f"P{tag}-mix"].values == {"a21026": 7.5}
+        kept = {Rejected.loads(v).context["topic"].split("/")[2]: Rejected.loads(v)
+                for v in rejected}
+        for n, (name, (payload, why)) in enumerate(BAD.items()):
+            dead = kept[f"P{tag}-{n}"]
+            assert why in dead.reason, (name, dead.reason)
+            if len(payload) <= settings.rejected_raw_max:
+                assert dead.raw == payload, name
+            else:  # kept up to the documented size, with the size and hash of the whole
+                assert dead.raw == payload[:settings.rejected_raw_max]
+                assert dead.context["raw_bytes"] == len(payload)
+        assert "NUL" in kept[f"P{tag}-mix"].reason
+
+    asyncio.run(main())
