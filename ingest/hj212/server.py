@@ -51,6 +51,7 @@ import psycopg
 
 from contract.input_rules import InputError, check_time, clean_text, split_reading
 from contract.records import Reading
+from contract.settings import Settings, get_settings
 from contract.topics import ENV_READINGS
 from ingest.hj212 import build
 from ingest.hj212.codec import (
@@ -190,8 +191,11 @@ class _KafkaFailed(Exception):
 
 class Hj212Server:
     def __init__(self, publisher: Publisher, registry: StationRegistry,
-                 limits: Limits | None = None, tz: tzinfo = CHINA_TZ) -> None:
+                 limits: Limits | None = None, tz: tzinfo = CHINA_TZ,
+                 settings: Settings | None = None) -> None:
         self.publisher = publisher
+        #: the input rules' limits and time window (the publisher's settings by default)
+        self.settings = settings or getattr(publisher, "settings", None) or get_settings()
         self.registry = registry
         self.limits = limits or Limits()
         self.tz = tz
@@ -357,7 +361,7 @@ class _Connection:
         reading = reading.model_copy(update=update)
         try:  # the input rules: bad codes are kept apart, the frame's valid codes flow on
             reading, refused = split_reading(
-                reading, self.server.publisher.settings,
+                reading, self.server.settings,
                 declared=self.server.declared_codes.get(reading.station, frozenset()))
         except InputError as exc:
             await self._reject(whole.raw.encode(), f"HJ 212: {exc}", frame, QN_RTN["unknown"],
@@ -386,7 +390,7 @@ class _Connection:
             await self._reject(raw, "HJ 212: restart without a time", frame, QN_RTN["unknown"])
             return
         try:
-            check_time(moment, "RestartTime", self.server.publisher.settings)
+            check_time(moment, "RestartTime", self.server.settings)
         except InputError as exc:
             await self._reject(raw, f"HJ 212: {exc}", frame, QN_RTN["unknown"])
             return
