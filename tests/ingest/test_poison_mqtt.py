@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -36,11 +38,9 @@ def _now_doc(values: dict, **extra: object) -> dict:
 
 def _publish(settings: Settings, messages: list[tuple[str, bytes]]) -> None:
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:6]}")
-    if settings.mqtt_username:
-        client.username_pw_set(settings.mqtt_username, settings.mqtt_password)
-    url = (settings.mqtt_url or "").split("://", 1)[-1].rsplit("@", 1)[-1]
-    host, port = url.split(":")
-    client.connect(host, int(port))
+    url = urlparse(settings.mqtt_url or "")
+    client.username_pw_set(url.username, url.password)  # the embedded broker wants them
+    client.connect(url.hostname or "127.0.0.1", url.port or 1883)
     client.loop_start()
     try:
         for topic, payload in messages:
@@ -122,3 +122,37 @@ def test_each_poison_pill_is_kept_and_the_next_message_flows(settings: Settings)
         assert "NUL" in kept[f"P{tag}-mix"].reason
 
     asyncio.run(main())
+
+
+def test_embedded_mosquitto_refuses_anonymous_clients(services: EmbeddedServices,
+                                                     settings: Settings) -> None:
+    """Case 9: the broker ``offsite up`` starts wants the credentials it made (the URL
+    carries them to the ingester); an anonymous client is refused, a credentialed one
+    is served right after."""
+    url = urlparse(settings.mqtt_url or "")
+    assert url.username and url.password
+    assert (services.state_dir / "mqtt-credentials").stat().st_mode & 0o077 == 0
+    results: dict[str, object] = {}
+
+    def attempt(name: str, user: str | None, password: str | None) -> None:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{name}-{uuid.uuid4().hex}")
+        if user:
+            client.username_pw_set(user, password)
+        client.on_connect = lambda c, u, f, reason, p: results.__setitem__(name, reason)
+        client.connect(url.hostname or "127.0.0.1", url.port or 1883)
+        client.loop_start()
+        try:
+            deadline = 10.0
+            while name not in results and deadline > 0:
+                time.sleep(0.1)
+                deadline -= 0.1
+        finally:
+            client.disconnect()
+            client.loop_stop()
+
+    attempt("anonymous", None, None)
+    attempt("wrong", url.username, "guess")
+    attempt("operator", url.username, url.password)
+    assert getattr(results["anonymous"], "is_failure", False)
+    assert getattr(results["wrong"], "is_failure", False)
+    assert not getattr(results["operator"], "is_failure", True)
