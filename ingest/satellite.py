@@ -27,6 +27,7 @@ only (a VRT saved as ``.tif`` is refused by content) with GDAL's HTTP access off
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import os
@@ -91,16 +92,21 @@ def scene_from_stac(path: Path, work_dir: Path, options: InboxOptions | None = N
 
     opts = options or InboxOptions()
     item = json.loads(path.read_text())
-    if item.get("type") != "Feature" or "assets" not in item:
+    if not isinstance(item, dict) or item.get("type") != "Feature" \
+            or not isinstance(item.get("assets"), dict):
         raise ValueError(f"{path.name}: not a STAC Item")
     props = item.get("properties") or {}
+    if not isinstance(props, dict):
+        raise ValueError(f"{path.name}: STAC properties are not an object")
     got = parse_date_text(str(props.get("datetime") or props.get("start_datetime") or ""))
     if got is None:
         raise ValueError(f"{path.name}: STAC Item without datetime")
     singles: dict[str, Path] = {}
     multi: tuple[Path, dict[str, int]] | None = None
     for key, asset in item["assets"].items():
-        href = str(asset.get("href", ""))
+        if not isinstance(asset, dict) or not isinstance(asset.get("href", ""), str):
+            raise ValueError(f"{path.name}: asset {str(key)[:80]!r} is not a STAC asset")
+        href = asset.get("href", "")
         try:
             local = Path(inbox_path(href, path.parent, opts.allowed_prefixes))
         except RasterRefused as exc:
@@ -108,7 +114,9 @@ def scene_from_stac(path: Path, work_dir: Path, options: InboxOptions | None = N
         if local.suffix.lower() not in RASTER_SUFFIXES:
             continue
         eo = asset.get("eo:bands") or asset.get("bands") or []
-        names = [normalise_role(b.get("common_name") or b.get("name") or "") for b in eo]
+        if not isinstance(eo, list) or not all(isinstance(b, dict) for b in eo):
+            raise ValueError(f"{path.name}: asset {str(key)[:80]!r}: bands are not a list")
+        names = [normalise_role(str(b.get("common_name") or b.get("name") or "")) for b in eo]
         roles = {n: i for i, n in enumerate(names, start=1) if n}
         if len(eo) > 1 and roles:
             multi = (local, roles)
@@ -117,6 +125,8 @@ def scene_from_stac(path: Path, work_dir: Path, options: InboxOptions | None = N
             singles[role] = local
     sensor = str(props.get("platform") or props.get("constellation") or "")
     sid = str(item.get("id") or path.stem)
+    if "\0" in sid or len(sid) > 200:
+        raise ValueError(f"{path.name}: unusable STAC id {sid[:80]!r}")
     if multi is not None:
         return scene_from_raster(multi[0], scene_id=sid, sensor=sensor or None, when=got[1],
                                  bands=multi[1], options=opts)
@@ -126,7 +136,9 @@ def scene_from_stac(path: Path, work_dir: Path, options: InboxOptions | None = N
     for single in singles.values():  # checked before stack_bands reads them
         with open_raster(single, opts.allowed_prefixes):
             pass
-    stacked = stack_bands(singles, work_dir / f"{sid}.tif")
+    # the id is text from the item: never a file name (``../../x`` would write outside)
+    name = hashlib.sha256(sid.encode("utf-8", "backslashreplace")).hexdigest()[:24]
+    stacked = stack_bands(singles, work_dir / f"{name}.tif")
     return scene_from_raster(stacked, scene_id=sid, sensor=sensor or None, when=got[1],
                              options=opts)
 

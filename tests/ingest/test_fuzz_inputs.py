@@ -3,6 +3,7 @@ cases per decoder): no crash, and every input accepted or rejected with a reason
 
 from __future__ import annotations
 
+from bench.fuzz_inbox import fuzz_inbox
 from bench.fuzz_inputs import fuzz_hj212, fuzz_json
 from contract.settings import Settings
 from ingest.mqtt import PayloadError, decode_message
@@ -50,3 +51,15 @@ def test_json_decoder_refuses_what_once_crashed_or_leaked() -> None:
         reason = _reason(b'{"time": "2026-01-01T00:00:00+08:00", "values": {"a34004": '
                          + bad + b"}}")
         assert reason == "item 0: values.a34004: not a number", reason
+
+
+def test_satellite_inbox_fuzz_reads_nothing_outside_and_has_no_crash() -> None:
+    """STAC Items with hostile hrefs (``..``, absolute, ``file://``, ``/vsicurl/`` to a local
+    listener, symlinks and a VRT pointing out of the inbox) and odd structure: each is
+    accepted without a pixel read from outside the inbox, or rejected with a reason; no
+    network connection is made (``bench/fuzz_inbox.py``; the bench run does 5,000)."""
+    tally = fuzz_inbox(400, seed_value=7)
+    assert not tally.crashes, tally.report()
+    assert tally.total == 400 and tally.accounted() and tally.connections == 0
+    assert tally.accepted > 10 and sum(tally.rejected.values()) > 100
+    assert any("outside" in r or "leaves" in r for r in tally.rejected), tally.report()
