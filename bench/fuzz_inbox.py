@@ -116,7 +116,8 @@ def hrefs(secret: Path, port: int) -> st.SearchStrategy[str]:
                               "link.tif", "vrt.tif", "%2e%2e", "..\\..", "in.tif\x00.png",
                               "/vsicurl", "/vsizip", "http:", "~"])
     return st.one_of(
-        st.sampled_from(["in.tif", "./in.tif", "in.tif", "in.tif", "inbox/../in.tif", "link.tif", "vrt.tif",
+        st.sampled_from(["in.tif", "./in.tif", "in.tif", "in.tif", "inbox/../in.tif",
+                         "link.tif", "vrt.tif",
                          str(secret), f"file://{secret}", f"file:{secret}", url,
                          f"/vsicurl/{url}", f"/vsicurl?url={url}", f"/vsizip/{secret}.zip/x",
                          f"/vsis3/bucket/{secret.name}", "../outside/secret.tif",
