@@ -93,7 +93,8 @@ def test_classify_and_bounded_retry() -> None:
         Reading.model_validate({})
     permanent = [MessageSizeTooLargeError(), InputError("x"), invalid.value,
                  psycopg.errors.CharacterNotInRepertoire("invalid byte sequence 0x00"),
-                 psycopg.errors.NotNullViolation("null"), UnicodeEncodeError("utf-8", "", 0, 1, "x")]
+                 psycopg.errors.NotNullViolation("null"),
+                 UnicodeEncodeError("utf-8", "", 0, 1, "x")]
     retryable = [KafkaConnectionError(), RequestTimedOutError(), ConnectionRefusedError(),
                  TimeoutError(), psycopg.OperationalError("connection refused")]
     assert [classify(e) for e in permanent] == ["permanent"] * len(permanent)
