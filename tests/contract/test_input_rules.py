@@ -106,3 +106,15 @@ def test_classify_and_bounded_retry() -> None:
     assert retry.failed(RuntimeError())  # the third unknown failure gives up
     assert Retry("test", 3).failed(MessageSizeTooLargeError())  # permanent: at once
     asyncio.run(retry.wait())
+
+
+def test_offline_tools_accept_old_data_but_not_far_times() -> None:
+    """``offsite env analyze`` (JSON lines) applies the offline rule: 1970..2100, no window."""
+    from detectors.env_contract import InputError as LineError
+    from detectors.env_contract import read_jsonl
+
+    line = '{{"station": "S", "time": "{}", "code": "a34004", "value": 1}}'
+    assert len(list(read_jsonl([line.format("1990-01-01T00:00:00+08:00")]))) == 1
+    for far in ("9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+00:00"):
+        with pytest.raises(LineError, match="line 1"):
+            list(read_jsonl([line.format(far)]))
