@@ -6,17 +6,53 @@ a 9014 is kept within a budget per *source* (its IP address, whatever number of 
 it opens) -- a token bucket of ``per_min`` with a burst of ``per_min``. What the budget drops
 is not silent: the first drop writes a summary row ("rate limit reached"), and the next row
 kept for that source (or the end of its connection) writes a summary of how many were dropped,
-between which times and for which reasons. Pure bookkeeping: no I/O; the clock is passed in.
+between which times and for which reasons. Bookkeeping only (the caller writes the rows).
+
+:class:`Bucket` is the token bucket under it and under the server's per-connection frame
+and byte rates.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["RejectBudget", "Summary"]
+__all__ = ["Bucket", "RejectBudget", "Summary"]
+
+
+@dataclass
+class Bucket:
+    """A token bucket (the HJ 212 server's frames and bytes per second per connection)."""
+
+    rate: float
+    burst: float
+    tokens: float = 0.0
+    at: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.tokens = self.burst
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+
+    def take(self, n: float = 1.0) -> bool:
+        self._refill()
+        if self.tokens >= n:
+            self.tokens -= n
+            return True
+        return False
+
+    async def wait(self, n: float = 1.0) -> None:
+        """Take ``n`` tokens, sleeping for them (possibly into debt for a big ``n``)."""
+        self._refill()
+        self.tokens -= n
+        if self.tokens < 0:
+            await asyncio.sleep(-self.tokens / self.rate)
 
 
 @dataclass

@@ -44,7 +44,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 
 import psycopg
@@ -65,6 +65,7 @@ from ingest.hj212.codec import (
 )
 from ingest.hj212.framing import FrameSplitter
 from ingest.hj212.reassembly import Reassembler
+from ingest.hj212.reject_budget import Bucket as _Bucket
 from ingest.hj212.reject_budget import RejectBudget
 from ingest.publisher import Publisher
 
@@ -153,36 +154,6 @@ class Limits:
     quiet_flush_s: float = 0.3
     write_timeout: float = 10.0
     max_sets: int = 16
-
-
-@dataclass
-class _Bucket:
-    rate: float
-    burst: float
-    tokens: float = 0.0
-    at: float = field(default_factory=time.monotonic)
-
-    def __post_init__(self) -> None:
-        self.tokens = self.burst
-
-    def _refill(self) -> None:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
-        self.at = now
-
-    def take(self, n: float = 1.0) -> bool:
-        self._refill()
-        if self.tokens >= n:
-            self.tokens -= n
-            return True
-        return False
-
-    async def wait(self, n: float = 1.0) -> None:
-        """Take ``n`` tokens, sleeping for them (possibly into debt for a big ``n``)."""
-        self._refill()
-        self.tokens -= n
-        if self.tokens < 0:
-            await asyncio.sleep(-self.tokens / self.rate)
 
 
 class _KafkaFailed(Exception):
