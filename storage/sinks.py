@@ -76,6 +76,15 @@ class CopySink:
             return (await self._write_isolating(conn, rows[:mid])
                     + await self._write_isolating(conn, rows[mid:]))
 
+    async def give_up(self, pool: AsyncConnectionPool, exc: BaseException) -> int:
+        """Move the whole batch to ``rejected`` (each row's repr and ``exc``) and clear it:
+        for a caller whose bounded retries of an unknown error ran out. Returns the rows."""
+        rows, self.rows = self.rows, []
+        async with pool.connection() as conn:
+            for row in rows:
+                await self._reject_row(conn, row, exc)
+        return len(rows)
+
     async def _reject_row(self, conn: AsyncConnection, row: tuple[Any, ...],
                           exc: BaseException) -> None:
         """Keep a row the table refuses in ``rejected``: its repr (bytea takes any byte) and

@@ -68,3 +68,19 @@ def test_an_outage_is_not_taken_for_bad_rows() -> None:
     from contract.input_rules import classify
 
     assert classify(caught.value) == "retryable" and len(sink) == 1
+
+
+def test_give_up_keeps_the_batch_in_rejected(fresh_db: str) -> None:
+    """What a caller does when its bounded retries of an unknown error run out."""
+    sink = ReadingsSink()
+    sink.add(_reading("SINK-3", "a34004", 1.0, 0))
+
+    async def main() -> int:
+        async with AsyncConnectionPool(fresh_db, min_size=1, max_size=1, open=False) as pool:
+            return await sink.give_up(pool, RuntimeError("retries ran out"))
+
+    assert asyncio.run(main()) == 1 and len(sink) == 0
+    with psycopg.connect(fresh_db) as conn:
+        rows = conn.execute("SELECT reason, raw FROM rejected WHERE source = 'sink:readings'"
+                            ).fetchall()
+    assert len(rows) == 1 and "retries ran out" in rows[0][0] and b"SINK-3" in bytes(rows[0][1])
