@@ -36,7 +36,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import ValidationError
 
 from contract.input_rules import InputError, Retry, clean_text, is_permanent, split_reading
-from contract.records import Reading, env_records
+from contract.records import Reading, ReadingBatch, env_records
 from contract.settings import Settings
 from contract.topics import ENV_READINGS
 from ingest.hj212 import HJ212Error, parse_frame, to_reading
@@ -283,8 +283,7 @@ class MqttIngester:
                 continue
             try:
                 for record in env_records(decoded.readings):  # a JSON array: batch records
-                    sends.append((i, await self.publisher.send(ENV_READINGS, record.station,
-                                                               record)))
+                    sends.extend((i, f) for f in await self._send_fitting(record))
             except Exception as exc:
                 if not is_permanent(exc):
                     raise
@@ -302,6 +301,18 @@ class MqttIngester:
                 outage = result
         if outage is not None:
             raise outage
+
+    async def _send_fitting(self, record: Reading | ReadingBatch) -> list[asyncio.Future]:
+        """Send a record; a batch over ``max_record_bytes`` is halved until its parts fit
+        (only a single reading that is too large on its own is refused)."""
+        try:
+            return [await self.publisher.send(ENV_READINGS, record.station, record)]
+        except InputError:
+            if not isinstance(record, ReadingBatch) or len(record.readings) < 2:
+                raise
+        half = len(record.readings) // 2
+        return [f for part in (record.readings[:half], record.readings[half:])
+                for f in await self._send_fitting(env_records(part)[0])]
 
     async def _dead_letter(self, msg: _Message, reasons: list[str]) -> None:
         reason = "; ".join(reasons) if len(reasons) < 4 else \

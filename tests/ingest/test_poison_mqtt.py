@@ -17,6 +17,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from contract.input_rules import standard_codes
 from contract.records import EnvReadings, Rejected, readings_of
 from contract.settings import Settings
 from ingest.mqtt import MqttIngester
@@ -156,3 +157,43 @@ def test_embedded_mosquitto_refuses_anonymous_clients(services: EmbeddedServices
     assert getattr(results["anonymous"], "is_failure", False)
     assert getattr(results["wrong"], "is_failure", False)
     assert not getattr(results["operator"], "is_failure", True)
+
+
+def test_a_batch_over_the_record_limit_is_split_not_refused(services: EmbeddedServices) -> None:
+    """A JSON array whose batch record would be over ``max_record_bytes`` (lowered here) is
+    sent as smaller batches: every reading arrives, nothing is dead-lettered."""
+    settings = Settings(broker_url=services.broker_url, mqtt_url=services.mqtt_url,
+                        partitions=2, mqtt_client_id=f"split-{uuid.uuid4().hex[:6]}",
+                        max_record_bytes=8192)
+    tag = uuid.uuid4().hex[:8].upper()
+    codes = sorted(c for c in standard_codes() if c.startswith("a"))[:40]
+    base = datetime.now(UTC) - timedelta(hours=3)
+    batch = [{"time": (base + timedelta(minutes=m)).isoformat(),
+              "values": {c: float(m) for c in codes}} for m in range(100)]
+    payload = json.dumps(batch).encode()
+    assert len(payload) > 8 * settings.max_record_bytes
+
+    async def main() -> list:
+        publisher = Publisher(settings, source="mqtt")
+        await publisher.start()
+        ingester = MqttIngester(settings, publisher)
+        stop = asyncio.Event()
+        task = asyncio.create_task(ingester.run(stop))
+        try:
+            await asyncio.wait_for(ingester.connected.wait(), 30)
+            await asyncio.to_thread(_publish, settings, [(f"offsite/env/B{tag}/json", payload)])
+            return await _consume(
+                settings, "env.readings",
+                lambda f: sum(len(readings_of(EnvReadings.model_validate_json(v)))
+                              for v in f) >= 100,
+                lambda k, v: k == f"B{tag}".encode(), timeout=60)
+        finally:
+            stop.set()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, 10)
+            await publisher.stop()
+
+    records = asyncio.run(main())
+    assert all(len(v) <= settings.max_record_bytes for v in records) and len(records) > 8
+    got = [r for v in records for r in readings_of(EnvReadings.model_validate_json(v))]
+    assert len(got) == 100 and all(len(r.values) == 40 for r in got)
