@@ -53,6 +53,7 @@ OFFLINE_MAX = datetime(2100, 1, 1, tzinfo=UTC)
 _EQUIPMENT = re.compile(r"SB[0-9]{1,6}")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 Kind = Literal["permanent", "retryable", "unknown"]
+_PLAIN_FLAGS = frozenset("NFMSDCBTHKPZ")  # HJ 212 data flags, checked without check_text
 
 
 class InputError(ValueError):
@@ -174,7 +175,13 @@ def split_reading(reading: Reading, settings: Settings, *, declared: Collection[
     check_text(reading.source, "source", limit)
     refused: list[str] = []
     values: dict[str, float] = {}
+    standard, top = standard_codes(), settings.max_abs_value
     for code, value in reading.values.items():
+        # the common case at a few hundred ns: a standard code (plain ASCII) with a float
+        if code in standard and type(value) is float and -top <= value <= top \
+                and reading.flags.get(code, "N") in _PLAIN_FLAGS:
+            values[code] = value
+            continue
         try:
             check_text(code, "code", limit)
             if not known_code(code, declared):
