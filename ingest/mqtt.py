@@ -19,6 +19,13 @@ Messages are acknowledged to the MQTT broker only after Kafka has them (paho man
 over a persistent session with a stable client id), so a crash between the two means a
 redelivery, never a loss. Bad payloads go to ``ingest.rejected`` with the reason and are
 then acknowledged: they are kept, and retrying them would not make them good.
+
+The input rules are ``contract.input_rules`` (shared with HJ 212, the API and the offline
+tools): a message over ``max_mqtt_payload``, a reading that breaks them (time outside the
+live window, bad ``interval_s``, no usable value) or a code that does (unknown code, NUL,
+``true`` or text as a value) goes to ``ingest.rejected`` -- the whole message, with every
+reason -- while the message's valid readings and codes flow on. Only a broker outage is
+retried; a record the broker can never take is dead-lettered, never retried forever.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import asyncio
 import json
 import logging
 import math
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlparse
@@ -60,12 +68,14 @@ class Decoded:
     refused: list[str] = field(default_factory=list)
 
 
-def _checked(decoded: Decoded, settings: Settings, now: datetime, live: bool) -> Decoded:
+def _checked(decoded: Decoded, settings: Settings, now: datetime, live: bool,
+             declared: Mapping[str, Collection[str]]) -> Decoded:
     """Apply the input rules (``contract.input_rules``) reading by reading, code by code."""
     out = Decoded(refused=list(decoded.refused))
     for i, reading in enumerate(decoded.readings):
         try:
-            kept, refused = split_reading(reading, settings, now=now, live=live)
+            kept, refused = split_reading(reading, settings, now=now, live=live,
+                                          declared=declared.get(reading.station, ()))
         except InputError as exc:
             out.refused.append(f"item {i}: {exc}")
             continue
@@ -129,7 +139,8 @@ def decode_hj212_payload(station: str, payload: bytes) -> Decoded:
 
 
 def decode_message(topic: str, payload: bytes, settings: Settings | None = None,
-                   now: datetime | None = None, live: bool = True) -> Decoded:
+                   now: datetime | None = None, live: bool = True,
+                   declared: Mapping[str, Collection[str]] | None = None) -> Decoded:
     """Readings of one message; with ``settings``, checked by the input rules (``live``:
     times within the window around ``now``; else only 1970..2100, as offline tools do)."""
     parts = topic.split("/")
@@ -143,7 +154,7 @@ def decode_message(topic: str, payload: bytes, settings: Settings | None = None,
     else:
         raise PayloadError(f"unexpected topic {clean_text(topic, 200)!r}")
     if settings is not None:
-        decoded = _checked(decoded, settings, now or datetime.now(UTC), live)
+        decoded = _checked(decoded, settings, now or datetime.now(UTC), live, declared or {})
     return decoded
 
 
@@ -161,6 +172,8 @@ class MqttIngester:
             raise RuntimeError("mqtt_url is not set")
         self.settings = settings
         self.publisher = publisher
+        #: station -> codes it declares beyond the standards' (the registry may fill it)
+        self.declared_codes: dict[str, frozenset[str]] = {}
         self.queue: asyncio.Queue[_Message] = asyncio.Queue(maxsize=10_000)
         self.loop = asyncio.get_running_loop()
         self.connected = asyncio.Event()
@@ -229,7 +242,8 @@ class MqttIngester:
             return Decoded(refused=[f"message of {len(msg.payload)} bytes is over "
                                     f"max_mqtt_payload ({self.settings.max_mqtt_payload})"])
         try:
-            return decode_message(msg.topic, msg.payload, self.settings)
+            return decode_message(msg.topic, msg.payload, self.settings,
+                                  declared=self.declared_codes)
         except PayloadError as exc:
             return Decoded(refused=[str(exc)])
 
