@@ -284,6 +284,9 @@ class EmbeddedServices:
             f"persistence_location {persist}/\nuser {user}\nmax_queued_messages 100000\n"
             # manual acks after Kafka: let many QoS 1 messages be in flight per client
             "max_inflight_messages 1000\n"
+            # a memory bound on broker and ingester: larger packets drop their sender; below
+            # it, a message over max_mqtt_payload reaches the ingester and is dead-lettered
+            "max_packet_size 67108864\n"
         )
         log = self.state_dir / "mosquitto.log"
         proc = self._spawn("mosquitto", [binary, "-c", str(conf)], log)
