@@ -16,7 +16,8 @@ Any other exception is a crash: it is counted, its first few tracebacks are prin
 the run exits 1. Accepted results are also serialised (``Frame.to_json_dict``, the Kafka
 record form of each reading) since that is what happens to them next.
 
-Run: ``.venv/bin/python -m bench.fuzz_inputs [--cases 100000] [--seed 1] [--only hj212|json]``
+Run: ``.venv/bin/python -m bench.fuzz_inputs [--cases 100000] [--seed 1]
+[--only hj212|json|inbox]`` (``inbox``: the satellite inbox, ``bench/fuzz_inbox.py``)
 """
 
 from __future__ import annotations
@@ -372,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=100_000, help="inputs per decoder")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--only", choices=("hj212", "json"))
+    parser.add_argument("--only", choices=("hj212", "json", "inbox"))
     args = parser.parse_args(argv)
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 1000))
     tallies = []
@@ -382,6 +383,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "json"):
         tallies.append(fuzz_json(args.cases, args.seed))
         print(tallies[-1].report(), flush=True)
+    if args.only in (None, "inbox"):  # STAC Items in a satellite inbox: bench/fuzz_inbox.py
+        from bench.fuzz_inbox import fuzz_inbox
+
+        inbox = fuzz_inbox(args.cases, args.seed)
+        print(inbox.report(), flush=True)
+        if inbox.crashes or inbox.connections or not inbox.accounted():
+            return 1
     bad = [t for t in tallies if t.crashes or not t.accounted()]
     return 1 if bad else 0
 
