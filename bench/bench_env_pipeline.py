@@ -129,6 +129,8 @@ class Publisher:
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="offsite-bench-pub")
         self.client.max_inflight_messages_set(IN_FLIGHT)
         self.client.max_queued_messages_set(IN_FLIGHT * 2)
+        if url.username:
+            self.client.username_pw_set(url.username, url.password)
         self.client.connect(url.hostname or "127.0.0.1", url.port or 1883, keepalive=60)
         self.client.loop_start()
         self.pending: deque[mqtt.MQTTMessageInfo] = deque()

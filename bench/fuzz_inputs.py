@@ -7,14 +7,17 @@ random topics). Every input is accounted for:
 
 * HJ 212: ``parse_frame`` returns a Frame (accepted; then ``to_reading`` gives a reading or
   rejects it with an :class:`HJ212Error` reason) or raises :class:`HJ212Error` (rejected);
-* JSON: ``decode_message`` returns readings (accepted) or raises :class:`PayloadError`
-  (rejected, the message is the reason).
+* JSON: ``decode_message`` with the input rules (``contract.input_rules``, offline time
+  bounds) returns readings (accepted; items or codes it refused are listed with reasons) or
+  raises :class:`PayloadError` (rejected, the message is the reason); no reading at all is a
+  rejection with the first refusal as reason.
 
 Any other exception is a crash: it is counted, its first few tracebacks are printed, and
 the run exits 1. Accepted results are also serialised (``Frame.to_json_dict``, the Kafka
 record form of each reading) since that is what happens to them next.
 
-Run: ``.venv/bin/python -m bench.fuzz_inputs [--cases 100000] [--seed 1] [--only hj212|json]``
+Run: ``.venv/bin/python -m bench.fuzz_inputs [--cases 100000] [--seed 1]
+[--only hj212|json|inbox]`` (``inbox``: the satellite inbox, ``bench/fuzz_inbox.py``)
 """
 
 from __future__ import annotations
@@ -35,7 +38,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
+from contract.input_rules import InputError, check_text
 from contract.records import EnvReadings, Reading, env_records, readings_of
+from contract.settings import Settings
 from ingest.hj212 import HJ212Error, build, parse_frame, to_reading
 from ingest.hj212.codec import HEADER_FIELDS
 from ingest.hj212.crc import crc_hj212, format_crc
@@ -44,6 +49,7 @@ from ingest.mqtt import PayloadError, decode_message
 ROOT = Path(__file__).resolve().parent.parent
 CST = timezone(timedelta(hours=8))
 STATION = "S0001"
+FUZZ_SETTINGS = Settings(_env_file=None)  # type: ignore[call-arg]
 
 
 @dataclass
@@ -325,16 +331,25 @@ JSON_INPUTS = st.tuples(TOPICS, JSON_PAYLOADS)
 def check_json(case: object, tally: Tally) -> None:
     topic, payload = case  # type: ignore[misc]
     try:
-        readings = decode_message(topic, payload)
+        decoded = decode_message(topic, payload, FUZZ_SETTINGS, live=False)
     except PayloadError as exc:
         tally.rejected[reason_class(str(exc))] += 1
         return
-    assert readings, "accepted but no readings"
+    readings = decoded.readings
+    if not readings:
+        assert decoded.refused, "nothing accepted and no reason"
+        tally.rejected[reason_class(decoded.refused[0])] += 1
+        return
     odd = False
     for reading in readings:
         again = Reading.loads(reading.dumps())
         assert again.station == reading.station and again.time.utcoffset() is not None
         odd |= any(not math.isfinite(v) for v in reading.values.values())
+        for code in reading.values:  # what passed the rules is storable text
+            try:
+                check_text(code, "code", FUZZ_SETTINGS.max_text_chars)
+            except InputError as exc:
+                raise AssertionError(f"accepted a code the rules refuse: {exc}") from exc
     # what the ingester puts on env.readings (batches for an array) decodes to the same
     wire = [r for rec in env_records(readings)
             for r in readings_of(EnvReadings.model_validate_json(rec.dumps()))]
@@ -358,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=100_000, help="inputs per decoder")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--only", choices=("hj212", "json", "bundles"))
+    parser.add_argument("--only", choices=("hj212", "json", "bundles", "inbox"))
     args = parser.parse_args(argv)
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 1000))
     tallies = []
@@ -373,6 +388,13 @@ def main(argv: list[str] | None = None) -> int:
 
         tallies.append(fuzz_case_bundles(args.cases, args.seed))
         print(tallies[-1].report(), flush=True)
+    if args.only in (None, "inbox"):  # STAC Items in a satellite inbox: bench/fuzz_inbox.py
+        from bench.fuzz_inbox import fuzz_inbox
+
+        inbox = fuzz_inbox(args.cases, args.seed)
+        print(inbox.report(), flush=True)
+        if inbox.crashes or inbox.connections or not inbox.accounted():
+            return 1
     bad = [t for t in tallies if t.crashes or not t.accounted()]
     return 1 if bad else 0
 

@@ -68,6 +68,37 @@ class Settings(BaseSettings):
                     "`offsite evidence verify` trusts besides the state folder's own key",
     )
 
+    # ---- input rules (contract.input_rules): limits below every downstream limit ----------
+    mqtt_username: str | None = Field(
+        default=None, description="MQTT user; unset: taken from mqtt_url, or the password file "
+        "that `offsite up` writes into the state folder")
+    mqtt_password: str | None = Field(default=None, description="MQTT password (see above)")
+    max_mqtt_payload: int = Field(
+        default=1024 * 1024, ge=1024, description="largest MQTT message read; larger ones go "
+        "to the dead-letter store (first rejected_raw_max bytes) and are acknowledged")
+    max_record_bytes: int = Field(
+        default=512 * 1024, ge=4096, le=900 * 1024, description="largest Kafka record any "
+        "producer sends: below the producer's max_request_size (8 MiB) and Faust's 1 MB")
+    rejected_raw_max: int = Field(
+        default=256 * 1024, ge=1024, le=512 * 1024, description="bytes of a rejected input "
+        "kept whole in its dead letter (base64 in the record stays under max_record_bytes)")
+    max_text_chars: int = Field(default=256, ge=8, description="longest code, id or flag")
+    max_abs_value: float = Field(default=1e12, gt=0, description="largest |measured value|")
+    time_window_past_days: float = Field(
+        default=366.0, gt=0, description="live ingest and the API refuse older times (the "
+        "demo's replay of old records widens it); offline tools only check 1970..2100")
+    time_window_future_s: float = Field(
+        default=3600.0, ge=0, description="live ingest refuses times further ahead of now")
+    retry_max_attempts: int = Field(
+        default=8, ge=1, description="tries of one input on an error that is neither a known "
+        "outage nor a known bad input, before it goes to the dead-letter store")
+    satellite_max_pixels: int = Field(
+        default=20000 * 20000, ge=1, description="largest scene (width x height) the satellite "
+        "ingester accepts; the confirmation state's size budget is proven against it")
+    satellite_allowed_prefixes: tuple[str, ...] = Field(
+        default=(), description="GDAL paths outside the inbox that scenes may name (e.g. "
+        "'/vsis3/bucket/'); empty: only files inside the inbox")
+
     @property
     def evidence_folder(self) -> Path:
         return self.evidence_dir or self.state_dir / "evidence"

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from contract.clue import Clue
+from contract.input_rules import check_time
 from contract.records import Reading
 from detectors.env import StationMonitor
 from detectors.env_config import EnvConfig, StationInfo
@@ -63,6 +64,7 @@ def read_jsonl(lines: Iterable[str], default_period: str = "hour",
             when = datetime.fromisoformat(obj["time"])
             if when.tzinfo is None:
                 raise ValueError("time has no UTC offset")
+            check_time(when, "time")  # offline: valid and within 1970..2100
             event = obj.get("event")
             if event is not None and event != "restart":
                 raise ValueError(f"unknown event {event!r}")

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from contract.input_rules import check_time
 from contract.records import Reading
 
 BEIJING_CODES: dict[str, tuple[str, float]] = {
@@ -51,6 +52,7 @@ def read_generic(path: Path | str, station: str, utc_offset_hours: float = 8.0,
             when = datetime.fromisoformat(row["time"])
             if when.tzinfo is None:
                 when = when.replace(tzinfo=tz)
+            check_time(when, "time")  # offline: valid and within 1970..2100 (else ValueError)
             values: dict[str, float] = {}
             flags: dict[str, str] = {}
             for key, raw in row.items():

@@ -12,16 +12,23 @@ systems such as GLAD and OPERA DIST-ALERT only trust a change seen again. Rules:
 * it is ``expired`` when the window is used up, or when a look comes more than
   ``expire_days`` after the alert, without confirmation.
 
-The state of a tile is a JSON-able dict kept in a Faust table keyed by tile.
+The state of a tile is a JSON-able dict kept in a Faust table keyed by tile. Its size is
+bounded by design (:func:`bound_state`, ``max_state_bytes``, below the broker's and Faust's
+record limits): a tile can hold thousands of change polygons (a sparse scene whose one block
+is the whole scene), and a table value over the limit crashed the worker. Over the budget,
+alert outlines are kept as their envelopes (agreement is then judged on envelopes), then
+the least confident alerts leave confirmation (they were sent as ``low`` clues already;
+``state["dropped"]`` counts them).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from shapely.geometry import shape
+from shapely.geometry import mapping, shape
 
 from contract.clue import Clue
 
@@ -32,6 +39,7 @@ class ConfirmParams:
     window_looks: int = 4
     expire_days: float = 90.0
     low_factor: float = 0.5  # clue confidence of a one-look alert = polygon confidence x this
+    max_state_bytes: int = 256 * 1024  # a tile's state as JSON; below max_record_bytes, 1 MB
 
 
 def new_state() -> dict[str, Any]:
@@ -100,4 +108,39 @@ def observe(state: dict[str, Any], time: datetime, baseline_uri: str | None,
         out.append(low)
     state["last_time"] = t
     state["looks"] += 1
-    return state, out
+    return bound_state(state, p.max_state_bytes), out
+
+
+def state_bytes(state: dict[str, Any]) -> int:
+    """Size of the state as the table stores it (JSON)."""
+    return len(json.dumps(state, separators=(",", ":")).encode())
+
+
+def bound_state(state: dict[str, Any], budget: int) -> dict[str, Any]:
+    """The state within ``budget`` bytes (see the module docstring); cheap when it fits."""
+    size = state_bytes(state)
+    if size <= budget:
+        return state
+    alerts = state["alerts"]
+    # 1. outlines as envelopes, the largest first, until it fits
+    sized = sorted(alerts, key=lambda a: -len(json.dumps(a["clue"].get("location") or {})))
+    for alert in sized:
+        location = alert["clue"].get("location")
+        if not location or location.get("type") == "Polygon" and len(
+                location.get("coordinates", [[]])[0]) <= 5:
+            continue
+        before = len(json.dumps(location))
+        alert["clue"]["location"] = mapping(shape(location).envelope)
+        alert["clue"].setdefault("metrics", {})["outline"] = "envelope"
+        size -= before - len(json.dumps(alert["clue"]["location"]))
+        if size <= budget:
+            return state
+    # 2. the least confident alerts leave confirmation until it fits (measured, not guessed)
+    alerts.sort(key=lambda a: -float(a.get("confidence") or 0.0))
+    per_alert = [len(json.dumps(a, separators=(",", ":")).encode()) + 1 for a in alerts]
+    size = state_bytes(state)
+    while alerts and size > budget - 64:  # room for the "dropped" counter
+        alerts.pop()
+        size -= per_alert.pop()
+        state["dropped"] = state.get("dropped", 0) + 1
+    return state

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import queue
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -29,6 +29,7 @@ from rasterio.enums import MaskFlags, Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
+from detectors.raster_guard import gdal_env, open_raster
 from detectors.satellite import (
     NODATA_CODE,
     SPECTRAL,
@@ -69,11 +70,15 @@ def _same_grid(a: Any, b: Any) -> bool:
 
 
 @contextmanager
-def _open_pair(before: Path, after: Path) -> Iterator[tuple[Any, Any, Any]]:
-    """(after, before-bands-on-after-grid, before-QA-on-after-grid) datasets."""
+def _open_pair(before: Path, after: Path, allowed: Sequence[str] = ()
+               ) -> Iterator[tuple[Any, Any, Any]]:
+    """(after, before-bands-on-after-grid, before-QA-on-after-grid) datasets. Both are
+    opened by ``raster_guard.open_raster`` (GeoTIFF only, no network): a tile record's uri
+    is input too."""
     with ExitStack() as stack:
-        a = stack.enter_context(rasterio.open(after))
-        b = stack.enter_context(rasterio.open(before))
+        stack.enter_context(gdal_env())  # also for the WarpedVRTs' reads below
+        a = stack.enter_context(open_raster(after, allowed))
+        b = stack.enter_context(open_raster(before, allowed))
         if _same_grid(a, b):
             yield a, b, b
             return
@@ -190,7 +195,7 @@ def _detect_files(before_path: Path, after_path: Path, band_map: Mapping[str, in
     with ExitStack() as stack:
         a_ds, b_ds, bq_ds = stack.enter_context(_open_pair(before_path, after_path))
         ra = band_roles(a_ds, band_map)
-        with rasterio.open(before_path) as raw:
+        with open_raster(before_path) as raw:
             rb = band_roles(raw, before_band_map or band_map)
         names = tuple(n for n in SPECTRAL if n in ra and n in rb)
         if not names:
@@ -251,16 +256,16 @@ def stack_bands(paths: Mapping[str, str | Path], out: str | Path) -> Path:
     Landsat deliveries come one band per file; the detector wants one file per date.
     """
     items = list(paths.items())
-    with rasterio.open(items[0][1]) as first:
+    with open_raster(items[0][1]) as first:
         profile = first.profile.copy()
     dtypes = []
     for _, path in items:
-        with rasterio.open(path) as ds:
+        with open_raster(path) as ds:
             dtypes.append(ds.dtypes[0])
     profile.update(count=len(items), dtype=np.result_type(*dtypes).name, driver="GTiff")
     with rasterio.open(out, "w", **profile) as dst:
         for i, (role, path) in enumerate(items, start=1):
-            with rasterio.open(path) as ds:
+            with open_raster(path) as ds:
                 dst.write(ds.read(1).astype(profile["dtype"]), i)
             dst.set_band_description(i, role)
     return Path(out)

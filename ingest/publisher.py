@@ -13,6 +13,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from contract.input_rules import InputError, clean_context, clean_text, dead_letter, truncate_raw
 from contract.records import Record, Rejected
 from contract.settings import Settings
 from contract.topic_admin import ensure_topics
@@ -58,16 +59,30 @@ class Publisher:
         await (await self.send(topic, key, record))
 
     async def send(self, topic: TopicSpec, key: str, record: Record) -> asyncio.Future:
-        """Queue a record; the returned future resolves when the broker acknowledged it."""
-        future = await self.producer.send(topic.name, record.dumps(), key=key.encode())
+        """Queue a record; the returned future resolves when the broker acknowledged it.
+
+        A record over ``max_record_bytes`` raises ``InputError`` (permanent) before it reaches
+        the producer: the broker's ``MessageSizeTooLargeError`` would come only later, and
+        Faust's consumers refuse records near 1 MB anyway.
+        """
+        value = record.dumps()
+        if len(value) > self.settings.max_record_bytes:
+            raise InputError(f"record of {len(value)} bytes is over max_record_bytes "
+                             f"({self.settings.max_record_bytes})")
+        future = await self.producer.send(topic.name, value, key=key.encode())
         self.sent += 1
         return future
 
     async def reject(self, raw: bytes, reason: str, **context: Any) -> None:
-        """Keep input that cannot be used, with its bytes, source and reason."""
-        record = Rejected(time=datetime.now(UTC), source=self.source, reason=reason, raw=raw,
-                          context=context)
-        log.warning("rejected input from %s: %s", self.source, reason)
+        """Keep input that cannot be used, with its bytes (the first ``rejected_raw_max``, plus
+        the size and hash of the whole), source and reason. Reason and context are cleaned of
+        NUL and lone surrogates: the dead-letter writer must never choke on what it keeps."""
+        kept, whole = truncate_raw(bytes(raw), self.settings.rejected_raw_max)
+        reason = clean_text(reason, 2000)
+        record = Rejected(time=datetime.now(UTC), source=self.source, reason=reason, raw=kept,
+                          context=clean_context({**context, **whole}))
+        log.warning("rejected input from %s: %s", self.source, reason[:300])
         await self.producer.send_and_wait(INGEST_REJECTED.name, record.dumps(),
                                           key=self.source.encode())
+        dead_letter(self.source)
         self.rejected += 1

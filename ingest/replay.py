@@ -50,6 +50,8 @@ def connect(mqtt_url: str, client_id: str) -> mqtt.Client:
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
     client.max_queued_messages_set(MAX_IN_FLIGHT * 2)
     client.max_inflight_messages_set(MAX_IN_FLIGHT)
+    if url.username:  # credentials carried by the URL (the embedded Mosquitto wants them)
+        client.username_pw_set(url.username, url.password)
     client.connect(url.hostname or "127.0.0.1", url.port or 1883, keepalive=30)
     client.loop_start()
     return client

@@ -230,7 +230,9 @@ def ingest_satellite(
     if not settings.broker_url:
         raise typer.BadParameter("set OFFSITE_BROKER_URL (or `offsite up`)")
     inbox.mkdir(parents=True, exist_ok=True)
-    options = InboxOptions(tile_px=tile_px, settle_s=settle_s, scan_s=scan_s)
+    options = InboxOptions(tile_px=tile_px, settle_s=settle_s, scan_s=scan_s,
+                           max_pixels=settings.satellite_max_pixels,
+                           allowed_prefixes=tuple(settings.satellite_allowed_prefixes))
 
     async def main(stop: asyncio.Event) -> None:
         publisher = Publisher(settings, source="satellite-inbox")

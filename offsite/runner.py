@@ -3,6 +3,13 @@
 URLs left unset in the settings are served by embedded services in the state folder; the
 processes are children that get the URLs through the environment. Ctrl-C (or the demo's
 time limit) stops the children first, then the services.
+
+A child that dies is restarted by the supervisor (``Supervisor.check_children``), with a
+back-off when it keeps dying (1 s doubling to 60 s); it never takes the others down. The
+replay children of the demo are one-shot and are not restarted.
+
+The demo replays 2013-2017 readings: it widens the live ingest time window
+(``OFFSITE_TIME_WINDOW_PAST_DAYS``) for its children; times outside 1970..2100 stay refused.
 """
 
 from __future__ import annotations
@@ -48,6 +55,10 @@ class Supervisor:
     broker_url: str = ""  # the URLs every child uses: configured, else embedded
     database_url: str = ""
     mqtt_url: str = ""
+    argv: dict[str, list[str]] = field(default_factory=dict)
+    restarts: dict[str, int] = field(default_factory=dict)
+    _started: dict[str, float] = field(default_factory=dict)
+    _due: dict[str, float] = field(default_factory=dict)
 
     def start_services(self) -> None:
         s = self.settings
@@ -70,13 +81,45 @@ class Supervisor:
         flavor, applied = migrate(self.database_url)
         console.print(f"database migrated ({flavor}); applied {applied or 'nothing new'}")
 
-    def spawn(self, name: str, *args: str) -> None:
+    def spawn(self, name: str, *args: str, argv: list[str] | None = None) -> None:
+        """Start child ``name`` (``offsite <args>``, or ``argv``); remembered for restarts."""
+        self.argv[name] = argv or [sys.executable, "-m", "offsite", *args]
+        self._start(name, mode="wb")
+
+    def _start(self, name: str, mode: str = "ab") -> None:
         logs = self.settings.state_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        fh = open(logs / f"{name}.log", "wb")  # noqa: SIM115 - owned by the child
-        proc = subprocess.Popen([sys.executable, "-m", "offsite", *args], env=self.env,
-                                stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
-        self.children.append((name, proc))
+        fh = open(logs / f"{name}.log", mode)  # noqa: SIM115 - owned by the child
+        proc = subprocess.Popen(self.argv[name], env=self.env or None, stdout=fh,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        fh.close()  # the child has its own descriptor
+        self.children = [(n, p) for n, p in self.children if n != name] + [(name, proc)]
+        self._started[name] = time.monotonic()
+
+    def check_children(self, now: float | None = None) -> list[str]:
+        """Restart children that died (not the one-shot ``replay*``); returns their names.
+
+        One that dies within 30 s of its start waits before its next start (1 s, doubling
+        up to 60 s), so a child that cannot run does not spin; the others keep running.
+        """
+        now = time.monotonic() if now is None else now
+        restarted = []
+        for name, proc in list(self.children):
+            if proc.poll() is None or name.startswith("replay"):
+                continue
+            if name not in self._due:
+                quick = now - self._started.get(name, now) < 30
+                n = self.restarts.get(name, 0)
+                self._due[name] = now + (min(60.0, 2.0 ** n) if quick else 0.0)
+                console.print(f"[red]{name} exited with {proc.returncode}; restarting it"
+                              f"{' in %.0fs' % (self._due[name] - now) if quick else ''}"
+                              " (see its log)[/red]")
+            if now >= self._due[name]:
+                del self._due[name]
+                self.restarts[name] = self.restarts.get(name, 0) + 1
+                self._start(name)
+                restarted.append(name)
+        return restarted
 
     def wait_for_log(self, name: str, text: str, timeout: float) -> bool:
         path = self.settings.state_dir / "logs" / f"{name}.log"
@@ -211,6 +254,8 @@ def run(settings: Settings, demo: bool, seconds: float | None) -> int:
     stored = 0
     try:
         sup.start_services()
+        if demo:  # the replay sends 2013-2017 readings through the live ingesters
+            sup.env.setdefault("OFFSITE_TIME_WINDOW_PAST_DAYS", "36500")
         rtsp_args = ["ingest", "rtsp"]
         if demo:
             # a real RTSP server fed by ffmpeg plays a sample video as camera DEMO-CAM-1
@@ -253,6 +298,7 @@ def run(settings: Settings, demo: bool, seconds: float | None) -> int:
         last, last_t = 0, time.monotonic()
         while not stop.wait(5.0):
             now = time.monotonic()
+            sup.check_children(now)  # before the database: it may be what is away
             try:
                 c = counts(sup.database_url)
             except psycopg.Error as exc:
@@ -262,10 +308,6 @@ def run(settings: Settings, demo: bool, seconds: float | None) -> int:
             last, last_t, stored = c["readings"], now, c["readings"]
             console.print(f"rows/s {rate:8.1f} | rows in readings {c['readings']:>8} | "
                           f"rejected {c['rejected']:>5} | clues {c['clues']:>5}")
-            for name, proc in sup.children:
-                if proc.poll() is not None and not name.startswith("replay"):
-                    console.print(f"[red]{name} exited with {proc.returncode}; see its log[/red]")
-                    stop.set()
             if deadline and now >= deadline:
                 break
     finally:

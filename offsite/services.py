@@ -12,6 +12,7 @@ import grp
 import hashlib
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
@@ -250,23 +251,46 @@ class EmbeddedServices:
         _wait_for(ready, "PostgreSQL", 60, proc, log)
         return f"postgresql://offsite@127.0.0.1:{port}/offsite"
 
+    def mqtt_credentials(self) -> tuple[str, str]:
+        """(user, password) of the embedded Mosquitto: made once per state folder (mode 0600
+        file ``mqtt-credentials``), the same after a restart of the broker."""
+        path = self.state_dir / "mqtt-credentials"
+        if not path.exists():
+            path.touch(mode=0o600)
+            path.write_text(f"offsite:{secrets.token_urlsafe(24)}\n")
+        user, password = path.read_text().strip().split(":", 1)
+        return user, password
+
     def _start_mosquitto(self, port: int | None = None) -> str:
+        """Mosquitto on loopback that refuses anonymous clients: the password file holds the
+        one user of ``mqtt_credentials``, which the returned URL carries to the clients."""
         binary = _require("mosquitto", "mosquitto")
+        passwd = _require("mosquitto_passwd", "mosquitto")
         port = port or free_port()
         conf = self.state_dir / "mosquitto.conf"
         persist = self.state_dir / "mosquitto"
         persist.mkdir(exist_ok=True)
         user = pwd.getpwuid(os.geteuid()).pw_name
+        mqtt_user, mqtt_password = self.mqtt_credentials()
+        pwfile = self.state_dir / "mosquitto.passwd"
+        pwfile.unlink(missing_ok=True)
+        subprocess.run([passwd, "-c", "-b", str(pwfile), mqtt_user, mqtt_password], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+        pwfile.chmod(0o600)
         conf.write_text(
-            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+            f"listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {pwfile}\n"
+            "persistence true\n"
             f"persistence_location {persist}/\nuser {user}\nmax_queued_messages 100000\n"
             # manual acks after Kafka: let many QoS 1 messages be in flight per client
             "max_inflight_messages 1000\n"
+            # a memory bound on broker and ingester: larger packets drop their sender; below
+            # it, a message over max_mqtt_payload reaches the ingester and is dead-lettered
+            "max_packet_size 67108864\n"
         )
         log = self.state_dir / "mosquitto.log"
         proc = self._spawn("mosquitto", [binary, "-c", str(conf)], log)
         _wait_for(lambda: port_open(port), "Mosquitto", 20, proc, log)
-        return f"mqtt://127.0.0.1:{port}"
+        return f"mqtt://{mqtt_user}:{mqtt_password}@127.0.0.1:{port}"
 
     def stop(self) -> None:
         for name, proc in reversed(self.procs):

@@ -15,6 +15,8 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from contract.input_rules import OFFLINE_MAX, OFFLINE_MIN
+
 # The resource a clue is about: env clues a station, video clues a camera, satellite clues
 # the scene collection named in metrics.collection (else the subject itself).
 RESOURCE_KIND = ("(CASE c.modality WHEN 'env' THEN 'station' WHEN 'video' THEN 'camera'"
@@ -167,7 +169,9 @@ async def camera_health(pool: AsyncConnectionPool, *, dept: str,
 
 async def station_health(pool: AsyncConnectionPool, *, dept: str,
                          unrestricted: bool) -> list[dict]:
-    """Last reading per station against its reporting interval (late after 2 intervals)."""
+    """Last reading per station against its reporting interval (late after 2 intervals).
+    Rows dated outside 1970..2100 (stored before the input rules refused them) are ignored:
+    a year-10000 row would be every later reading's "last" and cannot be read back."""
     return await fetch(pool, f"""
         SELECT s.id AS station, s.name, s.owner_dept, s.interval_s, r.last_time,
                extract(epoch FROM now() - r.last_time) AS age_s,
@@ -177,9 +181,9 @@ async def station_health(pool: AsyncConnectionPool, *, dept: str,
                     THEN 'ok' ELSE 'late' END AS status
         FROM stations s
         LEFT JOIN LATERAL (SELECT max(time) AS last_time FROM readings
-                           WHERE station = s.id) r ON TRUE
+                           WHERE station = s.id AND time >= %(lo)s AND time < %(hi)s) r ON TRUE
         WHERE {visible("'station'", "s.id", "live", unrestricted)}
-        ORDER BY s.id""", {"dept": dept})
+        ORDER BY s.id""", {"dept": dept, "lo": OFFLINE_MIN, "hi": OFFLINE_MAX})
 
 
 # -- access requests and grants -------------------------------------------------------------

@@ -10,6 +10,8 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from contract.input_rules import OFFLINE_MAX, OFFLINE_MIN
+
 
 async def _fetch(pool: AsyncConnectionPool, sql: str, params: dict[str, Any]) -> list[dict]:
     async with pool.connection() as conn:
@@ -20,13 +22,18 @@ async def _fetch(pool: AsyncConnectionPool, sql: str, params: dict[str, Any]) ->
 
 async def readings(pool: AsyncConnectionPool, station: str, code: str | None,
                    since: datetime | None, limit: int) -> list[dict]:
+    """A station's newest readings. Rows dated outside 1970..2100 (stored before the input
+    rules refused them: year 10000 or 0001) are left out: Python cannot read some of them
+    back, and one such row must not turn every read of the station into a 500."""
     return await _fetch(pool, """
         SELECT time, station, code, period, value, flag, source FROM readings
         WHERE station = %(station)s
           AND (%(code)s::text IS NULL OR code = %(code)s)
           AND (%(since)s::timestamptz IS NULL OR time >= %(since)s)
+          AND time >= %(lo)s AND time < %(hi)s
         ORDER BY time DESC LIMIT %(limit)s""",
-        {"station": station, "code": code, "since": since, "limit": limit})
+        {"station": station, "code": code, "since": since, "limit": limit,
+         "lo": OFFLINE_MIN, "hi": OFFLINE_MAX})
 
 
 async def rejected(pool: AsyncConnectionPool, source: str | None, limit: int) -> list[dict]:

@@ -4,6 +4,11 @@ COPY cannot upsert, so a flush binary-COPYs the batch into a temporary staging t
 then ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` into the real table: re-delivered
 messages (at-least-once) leave no duplicates. The caller commits its Kafka offsets only
 after ``flush`` returns, when the rows are durable.
+
+A batch that fails for good (``contract.input_rules.classify``: a NUL the database refuses,
+a value out of range, a constraint) is bisected down to the rows that cause it; those go to
+the ``rejected`` table (the row's repr and the reason) and the rest is written, so one bad
+row never wedges a writer. An outage (connection lost) still raises: the caller retries.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from contract.input_rules import clean_text, dead_letter, is_permanent
 from contract.records import Clue, Reading, ReadingBatch, Rejected, readings_of
 from geo.routing import Router
 from storage.evidence_store import fix_clue_evidence
@@ -40,15 +46,56 @@ class CopySink:
         self.rows.append(row)
 
     async def flush(self, pool: AsyncConnectionPool) -> int:
-        """Write the batch; returns how many rows were new."""
+        """Write the batch; returns how many rows were new (rows that can never be written
+        are in ``rejected`` then, see the module docstring)."""
         if not self.rows:
             return 0
         async with pool.connection() as conn:
-            inserted = await self._write(conn)
+            inserted = await self._write_isolating(conn, self.rows)
         self.rows.clear()
         return inserted
 
-    async def _write(self, conn: AsyncConnection) -> int:
+    async def _write_isolating(self, conn: AsyncConnection, rows: list[tuple[Any, ...]]) -> int:
+        """Write ``rows``; on a permanent error, halve and retry each half, down to the rows
+        that fail alone: k bad rows of n cost about 2k log2(n) small writes, once."""
+        try:
+            return await self._write(conn, rows)
+        except Exception as exc:
+            if not is_permanent(exc):
+                raise  # the database is away: the caller holds the batch and retries
+            if len(rows) == 1:
+                await self._reject_row(conn, rows[0], exc)
+                return 0
+            mid = len(rows) // 2
+            return (await self._write_isolating(conn, rows[:mid])
+                    + await self._write_isolating(conn, rows[mid:]))
+
+    async def give_up(self, pool: AsyncConnectionPool, exc: BaseException) -> int:
+        """Move the whole batch to ``rejected`` (each row's repr and ``exc``) and clear it:
+        for a caller whose bounded retries of an unknown error ran out. Returns the rows."""
+        rows, self.rows = self.rows, []
+        async with pool.connection() as conn:
+            for row in rows:
+                await self._reject_row(conn, row, exc)
+        return len(rows)
+
+    async def _reject_row(self, conn: AsyncConnection, row: tuple[Any, ...],
+                          exc: BaseException) -> None:
+        """Keep a row the table refuses in ``rejected``: its repr (bytea takes any byte) and
+        the reason, cleaned of NUL; the same row refused again is stored once."""
+        raw = repr(row).encode("utf-8", "backslashreplace")
+        reason = clean_text(f"{self.table}: {type(exc).__name__}: {exc}", 2000)
+        row_id = hashlib.sha256(self.table.encode() + b"\0" + raw).hexdigest()
+        async with conn.transaction():
+            await conn.execute(
+                "INSERT INTO rejected (id, time, source, reason, raw, context)"
+                " VALUES (%s, now(), %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (row_id, f"sink:{self.table}", reason, raw,
+                 Jsonb({"table": self.table, "columns": list(self.columns)})))
+        dead_letter(f"sink:{self.table}")
+
+    async def _write(self, conn: AsyncConnection, rows: list[tuple[Any, ...]] | None = None
+                     ) -> int:
         stage = f"stage_{self.table}"
         cols = ", ".join(f'"{c}"' for c in self.columns)
         async with conn.transaction():
@@ -58,7 +105,7 @@ class CopySink:
             async with conn.cursor() as cur:
                 async with cur.copy(f"COPY {stage} ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
                     copy.set_types(list(self.types))
-                    for row in self.rows:
+                    for row in self.rows if rows is None else rows:
                         await copy.write_row(row)
                 await cur.execute(
                     f"INSERT INTO {self.table} ({cols}) SELECT {cols} FROM {stage}"

@@ -22,12 +22,21 @@ Flag A bit asks for one, as 6.3.3.2 says):
    bytes, as nothing downstream reads them yet; replies and heartbeats from the logger
    (CN 9xxx) are only logged.
 
+Input rules (``contract.input_rules``, shared with MQTT, the API and the offline tools)
+apply to every reading: a code that HJ 212-2017/2005 does not define (nor ``SBxxx``, nor the
+station declares), or that holds a NUL, or a value that is not a finite number in range, goes
+to ``ingest.rejected`` with the whole frame while the frame's valid codes are stored and
+answered; a time outside the live window refuses the frame (kept, QnRtn 100).
+
 Per-connection limits keep one logger from hurting the others: frames and bytes per second
-(token buckets: reading stops, TCP pushes back on that sender only), a frame-size cap, a
-budget of rejected records, an idle timeout (3x the station's ``interval_s`` once it is
-known, else ``idle_timeout``), and bounded reply queues. Nothing blocks the loop: the
-station registry is read with async psycopg (``storage/stations.py``) and refreshed in the
-background.
+(token buckets: reading stops, TCP pushes back on that sender only), a frame-size cap, an
+idle timeout (3x the station's ``interval_s`` once it is
+known, else ``idle_timeout``), and bounded reply queues. Refused input that was not
+answered is kept within a budget per source address (:mod:`ingest.hj212.reject_budget`,
+``rejects_per_min``), which writes a summary row for what it drops. A refused frame is kept
+whole up to ``max_frame`` bytes (16 KiB); longer runs keep their first ``max_frame`` bytes.
+Nothing blocks the loop: the station registry is read with async psycopg
+(``storage/stations.py``) and refreshed in the background and on registry notices.
 """
 
 from __future__ import annotations
@@ -36,10 +45,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 
+from contract.input_rules import InputError, check_time, clean_text, split_reading
 from contract.records import Reading
+from contract.settings import Settings, get_settings
 from contract.topics import ENV_READINGS
 from ingest.hj212 import build
 from ingest.hj212.codec import (
@@ -53,6 +64,8 @@ from ingest.hj212.codec import (
 )
 from ingest.hj212.framing import FrameSplitter
 from ingest.hj212.reassembly import Reassembler
+from ingest.hj212.reject_budget import Bucket as _Bucket
+from ingest.hj212.reject_budget import RejectBudget
 from ingest.publisher import Publisher
 from storage.registry_listen import ALL, RegistryListener
 from storage.stations import Station, load_credentials
@@ -137,41 +150,11 @@ class Limits:
     frames_per_s: float = 200.0
     frame_burst: float = 400.0
     bytes_per_s: float = 1024 * 1024
-    rejects_per_min: float = 60.0
+    rejects_per_min: float = 600.0  # per source address (all its connections), not kept: counted
     reply_queue: int = 256
     quiet_flush_s: float = 0.3
     write_timeout: float = 10.0
     max_sets: int = 16
-
-
-@dataclass
-class _Bucket:
-    rate: float
-    burst: float
-    tokens: float = 0.0
-    at: float = field(default_factory=time.monotonic)
-
-    def __post_init__(self) -> None:
-        self.tokens = self.burst
-
-    def _refill(self) -> None:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
-        self.at = now
-
-    def take(self, n: float = 1.0) -> bool:
-        self._refill()
-        if self.tokens >= n:
-            self.tokens -= n
-            return True
-        return False
-
-    async def wait(self, n: float = 1.0) -> None:
-        """Take ``n`` tokens, sleeping for them (possibly into debt for a big ``n``)."""
-        self._refill()
-        self.tokens -= n
-        if self.tokens < 0:
-            await asyncio.sleep(-self.tokens / self.rate)
 
 
 class _KafkaFailed(Exception):
@@ -180,14 +163,20 @@ class _KafkaFailed(Exception):
 
 class Hj212Server:
     def __init__(self, publisher: Publisher, registry: StationRegistry,
-                 limits: Limits | None = None, tz: tzinfo = CHINA_TZ) -> None:
+                 limits: Limits | None = None, tz: tzinfo = CHINA_TZ,
+                 settings: Settings | None = None) -> None:
         self.publisher = publisher
+        #: the input rules' limits and time window (the publisher's settings by default)
+        self.settings = settings or getattr(publisher, "settings", None) or get_settings()
         self.registry = registry
         self.limits = limits or Limits()
         self.tz = tz
         self.server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task] = set()
         self.stats = {"frames": 0, "readings": 0, "rejected": 0, "suppressed": 0, "acked": 0}
+        self.reject_budget = RejectBudget(self.limits.rejects_per_min)
+        #: MN -> codes a station declares beyond the standards' (the registry may fill it)
+        self.declared_codes: dict[str, frozenset[str]] = {}
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Load the registry, listen, return the port (useful with ``port=0``)."""
@@ -247,11 +236,11 @@ class _Connection:
         self.writer = writer
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-        self.splitter = FrameSplitter(max_frame=lim.max_frame)
+        self.source = str(peer[0]) if isinstance(peer, tuple) else str(peer)
+        self.splitter = FrameSplitter(max_frame=lim.max_frame, max_garbage=lim.max_frame)
         self.reassembler = Reassembler(max_groups=lim.max_sets)
         self.frames = _Bucket(lim.frames_per_s, lim.frame_burst)
         self.bytes = _Bucket(lim.bytes_per_s, lim.bytes_per_s)
-        self.rejects = _Bucket(lim.rejects_per_min / 60.0, lim.rejects_per_min)
         self.replies: asyncio.Queue[tuple[asyncio.Future | None, bytes | None] | None] = \
             asyncio.Queue(maxsize=lim.reply_queue)
         self.idle_timeout = lim.idle_timeout
@@ -281,6 +270,9 @@ class _Connection:
                 await self._pieces(self.splitter.close())
                 await self._incomplete(self.reassembler.drain_incomplete()
                                        + self.reassembler.expire(_FAR_FUTURE))
+                summary = self.server.reject_budget.drain(self.source)
+                if summary is not None:
+                    await self._keep(b"", summary.reason, None, summary.context)
         except _KafkaFailed:
             pass
         finally:
@@ -342,6 +334,19 @@ class _Connection:
         if station is not None and station.interval_s:
             update["interval_s"] = station.interval_s
         reading = reading.model_copy(update=update)
+        try:  # the input rules: bad codes are kept apart, the frame's valid codes flow on
+            reading, refused = split_reading(
+                reading, self.server.settings,
+                declared=self.server.declared_codes.get(reading.station, frozenset()))
+        except InputError as exc:
+            await self._reject(whole.raw.encode(), f"HJ 212: {exc}", frame, QN_RTN["unknown"],
+                               budget=False)
+            return
+        if refused:  # answered with a 9014 below, so kept whatever the budget
+            await self._reject(whole.raw.encode(), "HJ 212: codes refused (the others are "
+                               "stored): " + "; ".join(refused)[:2000], frame, budget=False)
+        if reading is None:
+            return
         try:
             future = await self.server.publisher.send(ENV_READINGS, reading.station, reading)
         except Exception as exc:
@@ -358,6 +363,11 @@ class _Connection:
             moment = frame.data_time
         if moment is None or not frame.mn:
             await self._reject(raw, "HJ 212: restart without a time", frame, QN_RTN["unknown"])
+            return
+        try:
+            check_time(moment, "RestartTime", self.server.settings)
+        except InputError as exc:
+            await self._reject(raw, f"HJ 212: {exc}", frame, QN_RTN["unknown"])
             return
         event = Reading(station=frame.mn, time=moment, values={}, event="restart", source=SOURCE)
         try:
@@ -377,19 +387,29 @@ class _Connection:
         """Keep refused input in ``ingest.rejected``; input that was not answered with a 9014
         (garbage, refused frames) is kept only within the connection's budget."""
         stats = self.server.stats
-        if not budget or self.rejects.take():
-            context = {"peer": self.peer, "mn": frame.mn if frame else None}
-            try:
-                await self.server.publisher.reject(raw, reason, **context)
-            except Exception as exc:
-                raise self._fail(exc) from exc
-            stats["rejected"] += 1
+        keep, summary = (True, None) if not budget else \
+            self.server.reject_budget.take(self.source, reason)
+        if summary is not None:
+            await self._keep(b"", summary.reason, None, summary.context)
+        if keep:
+            await self._keep(raw, reason, frame)
         else:
             stats["suppressed"] += 1
-            log.debug("HJ 212 %s: reject budget spent, dropped: %s", self.peer, reason)
+            log.debug("HJ 212 %s: reject budget spent, dropped: %s", self.peer,
+                      clean_text(reason, 200))
         if qn_rtn is not None and frame is not None and frame.needs_ack and frame.mn:
             with contextlib.suppress(HJ212Error):
                 await self._enqueue(None, build.reply_request(frame, qn_rtn))
+
+    async def _keep(self, raw: bytes, reason: str, frame: Frame | None,
+                    extra: dict | None = None) -> None:
+        """Write one dead letter (the publisher cleans NUL and surrogates out of the text)."""
+        context = {"peer": self.peer, "mn": frame.mn if frame else None, **(extra or {})}
+        try:
+            await self.server.publisher.reject(raw, reason, **context)
+        except Exception as exc:
+            raise self._fail(exc) from exc
+        self.server.stats["rejected"] += 1
 
     async def _enqueue(self, future: asyncio.Future | None, reply: str | None) -> None:
         if future is None and reply is None:

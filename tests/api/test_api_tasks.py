@@ -66,6 +66,7 @@ class Subscriber:
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
         self.client.on_message = lambda c, u, m: self.messages.put(
             {"retain": m.retain, "qos": m.qos, "payload": json.loads(m.payload)})
+        self.client.username_pw_set(parsed.username, parsed.password)
         self.client.connect(parsed.hostname, parsed.port or 1883)
         self.client.loop_start()
 

@@ -23,10 +23,13 @@ class Flow:
     database_url: str
     mqtt_port: int
     logs: Path
+    mqtt_user: str = ""
+    mqtt_password: str = ""
 
     def publish(self, topic: str, payload: bytes) -> None:
         """Send with the real mosquitto_pub client, QoS 1."""
         subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(self.mqtt_port), "-q", "1",
+                        "-u", self.mqtt_user, "-P", self.mqtt_password,
                         "-t", topic, "-s"], input=payload, check=True, timeout=30)
 
     def wait_for(self, query: str, predicate: Callable[[object], bool], timeout: float = 120,
@@ -81,7 +84,8 @@ def flow(services: EmbeddedServices, migrated_db: str) -> Iterator[Flow]:
         procs.append(subprocess.Popen([sys.executable, "-m", "offsite", *args], env=env,
                                       stdout=fh, stderr=subprocess.STDOUT))
     port = int(services.mqtt_url.rsplit(":", 1)[1])
-    flow = Flow(env, migrated_db, port, logs)
+    user, password = services.mqtt_credentials()
+    flow = Flow(env, migrated_db, port, logs, user, password)
     try:
         _warm_up(flow)
         yield flow

