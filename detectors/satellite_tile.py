@@ -15,6 +15,7 @@ keyed by tile can hold it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +26,7 @@ from rasterio.windows import Window
 from contract.clue import Clue
 from contract.records import Tile
 from detectors.plugin import DetectorConfig, register
+from detectors.raster_guard import open_raster
 from detectors.satellite import DetectParams, detect_tile
 from detectors.satellite_confirm import ConfirmParams, new_state, observe, pending_baselines
 from detectors.satellite_evidence import to_clues
@@ -40,6 +42,9 @@ class SatelliteConfig(DetectorConfig):
     expire_days: float = Field(default=90.0, gt=0, description="unconfirmed alerts expire")
     low_factor: float = Field(default=0.5, gt=0, le=1, description="confidence of one look")
     detect: DetectParams = Field(default_factory=DetectParams, description="change detection")
+    allowed_prefixes: tuple[str, ...] = Field(
+        default=(), description="GDAL paths outside local files that tiles may name "
+        "(settings.satellite_allowed_prefixes); nothing else remote or virtual is opened")
 
     @property
     def confirm(self) -> ConfirmParams:
@@ -54,16 +59,16 @@ def _roles(ds: Any, bands: dict[str, int], qa_band: int | None) -> dict[str, int
     return roles
 
 
-def detect_pair(baseline_uri: str, tile: Tile, params: DetectParams | None = None) -> list[Clue]:
-    """Clues of one tile window: ``tile.uri`` against ``baseline_uri``."""
-    import rasterio
-
+def detect_pair(baseline_uri: str, tile: Tile, params: DetectParams | None = None,
+                allowed: Sequence[str] = ()) -> list[Clue]:
+    """Clues of one tile window: ``tile.uri`` against ``baseline_uri`` (both opened through
+    ``raster_guard``: GeoTIFF only, no network, ``allowed`` prefixes only)."""
     params = params or DetectParams()
     c, r, w, h = tile.window
     win = Window(c, r, w, h)
-    with _open_pair(Path(baseline_uri), Path(tile.uri)) as (a_ds, b_ds, bq_ds):
+    with _open_pair(Path(baseline_uri), Path(tile.uri), allowed) as (a_ds, b_ds, bq_ds):
         ra = _roles(a_ds, tile.bands, tile.qa_band)
-        with rasterio.open(baseline_uri) as raw:
+        with open_raster(baseline_uri, allowed) as raw:
             rb = _roles(raw, {}, None) or ra
         names = tuple(n for n in ra if n in rb and n != "qa")
         bb, vb = _read(b_ds, bq_ds, rb, names, win, None, params.qa_kind)
@@ -81,16 +86,16 @@ def detect_pair(baseline_uri: str, tile: Tile, params: DetectParams | None = Non
                     params=params)
 
 
-def look(tile: Tile, pending: set[str], params: DetectParams | None = None
-         ) -> tuple[list[Clue], dict[str, list[Clue]]]:
+def look(tile: Tile, pending: set[str], params: DetectParams | None = None,
+         allowed: Sequence[str] = ()) -> tuple[list[Clue], dict[str, list[Clue]]]:
     """New changes against the tile's baseline, and against each pending alert's baseline."""
-    new = detect_pair(tile.baseline_uri, tile, params) if tile.baseline_uri else []
+    new = detect_pair(tile.baseline_uri, tile, params, allowed) if tile.baseline_uri else []
     by_base: dict[str, list[Clue]] = {}
     for uri in pending:
         if uri == tile.baseline_uri:
             by_base[uri] = new
         elif uri and Path(uri).exists():
-            by_base[uri] = detect_pair(uri, tile, params)
+            by_base[uri] = detect_pair(uri, tile, params, allowed)
     return new, by_base
 
 
@@ -110,7 +115,8 @@ class TileMonitor:
             raise ValueError(f"tile {tile.tile_id} given to the monitor of {self.tile_id}")
         if not self.is_new(tile):
             return []
-        new, by_base = look(tile, pending_baselines(self.state), self.config.detect)
+        new, by_base = look(tile, pending_baselines(self.state), self.config.detect,
+                            self.config.allowed_prefixes)
         self.state, clues = observe(self.state, tile.time, tile.baseline_uri, new, by_base,
                                     self.config.confirm)
         return clues

@@ -21,10 +21,13 @@ import asyncio
 import copy
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from contract.records import Tile
+from contract.input_rules import clean_text
+from contract.records import Rejected, Tile
 from contract.topics import SAT_TILES
+from detectors.raster_guard import harden_process
 from detectors.satellite_tile import SatelliteConfig, TileMonitor
 from storage.sinks import RejectedSink
 from streams.sinks import decode_or_reject, flush_until_durable
@@ -43,7 +46,9 @@ class SatelliteAgent:
         settings = streams.settings
         self.config = SatelliteConfig(confirm_looks=settings.sat_confirm_looks,
                                       window_looks=settings.sat_window_looks,
-                                      expire_days=settings.sat_expire_days)
+                                      expire_days=settings.sat_expire_days,
+                                      allowed_prefixes=settings.satellite_allowed_prefixes)
+        harden_process()  # no network for GDAL, also in the detection threads
         self.executor = ThreadPoolExecutor(max_workers=settings.sat_threads,
                                            thread_name_prefix="sat-detect")
         self.tiles = streams.app.Table("sat-tiles", default=None,
@@ -58,13 +63,17 @@ class SatelliteAgent:
                 if len(dead):
                     await flush_until_durable(streams.db_pool, dead)
                 if isinstance(tile, Tile):
-                    await self.handle(tile, event.message.partition)
+                    await self.handle(tile, event.message.partition, event.value, dead)
+                    if len(dead):
+                        await flush_until_durable(streams.db_pool, dead)
 
         self.agent = streams.app.agent(streams.topic(SAT_TILES),
                                        name="streams.satellite.sat_tiles")(sat_tiles)
 
-    async def handle(self, tile: Tile, partition: int) -> int:
-        """Look at one tile; returns the number of clues sent."""
+    async def handle(self, tile: Tile, partition: int, raw: bytes = b"",
+                     dead: RejectedSink | None = None) -> int:
+        """Look at one tile; returns the number of clues sent. A tile that cannot be looked
+        at (a file refused or unreadable, a detector failure) is kept in ``dead``."""
         # a copy: confirmation updates its state in place, and the table must keep the old
         # value until the clues are out (a cancelled publish must not leave it half-written)
         stored = self.tiles.data.get(tile.tile_id)
@@ -74,8 +83,13 @@ class SatelliteAgent:
         loop = asyncio.get_running_loop()
         try:
             clues = await loop.run_in_executor(self.executor, monitor.observe, tile)
-        except Exception:
+        except Exception as exc:
             log.exception("tile %s of %s: detection failed", tile.tile_id, tile.scene_id)
+            if dead is not None:
+                dead.add(Rejected(
+                    time=datetime.now(UTC), source=f"stream:{SAT_TILES.name}",
+                    reason=clean_text(f"detection failed: {type(exc).__name__}: {exc}", 2000),
+                    raw=raw, context={"tile_id": tile.tile_id, "scene_id": tile.scene_id}))
             return 0
         await self.send_clues(clues)  # clues before state (see the module doc)
         put_state(self.tiles, partition, tile.tile_id, monitor.to_state())

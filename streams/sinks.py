@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from psycopg_pool import AsyncConnectionPool
 from pydantic import ValidationError
 
+from contract.input_rules import Retry
 from contract.records import Record, Rejected
 from contract.topics import CLUES, ENV_READINGS, INGEST_REJECTED, TopicSpec
 from storage.sinks import CluesSink, CopySink, ReadingsSink, RejectedSink
@@ -28,18 +29,31 @@ log = logging.getLogger(__name__)
 PoolSource = Callable[[], Awaitable[AsyncConnectionPool]]
 
 
-async def flush_until_durable(db_pool: PoolSource, *sinks: CopySink) -> None:
-    delay = 0.5
+async def flush_until_durable(db_pool: PoolSource, *sinks: CopySink,
+                              max_attempts: int = 8) -> None:
+    """Write the sinks' batches; an outage holds the batch (and its offsets) and retries for
+    as long as it lasts. Rows the database refuses for good are isolated and kept as dead
+    letters by the sink itself (``CopySink.flush``); an error that is neither a known outage
+    nor a known bad input is retried ``max_attempts`` times, then the batch is kept as dead
+    letters too (``contract.input_rules``), so one poison batch never stops the stream."""
+    retry = Retry("sink", max_attempts)
     while True:
         try:
             pool = await db_pool()
             for sink in sinks:
                 await sink.flush(pool)
             return
-        except Exception as exc:  # database away: hold the batch (and the offsets), retry
-            log.error("database write failed (%s); retrying in %.1fs", exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30)
+        except Exception as exc:
+            if retry.failed(exc):
+                log.error("database write failed for good (%s); the batch goes to the"
+                          " dead-letter store", exc)
+                pool = await db_pool()
+                for sink in sinks:
+                    if len(sink):
+                        await sink.give_up(pool, exc)
+                return
+            log.error("database write failed (%s); retrying", exc)
+            await retry.wait()
 
 
 def decode_or_reject(spec: TopicSpec, raw: bytes, dead: RejectedSink) -> Record | None:
@@ -69,7 +83,8 @@ def sink_agent(streams: Streams, spec: TopicSpec, make_sink: Callable[[], CopySi
                                        within=settings.sink_batch_seconds):
             # a batch can hold 50,000 readings: decoding them is CPU work, off the loop
             await asyncio.to_thread(fill, batch)
-            await flush_until_durable(streams.db_pool, sink, dead)
+            await flush_until_durable(streams.db_pool, sink, dead,
+                                      max_attempts=settings.retry_max_attempts)
 
     run.__name__ = name
     return streams.app.agent(streams.topic(spec), name=f"streams.sinks.{name}")(run)
