@@ -45,6 +45,23 @@ def beijing_rows(path: Path, limit: int | None = None) -> Iterator[dict]:
                    "interval_s": 3600}
 
 
+def ending_now(path: Path, rows: Iterable[dict], now: datetime) -> Iterator[dict]:
+    """``rows`` of the CSV at ``path`` re-stamped by whole days so that its last row falls on
+    ``now``'s day (at most a day before ``now``).
+
+    A demo replays old records through the live ingesters; re-stamped, they fall inside the
+    live time window and the last days of the series are "today" for the pages and
+    ``/stats``. Whole days keep each reading's local hour, so daily and hourly windows of the
+    standards cover the same readings as in the original series.
+    """
+    last = max((datetime.fromisoformat(r["time"]) for r in beijing_rows(path)), default=None)
+    if last is None:
+        return
+    shift = timedelta(days=(now - last).days)
+    for row in rows:
+        yield {**row, "time": (datetime.fromisoformat(row["time"]) + shift).isoformat()}
+
+
 def connect(mqtt_url: str, client_id: str) -> mqtt.Client:
     url = urlparse(mqtt_url)
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -113,13 +114,24 @@ def replay_sensors(
     as_: str = typer.Option("json", "--as", help="json (MQTT) or hj212 (hourly CN 2061 frames)"),
     target: str = typer.Option("mqtt", help="hj212 only: mqtt or tcp://host:port"),
     pw: str = typer.Option("123456", "--pw", help="hj212 only: the station's PW"),
+    end_now: bool = typer.Option(
+        False, "--end-now", help="re-stamp the readings by whole days so the series ends today "
+        "(old records then pass the live ingest time window)"),
 ) -> None:
     """Publish the Beijing multi-site CSV as hourly readings of one station (MQTT or TCP)."""
-    from ingest.replay import beijing_rows, replay_hj212_mqtt, replay_hj212_tcp, replay_json
+    from ingest.replay import (
+        beijing_rows,
+        ending_now,
+        replay_hj212_mqtt,
+        replay_hj212_tcp,
+        replay_json,
+    )
 
     if as_ not in ("json", "hj212"):
         raise typer.BadParameter("--as json or --as hj212")
     rows = beijing_rows(csv_path, limit)
+    if end_now:
+        rows = ending_now(csv_path, rows, datetime.now(UTC))
     if as_ == "hj212" and target.startswith("tcp://"):
         sent = replay_hj212_tcp(target, station, rows, pw=pw, rate=rate)
         typer.echo(f"sent {sent} readings for {station} to {target}, each acknowledged (9014)")

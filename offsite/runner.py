@@ -8,8 +8,9 @@ A child that dies is restarted by the supervisor (``Supervisor.check_children``)
 back-off when it keeps dying (1 s doubling to 60 s); it never takes the others down. The
 replay children of the demo are one-shot and are not restarted.
 
-The demo replays 2013-2017 readings: it widens the live ingest time window
-(``OFFSITE_TIME_WINDOW_PAST_DAYS``) for its children; times outside 1970..2100 stay refused.
+The demo replays four years of 2013-2017 readings re-stamped to end today (``replay
+--end-now``), so it widens the live ingest time window (``OFFSITE_TIME_WINDOW_PAST_DAYS``)
+to five years for its children; times outside 1970..2100 stay refused.
 """
 
 from __future__ import annotations
@@ -254,8 +255,8 @@ def run(settings: Settings, demo: bool, seconds: float | None) -> int:
     stored = 0
     try:
         sup.start_services()
-        if demo:  # the replay sends 2013-2017 readings through the live ingesters
-            sup.env.setdefault("OFFSITE_TIME_WINDOW_PAST_DAYS", "36500")
+        if demo:  # the replay sends four years of readings, re-stamped to end today
+            sup.env.setdefault("OFFSITE_TIME_WINDOW_PAST_DAYS", str(5 * 366))
         rtsp_args = ["ingest", "rtsp"]
         if demo:
             # a real RTSP server fed by ffmpeg plays a sample video as camera DEMO-CAM-1
@@ -286,14 +287,15 @@ def run(settings: Settings, demo: bool, seconds: float | None) -> int:
             sup.wait_for_log("ingest-mqtt", "MQTT subscribed", timeout=60)
             csv_path = SAMPLES / "sensors" / "beijing_dongsi_2013-2017.csv"
             sup.spawn("replay", "replay", "sensors", str(csv_path), "--station", DEMO_STATION,
-                      "--rate", "200")
+                      "--rate", "200", "--end-now")
             sup.wait_for_log("ingest-hj212", "HJ 212 server listening", timeout=60)
             sup.spawn("replay-hj212", "replay", "sensors", str(csv_path), "--station",
                       DEMO_HJ212_STATION, "--as", "hj212", "--target",
-                      f"tcp://127.0.0.1:{hj212_port}", "--limit", "5000")
+                      f"tcp://127.0.0.1:{hj212_port}", "--limit", "5000", "--end-now")
             threading.Thread(target=drop_scenes, args=(inbox, stop), daemon=True).start()
-            console.print(f"replaying {csv_path.name} as station {DEMO_STATION} (JSON over MQTT)"
-                          f" and {DEMO_HJ212_STATION} (HJ 212 over TCP)")
+            console.print(f"replaying {csv_path.name}, re-stamped to end today, as station "
+                          f"{DEMO_STATION} (JSON over MQTT) and {DEMO_HJ212_STATION} (HJ 212 "
+                          "over TCP)")
         deadline = time.monotonic() + seconds if seconds else None
         last, last_t = 0, time.monotonic()
         while not stop.wait(5.0):
