@@ -267,8 +267,8 @@ def warm_up(pub: Publisher, url: str, timeout: float = 180,
     n = 0
     while time.monotonic() < deadline:
         n += 1
-        t = datetime(2000, 1, 1, tzinfo=UTC) + n * HOUR
-        pub.publish(station, json.dumps(doc(t, {"x": n})).encode())
+        t = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - (1000 - n) * HOUR
+        pub.publish(station, json.dumps(doc(t, {"a34004": float(n)})).encode())
         with psycopg.connect(url) as conn:
             if conn.execute("SELECT 1 FROM readings WHERE station = %s", (station,)).fetchone():
                 return
@@ -282,7 +282,9 @@ def run_pipeline(svc: EmbeddedServices, seconds: float, stations: int, clue_stat
     logs = STATE / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **svc.env(), "OFFSITE_MQTT_CLIENT_ID": "offsite-bench-ingest",
-           "OFFSITE_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING")}
+           "OFFSITE_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+           # the full run's history reaches back further than live ingest's default window
+           "OFFSITE_TIME_WINDOW_PAST_DAYS": "3650"}
     names = ["worker"] if workers == 1 else [f"worker-{k}" for k in range(workers)]
     procs = {name: spawn(env, logs, name, "worker") for name in names}
     procs["ingest-mqtt"] = spawn(env, logs, "ingest-mqtt", "ingest", "mqtt")
