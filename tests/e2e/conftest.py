@@ -59,7 +59,7 @@ def _warm_up(flow: Flow, timeout: float = 180) -> None:
     n = 0
     while time.monotonic() < deadline:
         n += 1
-        doc = f'{{"time": "2000-01-01T00:00:{n % 60:02d}+08:00", "values": {{"x": {n}}}}}'
+        doc = f'{{"time": "2000-01-01T00:00:{n % 60:02d}+08:00", "values": {{"a34004": {n}}}}}'
         flow.publish("offsite/env/E2E-WARMUP/json", doc.encode())
         with psycopg.connect(flow.database_url) as conn:
             if conn.execute("SELECT 1 FROM readings WHERE station = 'E2E-WARMUP'").fetchone():
