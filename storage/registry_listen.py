@@ -1,4 +1,4 @@
-"""Live registry: ``LISTEN offsite_registry`` and the current registry rows.
+"""Live registry: ``LISTEN offsite_registry``, for processes that follow registry changes.
 
 Whoever changes the registry (``offsite registry import``, the API's resource endpoints)
 sends ``NOTIFY offsite_registry, '<kind>'`` inside its transaction, so the notice arrives
@@ -9,9 +9,6 @@ on commit, once per kind changed: ``department``, ``station``, ``camera``,
 A notice is lost while the connection is down, so after every (re)connect the callback gets
 ``ALL`` ("reload everything"): a process that reloads on each call never misses a change
 for longer than the reconnect. Processes keep their slow poll as a fallback anyway.
-
-``load_registry`` returns the active rows, what a worker rebuilds its router and station
-intervals from.
 """
 
 from __future__ import annotations
@@ -20,12 +17,10 @@ import asyncio
 import contextlib
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 
 import psycopg
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
 
 log = logging.getLogger(__name__)
 CHANNEL = "offsite_registry"
@@ -103,41 +98,3 @@ class RegistryListener:
                 log.warning("registry listener: %s; reconnecting in %.1fs", exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff_s)
-
-
-_QUERIES = {
-    "department": "SELECT id, name, properties FROM departments WHERE status = 'active'"
-                  " ORDER BY id",
-    "station": "SELECT id, name, owner_dept, st, standard, password, lon, lat, interval_s,"
-               " properties FROM stations WHERE status = 'active' ORDER BY id",
-    "camera": "SELECT id, name, owner_dept, url, lon, lat, config, properties FROM cameras"
-              " WHERE status = 'active' ORDER BY id",
-    "scene_collection": "SELECT id, name, owner_dept, properties FROM scene_collections"
-                        " WHERE status = 'active' ORDER BY id",
-    "zone": "SELECT id, kind, name, county, owner_dept, properties, geometry FROM zones"
-            " WHERE status = 'active' ORDER BY id",
-    "routing_rule": "SELECT position, clue, zone_kind, department, why FROM routing_rules"
-                    " WHERE status = 'active' ORDER BY position",
-}
-
-
-async def load_registry(pool: AsyncConnectionPool,
-                        kinds: Iterable[str] | None = None) -> dict[str, list[dict]]:
-    """The active registry rows by kind (all kinds, or ``kinds``), read in one snapshot.
-
-    A listener's callback passes its kind (``ALL`` meaning every kind) to reload only what
-    changed: ``load_registry(pool, None if kind == ALL else [kind])``.
-    """
-    wanted = list(KINDS if kinds is None else kinds)
-    unknown = [k for k in wanted if k not in _QUERIES]
-    if unknown:
-        raise ValueError(f"unknown registry kinds {unknown}")
-    out: dict[str, list[dict]] = {}
-    async with pool.connection() as conn:
-        async with conn.transaction():
-            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            cur = conn.cursor(row_factory=dict_row)
-            for kind in wanted:
-                await cur.execute(_QUERIES[kind])
-                out[kind] = await cur.fetchall()
-    return out

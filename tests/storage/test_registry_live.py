@@ -2,7 +2,7 @@
 
 On a real PostgreSQL: a ``RegistryListener`` hears the NOTIFY that a registry change sends
 on commit (not before, not on rollback), reconnects when its connection is killed (and then
-asks for a full reload), and ``load_registry`` gives the active rows. Readings of a station
+asks for a full reload), and readers see the active rows only. Readings of a station
 the registry does not know are stored and counted in ``unregistered_sources``.
 """
 
@@ -15,9 +15,10 @@ import psycopg
 
 from contract.records import Reading
 from storage.db import open_pool
-from storage.registry_listen import ALL, CHANNEL, RegistryListener, load_registry
+from storage.registry_listen import ALL, CHANNEL, RegistryListener
 from storage.resources import create, retire
 from storage.sinks import ReadingsSink
+from storage.stations import station_rows
 from storage.unregistered import unregistered_sources
 
 ADMIN = {"id": "root", "department": "center", "role": "admin"}
@@ -40,10 +41,8 @@ def test_notify_reaches_the_listener_on_commit_and_after_a_reconnect(fresh_db: s
                 made = await create(pool, "station", "S1", {"lon": 116.4, "lat": 39.9,
                                                             "owner_dept": "center"}, ADMIN)
                 assert made is not None and await _next(heard) == "station"
-                assert await load_registry(pool, ["station"]) == {"station": [
-                    {"id": "S1", "name": "", "owner_dept": "center", "st": None,
-                     "standard": None, "password": None, "lon": 116.4, "lat": 39.9,
-                     "interval_s": None, "properties": {}}]}
+                assert [tuple(r) for r in await station_rows(pool, ["S1"])] == [
+                    ("S1", None, None, None, 116.4, 39.9, {})]
 
                 async with await psycopg.AsyncConnection.connect(fresh_db) as other:
                     await other.execute("SELECT pg_notify(%s, 'camera')", (CHANNEL,))
@@ -65,7 +64,7 @@ def test_notify_reaches_the_listener_on_commit_and_after_a_reconnect(fresh_db: s
                 assert await _next(heard) == ALL
                 await retire(pool, "station", "S1", ADMIN)
                 assert await _next(heard) == "station"
-                assert (await load_registry(pool))["station"] == []  # retired: not live
+                assert await station_rows(pool, ["S1"]) == []  # retired: not live
                 assert lst.listening.is_set()
         finally:
             await pool.close()
