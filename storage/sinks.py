@@ -125,12 +125,14 @@ class ReadingsSink(CopySink):
                            r.source)
                           for r in readings_of(record) for code, value in r.values.items()])
 
-    async def _write(self, conn: AsyncConnection) -> int:
+    async def _write(self, conn: AsyncConnection, rows: list[tuple[Any, ...]] | None = None
+                     ) -> int:
         # readings of stations the registry does not know are stored like the others and
         # counted in the same transaction (storage.unregistered; README "Unregistered sources")
+        rows = self.rows if rows is None else rows
         async with conn.transaction():
-            inserted = await super()._write(conn)
-            await note_unregistered(conn, self.rows)
+            inserted = await super()._write(conn, rows)
+            await note_unregistered(conn, rows)
         return inserted
 
 
