@@ -87,11 +87,12 @@ async def me(user: User = Depends(current_user)) -> dict[str, str]:
 @app.get("/api/readings", tags=["data"], responses=errors(*AUTH))
 async def readings(request: Request, station: Text, code: Text | None = None,
                    since: Time | None = None,
+                   until: Time | None = Query(None, description="time < until"),
                    limit: int = Query(500, ge=1, le=10_000),
                    user: User = Depends(current_user)) -> list[dict]:
-    """A station's readings (owner, a grant with ``history``, or admin)."""
+    """A station's readings, newest first (owner, a grant with ``history``, or admin)."""
     await access.check(request, user, "readings", "station", station)
-    return await queries.readings(request.app.state.pool, station, code, since, limit)
+    return await queries.readings(request.app.state.pool, station, code, since, limit, until)
 
 
 @app.get("/api/rejected", tags=["data"], responses=errors(*AUTH))

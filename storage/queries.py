@@ -17,14 +17,17 @@ async def _fetch(pool: AsyncConnectionPool, sql: str, params: dict[str, Any]) ->
 
 
 async def readings(pool: AsyncConnectionPool, station: str, code: str | None,
-                   since: datetime | None, limit: int) -> list[dict]:
+                   since: datetime | None, limit: int,
+                   until: datetime | None = None) -> list[dict]:
+    """Newest first; ``until`` (exclusive) bounds a window, e.g. the hours around a clue."""
     return await _fetch(pool, """
         SELECT time, station, code, period, value, flag, source FROM readings
         WHERE station = %(station)s
           AND (%(code)s::text IS NULL OR code = %(code)s)
           AND (%(since)s::timestamptz IS NULL OR time >= %(since)s)
+          AND (%(until)s::timestamptz IS NULL OR time < %(until)s)
         ORDER BY time DESC LIMIT %(limit)s""",
-        {"station": station, "code": code, "since": since, "limit": limit})
+        {"station": station, "code": code, "since": since, "until": until, "limit": limit})
 
 
 async def rejected(pool: AsyncConnectionPool, source: str | None, limit: int) -> list[dict]:
