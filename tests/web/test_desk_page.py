@@ -10,6 +10,7 @@ error fails the test (``open_page``).
 from __future__ import annotations
 
 import httpx
+from playwright.sync_api import expect
 
 from tests.web.conftest import OWNER, token_for
 
@@ -49,7 +50,7 @@ def test_request_approved_on_the_owners_desk(server: str, fresh_db: str, open_pa
     card.locator("button.approve").click()
     own.wait_for_selector("#grants .card button.revoke")
     assert "110101-water-resources" in own.locator("#grants").inner_text()
-    assert own.locator("#pending").inner_text() == "本部门资源暂无待审批申请。"
+    expect(own.locator("#pending")).to_have_text("本部门资源暂无待审批申请。")
 
     # the API agrees, and the requester's directory shows the grant (after its refresh)
     auth = {"Authorization": f"Bearer {asker}"}

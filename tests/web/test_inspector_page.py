@@ -67,7 +67,8 @@ def test_inspector_reports_with_a_photo(server: str, fresh_db: str, open_page) -
     task = httpx.get(f"{server}/tasks/{task_id}", headers=auth, timeout=5).json()
     assert task["state"] == "closed" and task["result"] == "confirmed"
     # (a form field sends its line break as CRLF)
-    assert task["note"].replace("\r\n", "\n") == "镜头被塑料袋遮住，已取下\n位置：39.92910, 116.41720（±12 米）"
+    assert task["note"].replace("\r\n", "\n") == (
+        "镜头被塑料袋遮住，已取下\n位置：39.92910, 116.41720（±12 米）")
     assert len(task["evidence_ids"]) == 1
     with psycopg.connect(fresh_db) as conn:
         media, content = conn.execute("SELECT media_type, content FROM evidence WHERE id = %s",

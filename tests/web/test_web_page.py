@@ -15,6 +15,7 @@ import time
 
 import httpx
 import psycopg
+from playwright.sync_api import expect
 
 from tests.web.conftest import OWNER, add_evidence, insert_clue, png, token_for
 
@@ -131,7 +132,8 @@ def test_monitoring_center(server: str, fresh_db: str, open_page) -> None:  # ty
     assert time.monotonic() - t0 < 2.5
     assert page.evaluate("window.__marker") == "same page"  # no reload
     assert items.first.get_attribute("data-clue-id") == "video:DEMO-CAM-1:person"
-    assert items.first.locator(".title").inner_text() == "room 有人员：Demo camera (sample video) DEMO-CAM-1"
+    assert items.first.locator(".title").inner_text() == (
+        "room 有人员：Demo camera (sample video) DEMO-CAM-1")
 
     # health with counts by state
     page.wait_for_function("document.querySelectorAll('#health tr').length >= 3")
@@ -168,9 +170,9 @@ def test_monitoring_center(server: str, fresh_db: str, open_page) -> None:  # ty
     # English is one switch away; times stay in the viewer's time zone
     page.click("#lang-switch")
     page.wait_for_function("document.documentElement.lang === 'en'")
-    assert page.locator("#clue-list li .title").first.inner_text() == (
+    expect(page.locator("#clue-list li .title").first).to_have_text(
         "Person in room: Demo camera (sample video) DEMO-CAM-1")
-    assert page.locator("#detail h3").inner_text() == (
+    expect(page.locator("#detail h3")).to_have_text(
         "Camera covered: Demo camera (sample video) DEMO-CAM-1")
     assert "Clues" in page.locator("#clues-panel h2").inner_text()
     page.screenshot(path=str(page.shots / "center-en-1600x1000.png"))
