@@ -51,7 +51,7 @@ def chromium() -> Iterator[object]:
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium_binary(), headless=True,
-                                     args=["--no-sandbox", "--disable-gpu",
+                                     args=["--no-sandbox", "--disable-gpu", "--lang=zh-CN",
                                            "--disable-dev-shm-usage"])
         yield browser
         browser.close()
@@ -74,7 +74,7 @@ class Pages:
         self.contexts.append(ctx)
         page = ctx.new_page()
         page.on("console", lambda m: self.errors.append(f"console error: {m.text}")
-                if m.type == "error" else None)
+                if m.type == "error" else print(f"console {m.type}: {m.text}"))
         page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
         page.goto(url)
         page.shots = self.shots

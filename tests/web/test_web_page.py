@@ -131,6 +131,7 @@ def test_monitoring_center(server: str, fresh_db: str, open_page) -> None:  # ty
         " && window.offsiteMapClues().includes('video:DEMO-CAM-1:person')", timeout=2_000)
     assert time.monotonic() - t0 < 2.5
     assert page.evaluate("window.__marker") == "same page"  # no reload
+    expect(page.locator("#clue-count")).to_have_text("显示 4 / 4 条")  # the counts follow
     assert items.first.get_attribute("data-clue-id") == "video:DEMO-CAM-1:person"
     assert items.first.locator(".title").inner_text() == (
         "room 有人员：Demo camera (sample video) DEMO-CAM-1")

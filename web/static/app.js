@@ -185,8 +185,11 @@ function initMap() {
                      ...(ZONE_STYLE[f.properties.kind] || { color: "#777", fillColor: "#ccc" }),
                      ...(state.config.map_tile_url && f.properties.kind === "jurisdiction"
                        ? { fillOpacity: 0 } : {}) }),
-    onEachFeature: (f, layer) => layer.bindTooltip(
-      `${f.properties.name} · ${label("zonekind", f.properties.kind)}`, { sticky: true }),
+    onEachFeature: (f, layer) => (f.properties.kind === "jurisdiction"
+      ? layer.bindTooltip(f.properties.name, { permanent: true, direction: "center",
+                                               className: "zone-label" })
+      : layer.bindTooltip(`${f.properties.name} · ${label("zonekind", f.properties.kind)}`,
+                          { sticky: true })),
   }).addTo(map);
   state.shapes = L.layerGroup().addTo(map);
   state.cluster = L.markerClusterGroup({ maxClusterRadius: 36, showCoverageOnHover: false,
@@ -303,7 +306,9 @@ function select(id) {
   state.selected = id;
   renderClues();
   const m = state.markers.get(id);
-  if (m) state.cluster.zoomToShowLayer(m, () => {});
+  // bring it into view without zooming in (two clues 50 m apart would zoom to a street
+  // with nothing drawn around it); a click on its cluster opens the cluster
+  if (m && !state.map.getBounds().pad(-0.1).contains(m.getLatLng())) state.map.panTo(m.getLatLng());
   showDetail(id, true);
 }
 
@@ -335,6 +340,7 @@ async function showDetail(id, full) {
     showEvidence(c);
     showChart(c).catch((e) => { $("chart-note").textContent = String(e.message || e); });
   }
+  return c;
 }
 
 function clearBlobs() {
@@ -345,13 +351,15 @@ function clearBlobs() {
 async function showEvidence(c) {
   clearBlobs();
   const box = $("evidence");
-  const head = el("h3", { text: t("center.evidence") });
+  const head = el("h3", { "data-i18n": "center.evidence", text: t("center.evidence") });
   if (!c.evidence_access) {
-    box.replaceChildren(head, el("p", { class: "muted", text: t("center.no_evidence_access") }));
+    box.replaceChildren(head, el("p", { class: "muted", "data-i18n": "center.no_evidence_access",
+                                        text: t("center.no_evidence_access") }));
     return;
   }
   if (!c.evidence || !c.evidence.length) {
-    box.replaceChildren(head, el("p", { class: "muted", text: t("center.no_evidence") }));
+    box.replaceChildren(head, el("p", { class: "muted", "data-i18n": "center.no_evidence",
+                                        text: t("center.no_evidence") }));
     return;
   }
   const grid = el("div", { class: c.modality === "satellite" ? "ev-grid pair" : "ev-grid" });
@@ -475,7 +483,9 @@ $("map-region").addEventListener("change", fitRegion);
 Offsite.onLang(() => {
   setConn($("conn").classList.contains("on"));
   if (state.map) { renderRegions(); renderClues(); loadHealth().catch(Offsite.report); }
-  if (state.selected) showDetail(state.selected, true);
+  // the evidence stays (its words carry data-i18n); the chart's labels are redrawn
+  if (state.selected) showDetail(state.selected, false).then((c) => c && showChart(c))
+    .catch(Offsite.report);
 });
 
 (async () => {

@@ -66,7 +66,8 @@ function toggleRequest(tr, r) {
       msg.className = "msg notice";
       msg.textContent = t("desk.request.sent", { owner: r.owner_dept });
       r.access = "pending";
-      setTimeout(() => { renderResources(); loadRequests().catch(Offsite.report); }, 800);
+      await loadRequests();
+      setTimeout(renderResources, 800);  // let the confirmation be read, then close the form
     } catch (e) {
       msg.className = "msg error";
       msg.textContent = t("common.error", { message: e.message });
