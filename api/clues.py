@@ -227,7 +227,7 @@ async def stream_clues(
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-@router.get("/clues/{clue_id}")
+@router.get("/clues/{clue_id:path}")  # ids hold "/" (their rule): a path parameter
 async def get_clue(clue_id: Text, request: Request, lang: Lang = None,
                    accept_language: str | None = Header(None, include_in_schema=False),
                    user: User = Depends(current_user)) -> dict:

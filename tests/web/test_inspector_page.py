@@ -14,6 +14,8 @@ import psycopg
 
 from tests.web.conftest import OWNER, add_evidence, insert_clue, png, token_for
 
+CAM_ID = "video:DEMO-CAM-1:tamper/occlusion:20261205T080000+0800"
+
 
 def test_inspector_reports_with_a_photo(server: str, fresh_db: str, open_page) -> None:  # type: ignore[no-untyped-def]
     token = token_for(fresh_db, "li.wei", OWNER, "inspector")
@@ -25,11 +27,11 @@ def test_inspector_reports_with_a_photo(server: str, fresh_db: str, open_page) -
     assert not page.locator("#tasks-empty").is_hidden()
 
     # a clue routed to the department becomes a task of its inspector: it appears by itself
-    insert_clue(fresh_db, "video:DEMO-CAM-1:occlusion", modality="video", kind="occlusion",
+    insert_clue(fresh_db, CAM_ID, modality="video", kind="occlusion",
                 subject="DEMO-CAM-1", rule="tamper/occlusion",
                 location={"type": "Point", "coordinates": [116.4175, 39.9295]},
                 department=OWNER)
-    add_evidence(fresh_db, "ev1", "video:DEMO-CAM-1:occlusion", "camera:DEMO-CAM-1", 1,
+    add_evidence(fresh_db, "ev1", CAM_ID, "camera:DEMO-CAM-1", 1,
                  "image/png", "frame.png", png(64, 48, (90, 90, 90)))
     item = page.locator("#tasks li").first
     item.wait_for(timeout=10_000)

@@ -20,6 +20,9 @@ from playwright.sync_api import expect
 from tests.web.conftest import OWNER, add_evidence, insert_clue, png, token_for
 
 ENV_RULE = "GB3095-2012/II/a34004/24h"
+# ids as the detectors make them: (modality, subject, rule, start), rules with "/"
+ENV_ID = f"env:BJ-DONGSI:{ENV_RULE}:20261204T000000+0800"
+CAM_ID = "video:DEMO-CAM-1:tamper/occlusion:20261205T080000+0800"
 ENV_METRICS = {"max_mean": 182.0, "window_mean": 182.0, "limit": 75, "unit": "ug/m3",
                "averaging": "24h", "standard": "GB3095-2012/II"}
 DONGSI = {"type": "Point", "coordinates": [116.417, 39.929]}
@@ -29,10 +32,10 @@ CAMERA = {"type": "Point", "coordinates": [116.4175, 39.9295]}
 def seed(url: str) -> None:
     """An exceedance at Dongsi with its readings, a covered camera with evidence, a land
     change polygon, and camera health."""
-    insert_clue(url, "env:BJ-DONGSI:pm25", modality="env", kind="exceedance",
+    insert_clue(url, ENV_ID, modality="env", kind="exceedance",
                 subject="BJ-DONGSI", rule=ENV_RULE, location=DONGSI, metrics=ENV_METRICS,
                 department=OWNER, start="now() - interval '26 hours'")
-    insert_clue(url, "video:DEMO-CAM-1:occlusion", modality="video", kind="occlusion",
+    insert_clue(url, CAM_ID, modality="video", kind="occlusion",
                 subject="DEMO-CAM-1", rule="tamper/occlusion", location=CAMERA,
                 metrics={"flat_fraction": 0.97}, department=OWNER)
     insert_clue(url, "satellite:tile-1:veg", modality="satellite", kind="vegetation_to_built",
@@ -43,9 +46,9 @@ def seed(url: str) -> None:
                     [116.40, 39.90]]]},
                 zones=[{"id": "cn-110101", "kind": "jurisdiction", "name": "Dongcheng"},
                        {"id": "pf-1", "kind": "protected_farmland", "name": "东城农田 0001"}])
-    add_evidence(url, "ev1", "video:DEMO-CAM-1:occlusion", "camera:DEMO-CAM-1", 1,
+    add_evidence(url, "ev1", CAM_ID, "camera:DEMO-CAM-1", 1,
                  "image/png", "frame.png", png(64, 48, (200, 40, 40)))
-    add_evidence(url, "ev2", "video:DEMO-CAM-1:occlusion", "camera:DEMO-CAM-1", 2,
+    add_evidence(url, "ev2", CAM_ID, "camera:DEMO-CAM-1", 2,
                  "video/mp4", "clip.mp4", b"not really mp4")  # only the <video> is checked
     with psycopg.connect(url) as conn:
         conn.execute("INSERT INTO camera_health (time, camera, online, fps) VALUES"
@@ -73,13 +76,13 @@ def test_pages_served_and_config(server: str, fresh_db: str) -> None:
     assert httpx.get(f"{server}/ui/config", timeout=5).json()["map_tile_url"] is None
 
     # titles and severity come with every clue, in the language asked for
-    insert_clue(fresh_db, "env:BJ-DONGSI:pm25", modality="env", kind="exceedance",
+    insert_clue(fresh_db, ENV_ID, modality="env", kind="exceedance",
                 subject="BJ-DONGSI", rule=ENV_RULE, location=DONGSI, metrics=ENV_METRICS)
     auth = {"Authorization": f"Bearer {token}"}
     item = httpx.get(f"{server}/clues", headers=auth, timeout=5).json()["items"][0]
     assert item["severity"] == "high"  # 182 / 75 >= 1.5
     assert item["title"] == "PM2.5 24 h均值 182 µg/m³ > 75：Dongsi 东四 BJ-DONGSI"
-    en = httpx.get(f"{server}/clues/env:BJ-DONGSI:pm25", params={"lang": "en"}, headers=auth,
+    en = httpx.get(f"{server}/clues/{ENV_ID}", params={"lang": "en"}, headers=auth,
                    timeout=5).json()
     assert en["title"] == "PM2.5 24 h mean 182 µg/m³ > 75 at Dongsi 东四 BJ-DONGSI"
     counts = httpx.get(f"{server}/clues/counts", headers=auth, timeout=5).json()
@@ -108,7 +111,7 @@ def test_monitoring_center(server: str, fresh_db: str, open_page) -> None:  # ty
 
     items = page.locator("#clue-list li")
     assert items.count() == 3
-    first = page.locator('#clue-list li[data-clue-id="env:BJ-DONGSI:pm25"]')
+    first = page.locator(f'#clue-list li[data-clue-id="{ENV_ID}"]')
     assert first.locator(".title").inner_text() == (
         "PM2.5 24 h均值 182 µg/m³ > 75：Dongsi 东四 BJ-DONGSI")
     assert first.locator(".sev").inner_text() == "高"
@@ -150,7 +153,7 @@ def test_monitoring_center(server: str, fresh_db: str, open_page) -> None:  # ty
     page.screenshot(path=str(page.shots / "center-zh-1600x1000.png"))
 
     # the evidence viewer shows the covered camera's frame and clip
-    page.locator('#clue-list li[data-clue-id="video:DEMO-CAM-1:occlusion"]').click()
+    page.locator(f'#clue-list li[data-clue-id="{CAM_ID}"]').click()
     page.wait_for_function(
         "(() => { const i = document.querySelector('#evidence img');"
         " return i && i.complete && i.naturalWidth === 64 && i.src.startsWith('blob:') })()",
