@@ -95,11 +95,15 @@ def _code_of(clue: dict[str, Any]) -> str:
 
 
 def _zone(clue: dict[str, Any]) -> str:
-    zones = clue.get("zones") or []
+    """Where the clue is, as a person names it: the registry zone it lies in (a farmland
+    parcel, a water source), else its jurisdiction (by name when the registry has it)."""
+    zones = [z for z in clue.get("zones") or [] if isinstance(z, dict)]
     for z in zones:
-        if isinstance(z, dict) and z.get("kind") != "jurisdiction":
+        if z.get("kind") != "jurisdiction":
             return str(z.get("name") or z.get("id") or "")
-    return ""
+    if zones:
+        return str(zones[-1].get("name") or zones[-1].get("id") or "")
+    return str(clue.get("jurisdiction_name") or clue.get("jurisdiction") or "")
 
 
 def describe(clue: dict[str, Any]) -> dict[str, Any]:
@@ -130,9 +134,10 @@ def describe(clue: dict[str, Any]) -> dict[str, Any]:
     elif kind in _SATELLITE:
         area = _num(metrics.get("area_m2"))
         args["area"] = _fmt(round(area / 10_000, 2)) if area is not None else "?"
-    elif kind in ("person", "motion", "loitering", "line_crossing") and not args["zone"]:
-        parts = rule.split("/")
-        args["zone"] = parts[1] if len(parts) > 2 and parts[0] in ("zone", "line") else ""
+    elif kind in ("person", "motion", "loitering", "line_crossing"):
+        parts = rule.split("/")  # the camera's own zone or line: zone/<name>/<kind>
+        if len(parts) > 2 and parts[0] in ("zone", "line"):
+            args["zone"] = parts[1]
     key = f"title.{kind}" if kind in _known_kinds() else "title.other"
     return {"severity": severity_of(clue), "title_key": key, "title_args": args}
 

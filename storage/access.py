@@ -30,7 +30,8 @@ CLUE_COLUMNS = ("c.clue_id, c.modality, c.kind, c.rule, c.subject, c.state, c.st
                 " WHEN 'video' THEN (SELECT name FROM cameras WHERE id = c.subject)"
                 " ELSE (SELECT name FROM scene_collections WHERE id = " + RESOURCE_ID + ")"
                 " END) AS resource_name,"
-                " (SELECT name FROM departments WHERE id = c.department) AS department_name")
+                " (SELECT name FROM departments WHERE id = c.department) AS department_name,"
+                " (SELECT name FROM zones WHERE id = c.jurisdiction) AS jurisdiction_name")
 # What a clue's severity depends on besides its kind (``api/clue_titles.severity``), quantised
 # so that counting by severity groups a few rows: the exceedance ratio to 0.1 and log10 of the
 # changed area to 0.1 (the severity thresholds lie on that grid).

@@ -45,6 +45,15 @@ def test_titles_in_both_languages() -> None:
                "resource_name": "热电厂烟囱", "rule": "tamper/occlusion", "metrics": {}}
     assert titled(covered)["title"] == "摄像头被遮挡：热电厂烟囱 CAM-9"
     assert titled(covered, "en")["title"] == "Camera covered: 热电厂烟囱 CAM-9"
+    # a land change outside any registry zone is named by its jurisdiction
+    land = {"modality": "satellite", "kind": "water_loss", "subject": "tile", "zones": [],
+            "jurisdiction": "cn-321202", "jurisdiction_name": "海陵区",
+            "metrics": {"area_m2": 62_920.0}}
+    assert titled(land)["title"] == "水体减少（6.29 公顷）：海陵区"
+    assert titled(land)["severity"] == "high"
+    person = {"modality": "video", "kind": "person", "subject": "CAM-9",
+              "rule": "zone/gate/person", "zones": [{"kind": "forest", "name": "林地"}]}
+    assert titled(person, "en")["title"] == "Person in gate: CAM-9"
     odd = describe({"kind": "brand_new_kind", "subject": "X", "metrics": {"limit": "n/a"}})
     assert odd["title_key"] == "title.other" and odd["severity"] == "low"
     assert render(odd["title_key"], odd["title_args"], "en") == "brand_new_kind: X"

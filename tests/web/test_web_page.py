@@ -148,7 +148,7 @@ def test_monitoring_center(server: str, fresh_db: str, open_page) -> None:  # ty
     first.click()
     page.wait_for_selector("#chart .uplot canvas", timeout=5_000)
     legend = page.locator("#chart .u-legend").inner_text()
-    assert "a34004" in legend and "75" in legend
+    assert "PM2.5" in legend and "75" in legend
     assert "邻近站点" in page.locator("#chart-note").inner_text()
     page.screenshot(path=str(page.shots / "center-zh-1600x1000.png"))
 

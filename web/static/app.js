@@ -421,7 +421,8 @@ async function showChart(c) {
   if (!pts.length) { $("chart-note").textContent = t("center.readings.none"); return; }
   const xs = pts.map((r) => new Date(r.time).getTime() / 1000);
   const data = [xs, pts.map((r) => r.value)];
-  const series = [{ label: t("field.time") }, { label: code || t("center.readings"), stroke: "#1f77b4", width: 1.5,
+  const name = (c.title_args && c.title_args.pollutant) || code || t("center.readings");
+  const series = [{ label: t("field.time") }, { label: name, stroke: "#1f77b4", width: 1.5,
                         points: { show: pts.length < 80 } }];
   if (limit !== null) {
     data.push(xs.map(() => limit));

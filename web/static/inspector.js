@@ -79,16 +79,24 @@ async function flush() {
 
 // ---- inbox -------------------------------------------------------------------------------
 
-async function clueOf(task) {
-  if (!state.clues.has(task.clue_id)) {
-    try {
-      state.clues.set(task.clue_id, await api(`/clues/${encodeURIComponent(task.clue_id)}?lang=${Offsite.lang}`));
-    } catch (e) {
-      if (e instanceof Offsite.AuthError) throw e;
-      state.clues.set(task.clue_id, null);  // no access to the clue: the task's own fields
-    }
+// Titles for the inbox come from the clue list (GET /clues: no evidence, so nothing to
+// audit); the detail with its evidence (GET /clues/{id}, audited) only when a task is opened.
+async function fillTitles(tasks) {
+  if (!tasks.some((x) => !state.clues.has(x.clue_id))) return;
+  const page = await api(`/clues?limit=1000&lang=${Offsite.lang}`);
+  for (const c of page.items) state.clues.set(c.clue_id, c);
+  for (const x of tasks) if (!state.clues.has(x.clue_id)) state.clues.set(x.clue_id, null);
+}
+
+async function clueDetail(task) {
+  try {
+    const c = await api(`/clues/${encodeURIComponent(task.clue_id)}?lang=${Offsite.lang}`);
+    state.clues.set(task.clue_id, c);
+    return c;
+  } catch (e) {
+    if (e instanceof Offsite.AuthError) throw e;
+    return null;  // no access to the clue: the task's own fields
   }
-  return state.clues.get(task.clue_id);
 }
 
 function taskTitle(task, clue) {
@@ -101,15 +109,16 @@ async function loadTasks() {
   const fresh = state.known ? tasks.filter((x) => !state.known.has(x.id)).map((x) => x.id) : [];
   state.known = new Set(tasks.map((x) => x.id));
   state.tasks = new Map(tasks.map((x) => [x.id, x]));
-  await Promise.all(tasks.map(clueOf));
+  await fillTitles(tasks);
   renderTasks(fresh);
   if (state.open !== null && state.tasks.has(state.open)) renderTask(state.open, false);
 }
 
 function renderTasks(fresh = []) {
   const order = { assigned: 0, accepted: 1, open: 2, closed: 3 };
-  const tasks = [...state.tasks.values()].sort((a, b) =>
-    (order[a.state] - order[b.state]) || (new Date(b.created_at) - new Date(a.created_at)));
+  const sev = (x) => ({ high: 0, medium: 1, low: 2 })[(state.clues.get(x.clue_id) || {}).severity] ?? 3;
+  const tasks = [...state.tasks.values()].sort((a, b) => (order[a.state] - order[b.state])
+    || (sev(a) - sev(b)) || (new Date(b.created_at) - new Date(a.created_at)));
   $("tasks").replaceChildren(...tasks.map((task) => {
     const clue = state.clues.get(task.clue_id);
     const li = el("li", { class: `sev-${clue ? clue.severity : "low"}` + (fresh.includes(task.id) ? " new" : ""),
@@ -137,7 +146,10 @@ function openTask(id) {
   $("report").reset();
   $("previews").replaceChildren();
   $("report-msg").textContent = "";
-  renderTask(id, true);
+  $("task-evidence").replaceChildren();
+  renderTask(id, false);
+  clueDetail(state.tasks.get(id)).then(() => state.open === id && renderTask(id, true))
+    .catch(Offsite.report);
   locate();
   window.scrollTo(0, 0);
 }
