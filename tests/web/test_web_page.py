@@ -50,6 +50,10 @@ def seed(url: str) -> None:
                  "image/png", "frame.png", png(64, 48, (200, 40, 40)))
     add_evidence(url, "ev2", CAM_ID, "camera:DEMO-CAM-1", 2,
                  "video/mp4", "clip.mp4", b"not really mp4")  # only the <video> is checked
+    for seq, (name, rgb) in enumerate((("before.png", (40, 140, 40)),
+                                       ("after.png", (150, 150, 150))), start=1):
+        add_evidence(url, f"sat{seq}", "satellite:tile-1:veg", "tile:tile-1", seq,
+                     "image/png", name, png(32, 32, rgb))
     with psycopg.connect(url) as conn:
         conn.execute("INSERT INTO camera_health (time, camera, online, fps) VALUES"
                      " (now(), 'DEMO-CAM-1', true, 2.0)")
@@ -168,6 +172,13 @@ def test_monitoring_center(server: str, fresh_db: str, open_page) -> None:  # ty
     page.wait_for_function("[...document.querySelectorAll('#clue-list li')].map(li =>"
                            " li.dataset.clueId).join() === 'satellite:tile-1:veg'")
     assert "东城农田 0001" in items.first.inner_text()
+    # a land change shows its before and after images side by side
+    items.first.click()
+    page.wait_for_function("document.querySelectorAll('#evidence .ev-grid.pair img').length"
+                           " === 2 && [...document.querySelectorAll('#evidence img')]"
+                           ".every(i => i.complete && i.naturalWidth === 32)")
+    boxes = [page.locator("#evidence img").nth(i).bounding_box() for i in (0, 1)]
+    assert boxes[0]["y"] == boxes[1]["y"] and boxes[0]["x"] < boxes[1]["x"]
     page.select_option("#f-modality", "")
     page.wait_for_function("document.querySelectorAll('#clue-list li').length === 4")
 
@@ -177,7 +188,7 @@ def test_monitoring_center(server: str, fresh_db: str, open_page) -> None:  # ty
     expect(page.locator("#clue-list li .title").first).to_have_text(
         "Person in room: Demo camera (sample video) DEMO-CAM-1")
     expect(page.locator("#detail h3")).to_have_text(
-        "Camera covered: Demo camera (sample video) DEMO-CAM-1")
+        "Vegetation built over (2.5 ha) in 东城农田 0001")
     assert "Clues" in page.locator("#clues-panel h2").inner_text()
     page.screenshot(path=str(page.shots / "center-en-1600x1000.png"))
 
