@@ -82,7 +82,8 @@ function chip(text, cls, onClick) {
 function renderCounts() {
   const c = state.counts;
   if (!c) return;
-  $("clue-count").textContent = t("center.shown", { shown: state.order.length, total: c.total });
+  const shown = state.order.filter((id) => matches(state.clues.get(id))).length;
+  $("clue-count").textContent = t("center.shown", { shown, total: c.total });
   const sev = Object.entries(c.by_severity).map(([k, n]) =>
     chip(`${label("severity", k)} ${n}`, `sev-${k}`));
   const st = Object.entries(c.by_status).sort().map(([k, n]) =>

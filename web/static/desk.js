@@ -142,7 +142,8 @@ async function loadAudit() {
   $("audit").replaceChildren(rows.length ? el("table", { class: "grid" },
     el("tr", {}, ...["field.time", "field.user", "field.action", "field.resource"].map((k) => el("th", { text: t(k) }))),
     ...rows.map((a) => el("tr", {}, el("td", { text: fmtTime(a.time) }),
-      el("td", { text: `${a.user_id} (${a.department})` }), el("td", { text: a.action }),
+      el("td", {}, a.user_id, el("div", { class: "muted small", text: a.department })),
+      el("td", { text: a.action }),
       el("td", { text: `${label("desk.kind", a.resource_kind)} ${a.resource_id || ""}` }))))
     : el("p", { class: "muted", text: t("desk.audit.none") }));
 }
