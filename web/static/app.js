@@ -121,7 +121,7 @@ function clueItem(c, fresh) {
 
 function zoneNames(c) {
   return (c.zones || []).filter((z) => z.kind !== "jurisdiction").map((z) => z.name || z.id)
-    .join("、");
+    .join(t("list.sep"));
 }
 
 function renderClues(freshId) {

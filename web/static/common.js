@@ -29,7 +29,7 @@ const Offsite = (() => {
   function t(key, args = {}) {
     const text = st.messages[key];
     if (text === undefined) return key;
-    return text.replace(/\{(\w+)\}/g, (_, name) => (args[name] ?? "")).trim();
+    return text.replace(/\{(\w+)\}/g, (_, name) => (args[name] ?? ""));
   }
 
   // a label for a value of a known family (kind.x, state.x, ...), the value itself if none
@@ -39,7 +39,7 @@ const Offsite = (() => {
   }
 
   function clueTitle(c) {
-    return c.title_key ? t(c.title_key, c.title_args || {}) : (c.title || c.clue_id);
+    return c.title_key ? t(c.title_key, c.title_args || {}).trim() : (c.title || c.clue_id);
   }
 
   function applyMessages(root = document) {
@@ -127,7 +127,7 @@ const Offsite = (() => {
     if (seconds === null || seconds === undefined) return "–";
     const s = Math.round(seconds);
     const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
-    return h ? `${h} h ${m} min` : m ? `${m} min` : `${s} s`;
+    return h ? t("time.h_min", { h, m }) : m ? t("time.min", { m }) : t("time.s", { s });
   }
 
   function report(e) { console.warn(e); }

@@ -98,7 +98,7 @@ function action(text, cls, fn) {
 
 function alertError(e) { $("pending").prepend(el("p", { class: "error", text: t("common.error", { message: e.message }) })); }
 
-function perms(list) { return (list || []).map((p) => t(`desk.perm.${p}`)).join("、"); }
+function perms(list) { return (list || []).map((p) => t(`desk.perm.${p}`)).join(t("list.sep")); }
 
 async function loadRequests() {
   const reqs = await api("/access-requests");
@@ -106,8 +106,8 @@ async function loadRequests() {
   const canDecide = ownerSide();
   $("pending").replaceChildren(...(pending.length ? pending.map((x) => {
     const c = card(`${label("desk.kind", x.resource_kind)} ${x.resource_id} ← ${x.requester_dept}`,
-      `${t("field.purpose")}：${x.purpose} · ${t("field.permissions")}：${perms(x.permissions)} · `
-      + `${t("field.until")}：${fmtTime(x.valid_until)} · ${t("field.requester")}：${x.requested_by}`,
+      t("desk.request.meta", { purpose: x.purpose, permissions: perms(x.permissions),
+                               until: fmtTime(x.valid_until), by: x.requested_by }),
       ...(canDecide ? [
         action(t("desk.approve"), "approve", () => api(`/access-requests/${x.id}/approve`, { method: "POST", body: {} })),
         action(t("desk.deny"), "danger deny", () => api(`/access-requests/${x.id}/deny`, { method: "POST", body: {} }))] : []));
@@ -125,7 +125,7 @@ async function loadGrants() {
   const grants = (await api("/grants")).filter((g) => g.status === "live" && mineToDecide(g));
   $("grants").replaceChildren(...(grants.length ? grants.map((g) => {
     const c = card(`${label("desk.kind", g.resource_kind)} ${g.resource_id} → ${g.grantee_dept}`,
-      `${t("field.permissions")}：${perms(g.permissions)} · ${t("field.until")}：${fmtTime(g.valid_until)}`,
+      t("desk.grant.meta", { permissions: perms(g.permissions), until: fmtTime(g.valid_until) }),
       ...(ownerSide() ? [action(t("desk.revoke"), "danger revoke",
         () => api(`/grants/${g.id}/revoke`, { method: "POST" }))] : []));
     c.dataset.grantId = g.id;

@@ -100,7 +100,7 @@ async function clueDetail(task) {
 }
 
 function taskTitle(task, clue) {
-  return clue ? clueTitle(clue) : `${label("kind", task.kind)}：${task.subject}`;
+  return clue ? clueTitle(clue) : t("title.other", { kind: label("kind", task.kind), place: task.subject });
 }
 
 async function loadTasks() {
@@ -170,7 +170,7 @@ function renderTask(id, withEvidence) {
     el("span", { class: `state ${task.state}`, text: label("state", task.state) }),
     clue ? el("span", { class: `sev sev-${clue.severity}`, text: label("severity", clue.severity) }) : null,
     task.overdue ? el("span", { class: "overdue", text: t("insp.overdue") }) : null].filter(Boolean));
-  const zones = clue ? (clue.zones || []).map((z) => z.name || z.id).join("、") : "";
+  const zones = clue ? (clue.zones || []).map((z) => z.name || z.id).join(t("list.sep")) : "";
   $("task-facts").replaceChildren(...[
     fact("field.kind", label("kind", task.kind)),
     fact("field.subject", clue && clue.resource_name ? `${clue.resource_name} (${task.subject})` : task.subject),
