@@ -7,7 +7,9 @@ document is at ``/openapi.json`` (UI at ``/docs``). Routers: ``api/clues.py`` (c
 evidence, SSE), ``api/health.py`` (camera and station health), ``api/access.py`` (access
 requests, grants, audit), ``api/web.py`` (the monitoring-center page at ``/ui/``, zones),
 ``api/tasks.py`` (inspector tasks, MQTT push), ``api/stats.py`` (work statistics),
-``api/resources.py`` (the resource directory and registry changes). The API keeps
+``api/resources.py`` (the resource directory and registry changes); ``api/web.py`` also
+serves the inspector page (``/ui/inspector``), the department desk (``/ui/desk``) and their
+configuration (``/ui/config``). Clue titles and severity: ``api/clue_titles.py``. The API keeps
 no copy of the registry (every request reads it), so registry changes need no reload here.
 """
 

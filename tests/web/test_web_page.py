@@ -37,7 +37,8 @@ def seed(url: str) -> None:
                 department=OWNER, start="now() - interval '26 hours'")
     insert_clue(url, CAM_ID, modality="video", kind="occlusion",
                 subject="DEMO-CAM-1", rule="tamper/occlusion", location=CAMERA,
-                metrics={"flat_fraction": 0.97}, department=OWNER)
+                metrics={"flat_fraction": 0.97}, department=OWNER,
+                start="'2026-01-15T08:30:00Z'")
     insert_clue(url, "satellite:tile-1:veg", modality="satellite", kind="vegetation_to_built",
                 subject="tile-1", rule="change/vegetation_to_built", metrics={
                     "area_m2": 25_000.0, "collection": "landsat-taizhou"},
@@ -166,6 +167,8 @@ def test_monitoring_center(server: str, fresh_db: str, open_page) -> None:  # ty
     assert page.locator("#detail h3").inner_text() == (
         "摄像头被遮挡：Demo camera (sample video) DEMO-CAM-1")
     assert page.locator("#chart-box").is_hidden()
+    # times in the viewer's time zone (the browser's: Asia/Shanghai here)
+    assert "2026/01/15 16:30:00" in page.locator("#detail").inner_text()
 
     # filter by modality: the list pages through the server with the filter
     page.select_option("#f-modality", "satellite")
