@@ -39,6 +39,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if not url:
         raise RuntimeError("set OFFSITE_DATABASE_URL (or run `offsite up`)")
     app.state.pool = await open_pool(url)
+    # opened on first use, on this pool (api/tasks.py): one from an earlier lifespan of the
+    # same app object (an earlier server in the same process) holds a closed pool
+    app.state.evidence_store = None
     app.state.clue_feed = clues.ClueFeed(url)
     app.state.clue_feed.start()
     try:

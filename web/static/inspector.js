@@ -6,7 +6,7 @@
 "use strict";
 
 const { $, el, t, label, clueTitle, api, fmtTime } = Offsite;
-const POLL_MS = 3000;
+const POLL_MS = 5000;  // the inbox is re-read this often while the page is in view
 const RETRY_MS = 15000;
 const state = { tasks: new Map(), clues: new Map(), open: null, me: null, position: null,
                 known: null, blobUrls: [], sending: false };
@@ -104,7 +104,7 @@ function taskTitle(task, clue) {
 }
 
 async function loadTasks() {
-  if (!navigator.onLine) return;
+  if (!navigator.onLine || document.hidden) return;
   const tasks = await api("/tasks?limit=200");
   const fresh = state.known ? tasks.filter((x) => !state.known.has(x.id)).map((x) => x.id) : [];
   state.known = new Set(tasks.map((x) => x.id));
@@ -284,6 +284,7 @@ const login = Offsite.setupLogin(async (me) => {
 });
 
 window.addEventListener("online", () => flush().catch(Offsite.report));
+document.addEventListener("visibilitychange", () => loadTasks().catch(Offsite.report));
 $("back").addEventListener("click", closeTask);
 $("accept").addEventListener("click", () => accept().catch((e) => {
   $("report-msg").className = "error";
