@@ -7,7 +7,9 @@ document is at ``/openapi.json`` (UI at ``/docs``). Routers: ``api/clues.py`` (c
 evidence, SSE), ``api/health.py`` (camera and station health), ``api/access.py`` (access
 requests, grants, audit), ``api/web.py`` (the monitoring-center page at ``/ui/``, zones),
 ``api/tasks.py`` (inspector tasks, MQTT push), ``api/stats.py`` (work statistics),
-``api/resources.py`` (the resource directory and registry changes). The API keeps
+``api/resources.py`` (the resource directory and registry changes); ``api/web.py`` also
+serves the inspector page (``/ui/inspector``), the department desk (``/ui/desk``) and their
+configuration (``/ui/config``). Clue titles and severity: ``api/clue_titles.py``. The API keeps
 no copy of the registry (every request reads it), so registry changes need no reload here.
 """
 
@@ -37,6 +39,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if not url:
         raise RuntimeError("set OFFSITE_DATABASE_URL (or run `offsite up`)")
     app.state.pool = await open_pool(url)
+    # opened on first use, on this pool (api/tasks.py): one from an earlier lifespan of the
+    # same app object (an earlier server in the same process) holds a closed pool
+    app.state.evidence_store = None
     app.state.clue_feed = clues.ClueFeed(url)
     app.state.clue_feed.start()
     try:
@@ -87,11 +92,12 @@ async def me(user: User = Depends(current_user)) -> dict[str, str]:
 @app.get("/api/readings", tags=["data"], responses=errors(*AUTH))
 async def readings(request: Request, station: Text, code: Text | None = None,
                    since: Time | None = None,
+                   until: Time | None = Query(None, description="time < until"),
                    limit: int = Query(500, ge=1, le=10_000),
                    user: User = Depends(current_user)) -> list[dict]:
-    """A station's readings (owner, a grant with ``history``, or admin)."""
+    """A station's readings, newest first (owner, a grant with ``history``, or admin)."""
     await access.check(request, user, "readings", "station", station)
-    return await queries.readings(request.app.state.pool, station, code, since, limit)
+    return await queries.readings(request.app.state.pool, station, code, since, limit, until)
 
 
 @app.get("/api/rejected", tags=["data"], responses=errors(*AUTH))

@@ -7,6 +7,11 @@ with ``event_seq`` above the last id it sent. So the event id is the clue's ``ev
 and a client reconnecting with ``Last-Event-ID`` gets what changed since from the table
 (each changed clue once, in its current state), then live events. Streams also re-read every
 ``KEEPALIVE_S`` seconds, so a lost notice delays an event, never loses it.
+
+Every clue answer carries ``title`` (in ``lang``, else Accept-Language, else zh-CN),
+``title_key``, ``title_args`` and ``severity`` from ``api/clue_titles.py``;
+``GET /clues/counts`` counts what the list would page through, by kind, status, modality
+and severity.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
@@ -26,6 +31,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from api.access import check, unrestricted
 from api.auth import User, current_user
+from api.clue_titles import SEVERITIES, pick_lang, severity, titled
 from api.errors import Text, Time, in_range, invalid, storable
 from contract.settings import get_settings
 from storage import access as store
@@ -36,6 +42,8 @@ log = logging.getLogger(__name__)
 CHANNEL = CLUES_CHANNEL
 KEEPALIVE_S = 15.0
 router = APIRouter(tags=["clues"])
+Lang = Annotated[Literal["zh-CN", "en"] | None,
+                 Query(description="language of ``title``; default: Accept-Language, zh-CN")]
 
 
 class ClueFeed:
@@ -121,6 +129,8 @@ async def list_clues(
     department: Text | None = Query(None, description="department the clue is routed to"),
     limit: int = Query(100, ge=1, le=1000),
     cursor: str | None = Query(None, description="next_cursor of the previous page"),
+    lang: Lang = None,
+    accept_language: str | None = Header(None, include_in_schema=False),
     user: User = Depends(current_user),
 ) -> dict:
     """Clues the caller may see, newest first; page on with ``next_cursor``."""
@@ -129,8 +139,38 @@ async def list_clues(
         kind=kind, state=state, modality=modality, since=since, until=until,
         bbox=_parse_bbox(bbox) if bbox else None, zone=zone, department=department,
         after=_decode_cursor(cursor) if cursor else None, limit=limit)
-    return {"items": rows, "next_cursor": _encode_cursor(rows[-1]) if len(rows) == limit
-            else None}
+    language = pick_lang(lang, accept_language)
+    return {"items": [titled(r, language) for r in rows],
+            "next_cursor": _encode_cursor(rows[-1]) if len(rows) == limit else None}
+
+
+@router.get("/clues/counts")
+async def count_clues(
+    request: Request,
+    kind: Text | None = None,
+    state: Text | None = Query(None, alias="status", description="open, closed, ..."),
+    modality: Literal["env", "video", "satellite"] | None = None,
+    since: Time | None = Query(None, description="clue time >= since"),
+    until: Time | None = Query(None, description="clue time < until"),
+    zone: Text | None = None,
+    department: Text | None = Query(None, description="department the clue is routed to"),
+    user: User = Depends(current_user),
+) -> dict:
+    """How many clues ``GET /clues`` pages through with the same filters: in all and by
+    kind, status, modality and severity."""
+    groups = await store.clue_groups(
+        request.app.state.pool, dept=user.department, unrestricted=unrestricted(user, "clues"),
+        kind=kind, state=state, modality=modality, since=since, until=until, zone=zone,
+        department=department)
+    out: dict[str, dict[str, int]] = {"by_kind": {}, "by_status": {}, "by_modality": {},
+                                      "by_severity": dict.fromkeys(SEVERITIES, 0)}
+    for g in groups:
+        area = 10 ** g["area_log10"] if g["area_log10"] is not None else None
+        sev = severity(g["kind"], g["ratio"], area)
+        for key, value in (("by_kind", g["kind"]), ("by_status", g["state"]),
+                           ("by_modality", g["modality"]), ("by_severity", sev)):
+            out[key][value] = out[key].get(value, 0) + g["n"]
+    return {"total": sum(g["n"] for g in groups), **out}
 
 
 @router.get("/clues/stream", response_class=StreamingResponse,
@@ -141,6 +181,8 @@ async def stream_clues(
     last_event_id: str | None = Header(None, alias="Last-Event-ID"),
     since_event: int | None = Query(None, alias="last_event_id",
                                     description="as the Last-Event-ID header"),
+    lang: Lang = None,
+    accept_language: str | None = Header(None, include_in_schema=False),
     user: User = Depends(current_user),
 ) -> StreamingResponse:
     """Live clue changes the caller may see; resumes after ``Last-Event-ID``."""
@@ -154,6 +196,7 @@ async def stream_clues(
                           last_event_id) from exc
     start = since_event if since_event is not None else await store.last_event_seq(pool)
     free = unrestricted(user, "stream")
+    language = pick_lang(lang, accept_language)
 
     async def events() -> AsyncIterator[str]:
         last = start
@@ -166,7 +209,8 @@ async def stream_clues(
                                                unrestricted=free)
                 for row in rows:
                     last = row["event_seq"]
-                    data = json.dumps(jsonable_encoder(row), separators=(",", ":"))
+                    data = json.dumps(jsonable_encoder(titled(row, language)),
+                                      separators=(",", ":"))
                     yield f"id: {last}\nevent: clue\ndata: {data}\n\n"
                 if len(rows) == 500:
                     continue
@@ -181,13 +225,16 @@ async def stream_clues(
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-@router.get("/clues/{clue_id}")
-async def get_clue(clue_id: Text, request: Request, user: User = Depends(current_user)) -> dict:
+@router.get("/clues/{clue_id:path}")  # ids hold "/" (their rule): a path parameter
+async def get_clue(clue_id: Text, request: Request, lang: Lang = None,
+                   accept_language: str | None = Header(None, include_in_schema=False),
+                   user: User = Depends(current_user)) -> dict:
     """One clue; with its evidence metadata when the caller may see evidence."""
     pool = request.app.state.pool
     row = await store.clue(pool, clue_id)
     if row is None:
         raise HTTPException(404, "not found")
+    row = titled(row, pick_lang(lang, accept_language))
     await check(request, user, "clues", row["resource_kind"], row["resource_id"])
     try:
         ok = await check(request, user, "evidence", row["resource_kind"], row["resource_id"])

@@ -61,6 +61,13 @@ class Settings(BaseSettings):
         default="provincial-monitoring-center",
         description="owner department of registered resources that name none",
     )
+    map_tile_url: str | None = Field(
+        default=None,
+        description="base map tiles for the pages, a Leaflet URL template such as"
+        " https://tiles.example.gov.cn/{z}/{x}/{y}.png (a province's own server or a Tianditu"
+        " mirror); unset: the map draws the registry's jurisdictions and zones as its base",
+    )
+    map_tile_attribution: str = Field(default="", description="credit shown under the tiles")
 
     evidence_trusted_keys: list[str] = Field(
         default_factory=list,

@@ -199,13 +199,26 @@ def drop_scenes(inbox: Path, stop: threading.Event) -> None:
         (inbox / f".{name}.part").rename(target)
 
 
-def demo_operator_token(database_url: str) -> str:
-    """An admin of the demo's own database, so the page can be opened right away."""
+# Who opens which page in the demo: (user, department, role, page). The inspector and the
+# desk user belong to the department that owns the demo station and camera, so the clues
+# they raise become the inspector's tasks and the desk's resources.
+DEMO_USERS = (("demo-admin", "provincial-monitoring-center", "admin", "/ui/"),
+              ("demo-inspector", "110101-ecology-environment", "inspector", "/ui/inspector"),
+              ("demo-desk", "110101-ecology-environment", "department_user", "/ui/desk"),
+              ("demo-water", "110101-water-resources", "department_user", "/ui/desk"))
+
+
+def demo_tokens(database_url: str) -> list[tuple[str, str, str]]:
+    """Users of the demo's own database, so each page can be opened right away:
+    ``(user, role, page)`` with its token appended to the page address."""
     from storage.users import add_user, issue_token
 
+    out = []
     with psycopg.connect(database_url) as conn:
-        add_user(conn, "demo-admin", "provincial-monitoring-center", "admin")
-        return issue_token(conn, "demo-admin")[1]
+        for user, department, role, page in DEMO_USERS:
+            add_user(conn, user, department, role)
+            out.append((user, role, f"{page}?token={issue_token(conn, user)[1]}"))
+    return out
 
 
 def import_demo_registry(sup: Supervisor, camera_url: str) -> None:
@@ -278,9 +291,10 @@ def run(settings: Settings, demo: bool, seconds: float | None) -> int:
         # is, in samples/registry) is refused with 9011 and its frames kept as dead letters
         sup.spawn("ingest-hj212", "ingest", "hj212", "--port", str(hj212_port))
         if demo:
-            token = demo_operator_token(sup.database_url)
-            console.print(f"monitoring page: http://{settings.api_host}:{sup.ports['api']}"
-                          f"/ui/?token={token}  (demo admin; the demo state is wiped at start)")
+            base = f"http://{settings.api_host}:{sup.ports['api']}"
+            for user, role, page in demo_tokens(sup.database_url):
+                console.print(f"{role} page: {base}{page}  ({user})", soft_wrap=True)
+            console.print("(the demo state is wiped at start)")
         console.print(sup.where())
         if demo:
             # MQTT drops what is sent before the ingester's first subscription exists

@@ -15,6 +15,9 @@ have_cmd ffmpeg || need+=(ffmpeg)
 have_cmd rtsp-server-perl || need+=(rtsp-server-perl)  # the real RTSP server the tests use
 have_cmd chromium || need+=(chromium)  # headless browser for the page tests
 have_cmd make || need+=(make)
+# a CJK font, so that the pages' Chinese text renders in the browser tests and screenshots
+[ -d /usr/share/fonts/opentype/noto ] && compgen -G "/usr/share/fonts/opentype/noto/NotoSansCJK*" >/dev/null \
+    || need+=(fonts-noto-cjk)
 
 if [ ${#need[@]} -eq 0 ]; then
     exit 0

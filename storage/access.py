@@ -26,7 +26,22 @@ RESOURCE_ID = ("(CASE WHEN c.modality = 'satellite'"
 CLUE_COLUMNS = ("c.clue_id, c.modality, c.kind, c.rule, c.subject, c.state, c.start, c.time,"
                 " c.\"end\", c.confidence, c.location, c.metrics, c.summary, c.detector, c.site,"
                 " c.department, c.jurisdiction, c.zones, c.event_seq, c.updated_at,"
-                f" {RESOURCE_KIND} AS resource_kind, {RESOURCE_ID} AS resource_id")
+                f" {RESOURCE_KIND} AS resource_kind, {RESOURCE_ID} AS resource_id,"
+                " (CASE c.modality"
+                " WHEN 'env' THEN (SELECT name FROM stations WHERE id = c.subject)"
+                " WHEN 'video' THEN (SELECT name FROM cameras WHERE id = c.subject)"
+                " ELSE (SELECT name FROM scene_collections WHERE id = " + RESOURCE_ID + ")"
+                " END) AS resource_name,"
+                " (SELECT name FROM departments WHERE id = c.department) AS department_name,"
+                " (SELECT name FROM zones WHERE id = c.jurisdiction) AS jurisdiction_name")
+# What a clue's severity depends on besides its kind (``api/clue_titles.severity``), quantised
+# so that counting by severity groups a few rows: the exceedance ratio to 0.1 and log10 of the
+# changed area to 0.1 (the severity thresholds lie on that grid).
+_NUM = "(CASE WHEN jsonb_typeof(c.metrics->'{k}') = 'number' THEN (c.metrics->>'{k}')::float8 END)"
+SEVERITY_INPUTS = (
+    f"floor({_NUM.format(k='max_mean')} / nullif({_NUM.format(k='limit')}, 0) * 10) / 10"
+    " AS ratio,"
+    f" floor(log(greatest({_NUM.format(k='area_m2')}, 1)) * 10) / 10 AS area_log10")
 
 
 def visible(kind_sql: str, id_sql: str, perm: str, unrestricted: bool) -> str:
@@ -57,6 +72,34 @@ async def clues(pool: AsyncConnectionPool, *, dept: str, unrestricted: bool,
                 department: str | None = None, after: tuple[datetime, str] | None = None,
                 limit: int = 100) -> list[dict]:
     """Newest first, keyset-paged on (time, clue_id): ``after`` is the last row seen."""
+    where, params = _clue_filter(dept=dept, unrestricted=unrestricted, kind=kind, state=state,
+                                 modality=modality, since=since, until=until, bbox=bbox,
+                                 zone=zone, department=department)
+    params["limit"] = limit
+    if after is not None:
+        where.append("(c.time, c.clue_id) < (%(after_time)s, %(after_id)s)")
+        params.update(after_time=after[0], after_id=after[1])
+    return await fetch(pool, f"SELECT {CLUE_COLUMNS} FROM clues c WHERE {' AND '.join(where)}"
+                             " ORDER BY c.time DESC, c.clue_id DESC LIMIT %(limit)s", params)
+
+
+async def clue_groups(pool: AsyncConnectionPool, *, dept: str, unrestricted: bool,
+                      **filters: Any) -> list[dict]:
+    """Counts of the clues ``clues`` would list, grouped by modality, kind, state and the
+    quantised severity inputs (``SEVERITY_INPUTS``): the API sums them by kind, status and
+    severity, so the counts cover every clue, not one page."""
+    where, params = _clue_filter(dept=dept, unrestricted=unrestricted, **filters)
+    return await fetch(pool, f"SELECT c.modality, c.kind, c.state, {SEVERITY_INPUTS},"
+                             f" count(*) AS n FROM clues c WHERE {' AND '.join(where)}"
+                             " GROUP BY 1, 2, 3, 4, 5", params)
+
+
+def _clue_filter(*, dept: str, unrestricted: bool, kind: str | None = None,
+                 state: str | None = None, modality: str | None = None,
+                 since: datetime | None = None, until: datetime | None = None,
+                 bbox: tuple[float, float, float, float] | None = None,
+                 zone: str | None = None,
+                 department: str | None = None) -> tuple[list[str], dict[str, Any]]:
     where = [visible(RESOURCE_KIND, RESOURCE_ID, "history", unrestricted),
              "(%(kind)s::text IS NULL OR c.kind = %(kind)s)",
              "(%(state)s::text IS NULL OR c.state = %(state)s)",
@@ -65,8 +108,7 @@ async def clues(pool: AsyncConnectionPool, *, dept: str, unrestricted: bool,
              "(%(until)s::timestamptz IS NULL OR c.time < %(until)s)",
              "(%(department)s::text IS NULL OR c.department = %(department)s)"]
     params: dict[str, Any] = {"dept": dept, "kind": kind, "state": state, "modality": modality,
-                              "since": since, "until": until, "department": department,
-                              "limit": limit}
+                              "since": since, "until": until, "department": department}
     if zone is not None:
         where.append("(c.zones @> jsonb_build_array(jsonb_build_object('id', %(zone)s::text))"
                      " OR c.zones ? %(zone)s)")
@@ -75,11 +117,7 @@ async def clues(pool: AsyncConnectionPool, *, dept: str, unrestricted: bool,
         where.append("(SELECT b[1] <= %(maxx)s AND b[3] >= %(minx)s AND b[2] <= %(maxy)s"
                      " AND b[4] >= %(miny)s FROM offsite_geojson_bbox(c.location) AS b)")
         params.update(minx=bbox[0], miny=bbox[1], maxx=bbox[2], maxy=bbox[3])
-    if after is not None:
-        where.append("(c.time, c.clue_id) < (%(after_time)s, %(after_id)s)")
-        params.update(after_time=after[0], after_id=after[1])
-    return await fetch(pool, f"SELECT {CLUE_COLUMNS} FROM clues c WHERE {' AND '.join(where)}"
-                             " ORDER BY c.time DESC, c.clue_id DESC LIMIT %(limit)s", params)
+    return where, params
 
 
 async def clue(pool: AsyncConnectionPool, clue_id: str) -> dict | None:

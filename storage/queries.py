@@ -21,18 +21,21 @@ async def _fetch(pool: AsyncConnectionPool, sql: str, params: dict[str, Any]) ->
 
 
 async def readings(pool: AsyncConnectionPool, station: str, code: str | None,
-                   since: datetime | None, limit: int) -> list[dict]:
-    """A station's newest readings. Rows dated outside 1970..2100 (stored before the input
-    rules refused them: year 10000 or 0001) are left out: Python cannot read some of them
-    back, and one such row must not turn every read of the station into a 500."""
+                   since: datetime | None, limit: int,
+                   until: datetime | None = None) -> list[dict]:
+    """A station's newest readings; ``until`` (exclusive) bounds a window, e.g. the hours
+    around a clue. Rows dated outside 1970..2100 (stored before the input rules refused
+    them: year 10000 or 0001) are left out: Python cannot read some of them back, and one
+    such row must not turn every read of the station into a 500."""
     return await _fetch(pool, """
         SELECT time, station, code, period, value, flag, source FROM readings
         WHERE station = %(station)s
           AND (%(code)s::text IS NULL OR code = %(code)s)
           AND (%(since)s::timestamptz IS NULL OR time >= %(since)s)
           AND time >= %(lo)s AND time < %(hi)s
+          AND (%(until)s::timestamptz IS NULL OR time < %(until)s)
         ORDER BY time DESC LIMIT %(limit)s""",
-        {"station": station, "code": code, "since": since, "limit": limit,
+        {"station": station, "code": code, "since": since, "until": until, "limit": limit,
          "lo": OFFLINE_MIN, "hi": OFFLINE_MAX})
 
 
