@@ -185,7 +185,7 @@ def test_a_batch_over_the_record_limit_is_split_not_refused(services: EmbeddedSe
             return await _consume(
                 settings, "env.readings",
                 lambda f: sum(len(readings_of(EnvReadings.model_validate_json(v)))
-                              for v in f) >= 100,
+                              for v in f if len(v) <= settings.max_record_bytes) >= 100,
                 lambda k, v: k == f"B{tag}".encode(), timeout=60)
         finally:
             stop.set()
@@ -193,7 +193,10 @@ def test_a_batch_over_the_record_limit_is_split_not_refused(services: EmbeddedSe
                 await asyncio.wait_for(task, 10)
             await publisher.stop()
 
-    records = asyncio.run(main())
-    assert all(len(v) <= settings.max_record_bytes for v in records) and len(records) > 8
+    # another test's ingester (the session's e2e flow, default limits) may read the same
+    # broker and send the whole array as one record: judge this ingester's records
+    records = [v for v in asyncio.run(main()) if len(v) <= settings.max_record_bytes]
+    assert len(records) > 8
+    assert sum(len(readings_of(EnvReadings.model_validate_json(v))) for v in records) == 100
     got = [r for v in records for r in readings_of(EnvReadings.model_validate_json(v))]
     assert len(got) == 100 and all(len(r.values) == 40 for r in got)

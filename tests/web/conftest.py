@@ -45,8 +45,10 @@ def server(live_api: str, fresh_db: str) -> str:
     return live_api
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[object]:
+    # per module: Playwright's sync API keeps an event loop running in this thread while it
+    # is open, and tests of other folders call asyncio.run()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -133,6 +135,13 @@ def insert_clue(url: str, clue_id: str, *, modality: str, kind: str, subject: st
 
 def add_evidence(url: str, evidence_id: str, clue_id: str, source: str, seq: int,
                  media_type: str, name: str, content: bytes) -> None:
+    """A stored evidence row (fixed by hand: the pages only read it back). The API's own
+    key is made first, as `offsite up` makes it before any evidence exists: the API refuses
+    to make a key of its own once the database holds evidence (a wrong state folder)."""
+    from contract.settings import get_settings
+    from storage.evidence_chain import EvidenceSigner
+
+    EvidenceSigner.load_or_create(get_settings().state_dir)
     with psycopg.connect(url) as conn:
         conn.execute("INSERT INTO evidence_keys (key_id, public_key_hex, public_key_pem)"
                      " VALUES ('k1', repeat('a', 64), 'pem') ON CONFLICT DO NOTHING")
