@@ -111,6 +111,7 @@ def replay_sensors(
     station: str = typer.Option(..., "--station"),
     rate: float = typer.Option(0.0, help="readings per second; 0 = as fast as possible"),
     limit: int = typer.Option(None, help="stop after this many rows"),
+    tail: int = typer.Option(None, help="only the last this many rows of the file"),
     as_: str = typer.Option("json", "--as", help="json (MQTT) or hj212 (hourly CN 2061 frames)"),
     target: str = typer.Option("mqtt", help="hj212 only: mqtt or tcp://host:port"),
     pw: str = typer.Option("123456", "--pw", help="hj212 only: the station's PW"),
@@ -130,6 +131,8 @@ def replay_sensors(
     if as_ not in ("json", "hj212"):
         raise typer.BadParameter("--as json or --as hj212")
     rows = beijing_rows(csv_path, limit)
+    if tail:
+        rows = iter(list(rows)[-tail:])
     if end_now:
         rows = ending_now(csv_path, rows, datetime.now(UTC))
     if as_ == "hj212" and target.startswith("tcp://"):

@@ -305,7 +305,7 @@ def run(settings: Settings, demo: bool, seconds: float | None) -> int:
             sup.wait_for_log("ingest-hj212", "HJ 212 server listening", timeout=60)
             sup.spawn("replay-hj212", "replay", "sensors", str(csv_path), "--station",
                       DEMO_HJ212_STATION, "--as", "hj212", "--target",
-                      f"tcp://127.0.0.1:{hj212_port}", "--limit", "5000", "--end-now")
+                      f"tcp://127.0.0.1:{hj212_port}", "--tail", "5000", "--end-now")
             threading.Thread(target=drop_scenes, args=(inbox, stop), daemon=True).start()
             console.print(f"replaying {csv_path.name}, re-stamped to end today, as station "
                           f"{DEMO_STATION} (JSON over MQTT) and {DEMO_HJ212_STATION} (HJ 212 "
