@@ -11,14 +11,12 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import cv2
 import numpy as np
 import psycopg
-import pytest
 from aiokafka import AIOKafkaConsumer
 
 from contract.records import CameraHealth, Frame, Record
@@ -29,23 +27,8 @@ from ingest.publisher import Publisher
 from ingest.rtsp import Backoff, RtspIngester, RtspOptions, Sampler, encode_frame
 from ingest.rtsp_health import HealthWatch
 from offsite.rtsp_server import RtspTestServer
-from offsite.services import EmbeddedServices, ServiceError
+from offsite.services import EmbeddedServices
 from storage.cameras import CameraRow
-
-SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "video" / "person_room.mp4"
-
-
-@pytest.fixture()
-def rtsp_server(services: EmbeddedServices) -> Iterator[RtspTestServer]:
-    server = RtspTestServer(services.state_dir / f"rtsp-{uuid.uuid4().hex[:6]}", SAMPLE)
-    try:
-        server.start()
-    except ServiceError as exc:
-        pytest.fail(f"RTSP test server did not start: {exc}", pytrace=False)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_backoff_grows_with_jitter_and_resets() -> None:

@@ -7,36 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
-import pytest
 
 from contract.settings import Settings
 from ingest.publisher import Publisher
 from ingest.rtsp import RtspIngester, RtspOptions
 from offsite.rtsp_server import RtspTestServer
-from offsite.services import EmbeddedServices, ServiceError
+from offsite.services import EmbeddedServices
 from storage.db import open_pool
 from storage.resources import create, retire
 
-SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "video" / "person_room.mp4"
 ADMIN = {"id": "root", "department": "center", "role": "admin"}
-
-
-@pytest.fixture()
-def rtsp_server(services: EmbeddedServices) -> Iterator[RtspTestServer]:
-    server = RtspTestServer(services.state_dir / f"rtsp-{uuid.uuid4().hex[:6]}", SAMPLE)
-    try:
-        server.start()
-    except ServiceError as exc:
-        pytest.fail(f"RTSP test server did not start: {exc}", pytrace=False)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _published(ingester: RtspIngester, camera: str) -> int:
