@@ -257,7 +257,9 @@ class MqttIngester:
         of times). Asked to stop while Kafka is away, it returns without acking: the broker
         keeps the messages in the persistent session and delivers them again to the next run.
         """
-        work = [self._decode(msg) for msg in batch]
+        # decoding and the input rules are CPU work (a batch holds up to MAX_BATCH messages
+        # of 100 readings each): in a thread, so the loop keeps serving Kafka and paho
+        work = await asyncio.to_thread(lambda: [self._decode(msg) for msg in batch])
         kept: set[int] = set()     # messages whose refusals are in the dead-letter store
         settled: set[int] = set()  # messages given up on as a whole (dead letter, no retry)
         retry = Retry("ingest.mqtt", self.settings.retry_max_attempts)
