@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -49,14 +48,3 @@ async def load_camera_config(pool: AsyncConnectionPool, camera: str) -> dict[str
     if row[1] is not None and row[2] is not None:
         config["location"] = {"type": "Point", "coordinates": [float(row[1]), float(row[2])]}
     return config
-
-
-async def write_health(pool: AsyncConnectionPool, rows: Sequence[HealthRow]) -> None:
-    if not rows:
-        return
-    async with pool.connection() as conn, conn.cursor() as cur:
-        await cur.executemany(
-            "INSERT INTO camera_health (time, camera, online, fps, detail)"
-            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (camera, time) DO NOTHING",
-            [(r.time, r.camera, r.online, r.fps, r.detail) for r in rows])
-

@@ -25,6 +25,7 @@ from psycopg_pool import AsyncConnectionPool
 from contract.input_rules import clean_text, dead_letter, is_permanent
 from contract.records import Clue, Reading, ReadingBatch, Rejected, readings_of
 from geo.routing import Router
+from storage.cameras import HealthRow
 from storage.evidence_store import fix_clue_evidence
 from storage.unregistered import note_unregistered
 
@@ -134,6 +135,17 @@ class ReadingsSink(CopySink):
             inserted = await super()._write(conn, rows)
             await note_unregistered(conn, rows)
         return inserted
+
+
+class CameraHealthSink(CopySink):
+    """``camera_health`` rows (``streams.camera_health``): transitions and heartbeats."""
+
+    def __init__(self) -> None:
+        super().__init__("camera_health", ("time", "camera", "online", "fps", "detail"),
+                         ("timestamptz", "text", "bool", "float8", "text"))
+
+    def add(self, row: HealthRow) -> None:
+        self.add_row((row.time, row.camera, row.online, row.fps, row.detail))
 
 
 def rejected_id(rejected: Rejected) -> str:

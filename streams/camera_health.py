@@ -3,7 +3,7 @@
 The RTSP ingester only reports what it sees of each camera (``ingest.rtsp_health``): a
 record at every online/offline transition and heartbeats. This agent
 
-* writes ``camera_health`` rows (``storage.cameras.write_health``, idempotent): every
+* writes ``camera_health`` rows (``storage.sinks.CameraHealthSink``, idempotent): every
   transition, and a heartbeat when the camera's previous row is at least ``row_every_s``
   old, so an online camera gets its periodic row (the ingester's heartbeat comes every
   60 s) and an offline one, whose heartbeats come every few seconds to carry time
@@ -23,7 +23,6 @@ idempotent downstream). Records that do not validate become dead letters.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -36,8 +35,9 @@ from contract.clue import Clue
 from contract.records import CameraHealth, Rejected
 from contract.topics import CAMERA_HEALTH
 from detectors.video_signal import SignalLossConfig, observe
-from storage.cameras import HealthRow, load_camera_config, write_health
-from storage.sinks import RejectedSink
+from storage.cameras import HealthRow, load_camera_config
+from storage.sinks import CameraHealthSink, RejectedSink
+from streams.sinks import flush_until_durable
 from streams.table_state import put_state
 
 if TYPE_CHECKING:
@@ -159,20 +159,14 @@ class CameraHealthAgent:
         return {"signal": signal, "row_at": row_at.isoformat() if row_at else None}
 
     async def _write(self, rows: list[HealthRow], dead: RejectedSink) -> None:
-        """Rows and dead letters, retried until durable (holding the batch's offsets)."""
+        """Rows and dead letters, durable before the batch's offsets are committed."""
         if not rows and not len(dead):
             return
-        delay = 0.5
-        while True:
-            try:
-                pool = await self.streams.db_pool()
-                await write_health(pool, rows)
-                await dead.flush(pool)
-                return
-            except Exception as exc:  # database away: retry, the batch waits
-                log.error("camera health write failed (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+        sink = CameraHealthSink()
+        for row in rows:
+            sink.add(row)
+        await flush_until_durable(self.streams.db_pool, sink, dead,
+                                  max_attempts=self.settings.retry_max_attempts)
 
 
 def decode(raw: Any, dead: RejectedSink) -> CameraHealth | None:
