@@ -20,15 +20,16 @@ TASKS_CHANNEL = "offsite_tasks"
 
 
 @contextlib.asynccontextmanager
-async def listen(database_url: str,
-                 channel: str) -> AsyncIterator[AsyncGenerator[psycopg.Notify, None]]:
+async def listen(database_url: str, channel: str, connect_timeout: int = 10
+                 ) -> AsyncIterator[AsyncGenerator[psycopg.Notify, None]]:
     """A dedicated autocommit connection LISTENing on ``channel``; yields its notices.
 
     The ``LISTEN`` is in place when the block is entered, so a caller that reads the table
     then misses nothing; the connection closes when the block ends (or raises, e.g. when the
     database goes away: the caller reconnects).
     """
-    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+    async with await psycopg.AsyncConnection.connect(
+            database_url, autocommit=True, connect_timeout=connect_timeout) as conn:
         await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
         notices = conn.notifies()
         try:

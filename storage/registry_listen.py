@@ -19,8 +19,9 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable
 
-import psycopg
 from psycopg import AsyncConnection
+
+from storage.notify import listen
 
 log = logging.getLogger(__name__)
 CHANNEL = "offsite_registry"
@@ -82,13 +83,11 @@ class RegistryListener:
         backoff = 0.5
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(
-                        self.url, autocommit=True, connect_timeout=10) as conn:
-                    await conn.execute(f"LISTEN {CHANNEL}")
+                async with listen(self.url, CHANNEL) as notices:
                     self.listening.set()
                     backoff = 0.5
                     await self._call(ALL)  # whatever changed while we were not listening
-                    async for notice in conn.notifies():
+                    async for notice in notices:
                         self.notices += 1
                         await self._call(notice.payload or ALL)
             except asyncio.CancelledError:

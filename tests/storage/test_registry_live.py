@@ -59,8 +59,8 @@ def test_notify_reaches_the_listener_on_commit_and_after_a_reconnect(fresh_db: s
                 async with await psycopg.AsyncConnection.connect(fresh_db,
                                                                  autocommit=True) as admin:
                     await admin.execute("SELECT pg_terminate_backend(pid) FROM"
-                                        " pg_stat_activity WHERE query = %s",
-                                        (f"LISTEN {CHANNEL}",))
+                                        " pg_stat_activity WHERE query LIKE %s",
+                                        (f"LISTEN %{CHANNEL}%",))
                 assert await _next(heard) == ALL
                 await retire(pool, "station", "S1", ADMIN)
                 assert await _next(heard) == "station"
