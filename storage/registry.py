@@ -28,8 +28,8 @@ from geo.registry import router_from_rows, write_folder
 from geo.registry_check import validate_folder
 from geo.registry_folder import FILES, Entry, Fault, Folder, RuleRow
 from geo.routing import Router
+from storage.registry_listen import CHANNEL
 
-NOTIFY_CHANNEL = "offsite_registry"
 _LOCK_ID = 0x0FF5174  # one registry import at a time
 TABLES: dict[str, str] = {"department": "departments", "station": "stations",
                           "camera": "cameras", "scene_collection": "scene_collections",
@@ -211,7 +211,7 @@ def apply_folder(conn: psycopg.Connection, folder: Folder, *, prune: bool,
                                    default_owner=default_owner, actor=actor)
     for kind, counts in result.items():
         if counts.touched:
-            conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, kind))
+            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, kind))
     _audit(conn, actor, "registry.import", None, None, None,
            {"source": source, "prune": prune,
             "counts": {k: asdict(v) for k, v in result.items()}})
