@@ -1,10 +1,10 @@
-"""Video agent: ``video.frames`` to ``clues``, one CameraAnalyzer per camera.
+"""Video agent: ``video.frames`` to ``clues``, one camera detector per camera.
 
 Frames of a camera share a key, so they arrive in order on one partition and thus in one
 worker. Each camera gets a *lane*: a small queue (oldest frame dropped when analysis falls
 behind: the newest picture matters) and a task that decodes the JPEG and runs
-``CameraAnalyzer.process`` in a thread pool, off the event loop, so several cameras are
-analysed in parallel while each camera's frames stay in order. Clues leave through the one
+``CameraDetector.observe`` (the video plug-in) in a thread pool, off the event loop, so
+several cameras are analysed in parallel while each camera's frames stay in order. Clues leave through the one
 clue exit (``streams.publish``), routed by the camera's location when it has one.
 
 The analyzers live in the worker's memory and are built from the camera's ``config`` in
@@ -30,14 +30,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import cv2
-import numpy as np
-
 from contract.clue import Clue
 from contract.records import Frame
 from contract.topics import VIDEO_FRAMES
-from detectors.video import CameraAnalyzer
 from detectors.video_config import CameraConfig
+from detectors.video_plugin import CameraDetector
 from storage.cameras import load_camera_config
 from storage.sinks import RejectedSink
 from streams.sinks import PoolSource, decode_or_reject, flush_until_durable
@@ -60,14 +57,8 @@ def camera_config(camera: str, raw: dict[str, Any] | None) -> CameraConfig:
     return CameraConfig.model_validate(data)
 
 
-def analyze(analyzer: CameraAnalyzer, frame: Frame) -> list[Clue]:
-    """Decode and analyse one frame (runs in the thread pool)."""
-    image = cv2.imdecode(np.frombuffer(frame.jpeg, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"frame {frame.seq} of {frame.camera} is not a decodable JPEG")
-    return analyzer.process(image, frame.time)
-
 SendClues = Callable[[Sequence[Clue]], Awaitable[Any]]
+
 
 
 @dataclass
@@ -78,7 +69,7 @@ class Lane:
     lanes: dict[str, Lane]
     queue: deque[Frame] = field(default_factory=lambda: deque(maxlen=LANE_QUEUE))
     wake: asyncio.Event = field(default_factory=asyncio.Event)
-    analyzer: CameraAnalyzer | None = None
+    analyzer: CameraDetector | None = None
     raw_config: dict[str, Any] | None = None
     config_at: float = 0.0
     last_time: datetime | None = None
@@ -109,7 +100,7 @@ class Lane:
             await self._ensure_analyzer(loop)
             assert self.analyzer is not None
             try:
-                clues = await loop.run_in_executor(executor, analyze, self.analyzer, frame)
+                clues = await loop.run_in_executor(executor, self.analyzer.observe, frame)
             except Exception:
                 log.exception("camera %s: analysis of frame %s failed", self.camera, frame.seq)
                 continue
@@ -141,7 +132,7 @@ class Lane:
         if self.analyzer is not None:
             await self._flush(loop)
         self.raw_config = raw
-        self.analyzer = CameraAnalyzer(config)
+        self.analyzer = CameraDetector(config)
         log.info("camera %s: analyzer built (%d zones, %d lines)", self.camera,
                  len(config.zones), len(config.lines))
 
