@@ -4,8 +4,9 @@ Frames of a camera share a key, so they arrive in order on one partition and thu
 worker. Each camera gets a *lane*: a small queue (oldest frame dropped when analysis falls
 behind: the newest picture matters) and a task that decodes the JPEG and runs
 ``CameraDetector.observe`` (the video plug-in) in a thread pool, off the event loop, so
-several cameras are analysed in parallel while each camera's frames stay in order. Clues leave through the one
-clue exit (``streams.publish``), routed by the camera's location when it has one.
+several cameras are analysed in parallel while each camera's frames stay in order. Clues
+leave through the one clue exit (``streams.publish``), routed by the camera's location when
+it has one.
 
 The analyzers live in the worker's memory and are built from the camera's ``config`` in
 the ``cameras`` table (defaults for a camera not registered; the ``ingest`` key, if any,
