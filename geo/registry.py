@@ -25,9 +25,10 @@ from geo.zones import Zone, ZoneIndex
 # the columns export writes first, in this order; properties follow as extra columns
 EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
     "department": ("id", "name"),
+    "entity": ("id", "name", "credit_class", "owner_dept", "licence", "zones"),
     "station": ("id", "name", "lon", "lat", "st", "owner_dept", "interval_s", "standard",
-                "password"),
-    "camera": ("id", "name", "url", "lon", "lat", "owner_dept", "config"),
+                "password", "entity"),
+    "camera": ("id", "name", "url", "lon", "lat", "owner_dept", "config", "entity"),
     "scene_collection": ("id", "name", "owner_dept"),
 }
 
@@ -100,6 +101,8 @@ def write_folder(directory: str | Path, tables: Mapping[str, list[dict[str, Any]
                         extra.append(key)
             if kind == "camera":
                 flat["config"] = _write_camera_config(directory, row)
+            if kind == "entity":  # the folder's form: ;-separated, as Excel users type it
+                flat["zones"] = ";".join(row.get("zones") or [])
             rows.append(flat)
         written[kind] = write_csv(directory / FILES[kind], columns + extra, rows)
     if "zone" in tables:

@@ -15,11 +15,12 @@ from geo.zones import SITE_PRIORITY
 
 
 def check_references(folder: Folder, *, default_owner: str,
-                     known_departments: Iterable[str] = ()) -> list[Fault]:
-    """Owners and routes that point at departments neither the folder nor ``known`` defines.
+                     known_departments: Iterable[str] = (), known_entities: Iterable[str] = (),
+                     known_zones: Iterable[str] = ()) -> list[Fault]:
+    """Owners, routes, entities and entity zones that point at what nobody defines.
 
-    ``known_departments`` are those already in the database (on import); the default owner
-    always counts as defined (the importer creates it when missing).
+    ``known_*`` are those already in the database (on import); the default owner always
+    counts as defined (the importer creates it when missing).
     """
     defined = {e.id for e in folder.entries.get("department") or []}
     defined |= set(known_departments) | {default_owner}
@@ -31,6 +32,34 @@ def check_references(folder: Folder, *, default_owner: str,
                 faults.append(Fault(FILES[kind], e.line,
                                     f"owner department {owner} is not defined"))
     faults += _check_routes(folder, defined)
+    faults += _check_entities(folder, set(known_entities), set(known_zones))
+    return faults
+
+
+def _check_entities(folder: Folder, known_entities: set[str], known_zones: set[str]
+                    ) -> list[Fault]:
+    """Stations and cameras watch defined entities; an entity's zones are enterprise sites.
+
+    A zone the folder itself defines must be of kind ``enterprise_site`` (the site an entity
+    is responsible for); one only in the database is taken as it is.
+    """
+    entities = {e.id for e in folder.entries.get("entity") or []} | known_entities
+    zones = {z.id: z.fields.get("kind") for z in folder.entries.get("zone") or []}
+    faults: list[Fault] = []
+    for kind in ("station", "camera"):
+        for e in folder.entries.get(kind) or []:
+            entity = e.fields.get("entity")
+            if entity and entity not in entities:
+                faults.append(Fault(FILES[kind], e.line, f"entity {entity} is not defined"))
+    for e in folder.entries.get("entity") or []:
+        for zid in e.fields.get("zones") or []:
+            if zid in zones:
+                if zones[zid] != "enterprise_site":
+                    faults.append(Fault(FILES["entity"], e.line,
+                                        f"zone {zid} is a {zones[zid]} zone, not an"
+                                        " enterprise_site"))
+            elif zid not in known_zones:
+                faults.append(Fault(FILES["entity"], e.line, f"zone {zid} is not defined"))
     return faults
 
 
@@ -72,11 +101,13 @@ def _check_routes(folder: Folder, defined: set[str]) -> list[Fault]:
 
 
 def validate_folder(directory: str | Path, *, default_owner: str,
-                    known_departments: Iterable[str] = ()) -> tuple[Folder, list[Fault]]:
+                    known_departments: Iterable[str] = (), known_entities: Iterable[str] = (),
+                    known_zones: Iterable[str] = ()) -> tuple[Folder, list[Fault]]:
     """Parse and check a folder; the faults come in file order, every one of them."""
     folder, faults = parse_folder(directory)
     faults += check_references(folder, default_owner=default_owner,
-                               known_departments=known_departments)
+                               known_departments=known_departments,
+                               known_entities=known_entities, known_zones=known_zones)
     order = list(FILES.values())
     faults.sort(key=lambda f: (order.index(f.file) if f.file in order else 99,
                                f.where if isinstance(f.where, int) else 0))  # stable

@@ -1,12 +1,13 @@
 """The registry folder: the one file format a province keeps its resource pool in.
 
-A folder holds any of ``departments.csv``, ``stations.csv``, ``cameras.csv``,
-``scene_collections.csv``, ``zones.geojson`` and ``routing.csv`` (README, "Setting up your
-province"). People edit these files in Excel and GIS tools, so this module is forgiving
-about what those tools write (BOM or not, GB18030 from a Chinese Windows desktop, extra
-columns, self-touching polygons) and strict about what would hurt later (duplicate ids,
-places outside the globe, owners and routes to departments nobody defines). It reports
-every fault at once, ``FILE:LINE: reason``, so a clerk fixes a file in one round.
+A folder holds any of ``departments.csv``, ``entities.csv``, ``stations.csv``,
+``cameras.csv``, ``scene_collections.csv``, ``zones.geojson`` and ``routing.csv``
+(README, "Setting up your province"). People edit these files in Excel and GIS tools, so
+this module is forgiving about what those tools write (BOM or not, GB18030 from a Chinese
+Windows desktop, extra columns, self-touching polygons) and strict about what would hurt
+later (duplicate ids, places outside the globe, owners and routes to departments nobody
+defines). It reports every fault at once, ``FILE:LINE: reason``, so a clerk fixes a file
+in one round.
 
 Parsing and validation are pure (files in, rows and faults out, no database): the same
 check serves ``offsite registry validate`` and the API, and ``storage.registry`` applies
@@ -34,6 +35,7 @@ from geo.zones import ZONE_KINDS
 # kind -> file name, in the order an import applies them (departments first: owners)
 FILES: dict[str, str] = {
     "department": "departments.csv",
+    "entity": "entities.csv",
     "station": "stations.csv",
     "camera": "cameras.csv",
     "scene_collection": "scene_collections.csv",
@@ -41,6 +43,7 @@ FILES: dict[str, str] = {
     "routing_rule": "routing.csv",
 }
 CAMERA_SCHEMES = ("rtsp", "rtsps", "http", "https", "file")
+CREDIT_CLASSES = ("A", "B", "C", "D")
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,22 @@ def _positive_int(value: str) -> int | None:
     return number
 
 
+def _credit_class(value: str) -> str | None:
+    """A/B/C/D of the environmental credit evaluation; lower case as Excel users type it."""
+    if value == "":
+        return None
+    grade = value.strip().upper()
+    if grade not in CREDIT_CLASSES:
+        raise ValueError(f"credit class {value!r} is not one of {'/'.join(CREDIT_CLASSES)}")
+    return grade
+
+
+def _id_list(value: str) -> list[str]:
+    """``;``-separated ids (also the full-width ``；`` and ``,`` a Chinese keyboard gives)."""
+    parts = value.replace("；", ";").replace("，", ";").replace(",", ";").split(";")
+    return list(dict.fromkeys(p.strip() for p in parts if p.strip()))
+
+
 def _camera_url(value: str) -> str:
     scheme = urlsplit(value).scheme.lower()
     if scheme not in CAMERA_SCHEMES:
@@ -138,11 +157,15 @@ def _camera_url(value: str) -> str:
 _LON, _LAT = _coordinate(-180.0, 180.0), _coordinate(-90.0, 90.0)
 COLUMNS: dict[str, dict[str, Callable[[str], Any]]] = {
     "department": {"name": _text},
+    "entity": {"name": _text, "credit_class": _credit_class, "owner_dept": _optional_text,
+               "licence": _optional_text, "zones": _id_list},
     "station": {"name": _text, "lon": _LON, "lat": _LAT, "st": _optional_text,
                 "owner_dept": _optional_text, "interval_s": _positive_int,
-                "password": _optional_text, "standard": _optional_text},
+                "password": _optional_text, "standard": _optional_text,
+                "entity": _optional_text},
     "camera": {"name": _text, "url": _camera_url, "lon": _LON, "lat": _LAT,
-               "owner_dept": _optional_text, "config": _optional_text},
+               "owner_dept": _optional_text, "config": _optional_text,
+               "entity": _optional_text},
     "scene_collection": {"name": _text, "owner_dept": _optional_text},
 }
 REQUIRED: dict[str, tuple[str, ...]] = {"camera": ("url",)}

@@ -31,15 +31,17 @@ from geo.routing import Router
 from storage.registry_listen import CHANNEL
 
 _LOCK_ID = 0x0FF5174  # one registry import at a time
-TABLES: dict[str, str] = {"department": "departments", "station": "stations",
+TABLES: dict[str, str] = {"department": "departments", "entity": "entities",
+                          "station": "stations",
                           "camera": "cameras", "scene_collection": "scene_collections",
                           "zone": "zones"}
 # columns an import may set, per kind (besides id, status, properties)
 FIELDS: dict[str, tuple[str, ...]] = {
     "department": ("name",),
+    "entity": ("name", "credit_class", "owner_dept", "licence", "zones"),
     "station": ("name", "lon", "lat", "st", "owner_dept", "interval_s", "password",
-                "standard"),
-    "camera": ("name", "url", "lon", "lat", "owner_dept", "config"),
+                "standard", "entity"),
+    "camera": ("name", "url", "lon", "lat", "owner_dept", "config", "entity"),
     "scene_collection": ("name", "owner_dept"),
     "zone": ("kind", "name", "county", "owner_dept", "geometry"),
 }
@@ -101,7 +103,12 @@ def _audit(conn: psycopg.Connection, actor: Actor, action: str, kind: str | None
 
 
 def active_departments(conn: psycopg.Connection) -> set[str]:
-    return {r[0] for r in conn.execute("SELECT id FROM departments WHERE status = 'active'")}
+    return active_ids(conn, "department")
+
+
+def active_ids(conn: psycopg.Connection, kind: str) -> set[str]:
+    """Ids of the active rows of one registry kind."""
+    return {r[0] for r in conn.execute(f"SELECT id FROM {TABLES[kind]} WHERE status = 'active'")}
 
 
 def _upsert(conn: psycopg.Connection, kind: str, entries: list[Entry], *, prune: bool,
@@ -193,7 +200,7 @@ def apply_folder(conn: psycopg.Connection, folder: Folder, *, prune: bool,
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
     result: dict[str, Counts] = {}
     for kind in FILES:
-        if kind == "station":  # after the folder's departments: owner of what names none
+        if kind == "entity":  # after the folder's departments: owner of what names none
             made = conn.execute(
                 "INSERT INTO departments (id, name) VALUES (%s, %s) ON CONFLICT (id) DO NOTHING"
                 " RETURNING id", (default_owner, default_owner)).fetchone()
@@ -226,7 +233,9 @@ def import_folder(conn: psycopg.Connection, directory: str | Path, *, prune: boo
     """
     with conn.transaction():
         folder, faults = validate_folder(directory, default_owner=default_owner,
-                                         known_departments=active_departments(conn))
+                                         known_departments=active_departments(conn),
+                                         known_entities=active_ids(conn, "entity"),
+                                         known_zones=active_ids(conn, "zone"))
         if faults:
             raise RegistryInvalid(faults)
         return apply_folder(conn, folder, prune=prune, default_owner=default_owner,

@@ -17,8 +17,10 @@ OWNER = "provincial-monitoring-center"
 def test_the_demo_folder_is_clean_and_complete() -> None:
     folder, faults = validate_folder(ROOT / "samples" / "registry", default_owner=OWNER)
     assert faults == []
-    assert folder.present() == ["department", "station", "camera", "scene_collection", "zone",
-                                "routing_rule"]
+    assert folder.present() == ["department", "entity", "station", "camera",
+                                "scene_collection", "zone", "routing_rule"]
+    entities = {e.id: e for e in folder.entries["entity"] or []}
+    assert entities["ENT-321202-0001"].fields["zones"] == ["ent-321202-0001"]
     stations = {e.id: e for e in folder.entries["station"] or []}
     assert stations["BJ-DONGSI"].fields["lon"] == 116.417
     assert stations["BJ-DONGSI"].fields["owner_dept"] == "110101-ecology-environment"
