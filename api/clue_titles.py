@@ -33,9 +33,11 @@ DEFAULT_LANG = "zh-CN"
 MESSAGES = Path(__file__).resolve().parent.parent / "web" / "static" / "i18n"
 
 # Falsification of data and tampering with a camera: whoever did it meant to hide something.
-_HIGH = {"impossible", "replay", "flag_abuse", "inconsistent", "occlusion", "defocus", "shift"}
+# Treatment switched off under production, or production in a declared shutdown: the same.
+_HIGH = {"impossible", "replay", "flag_abuse", "inconsistent", "occlusion", "defocus", "shift",
+         "treatment_off", "production_in_shutdown"}
 _MEDIUM = {"offline", "signal_loss", "unregistered_source", "flatline", "near_limit", "person",
-           "loitering", "line_crossing"}
+           "loitering", "line_crossing", "treatment_idle", "meter_offline"}
 _SATELLITE = {"vegetation_to_built", "vegetation_loss", "bare_or_built", "water_gain",
               "water_loss"}
 HIGH_RATIO = 1.5  # exceedance: worst window mean over the limit
@@ -131,6 +133,14 @@ def describe(clue: dict[str, Any]) -> dict[str, Any]:
     elif kind == "signal_loss":
         off = _num(metrics.get("offline_s"))
         args["minutes"] = _fmt(round(off / 60, 1)) if off is not None else "?"
+    elif kind in ("treatment_off", "treatment_idle", "production_in_shutdown",
+                  "meter_offline"):
+        span = _num(metrics.get("duration_s", metrics.get("gap_s")))
+        args.update(channel=str(metrics.get("channel") or ""),
+                    meter=str(metrics.get("meter") or ""),
+                    level=str(metrics.get("level") or ""),
+                    minutes=_fmt(round(span / 60)) if span is not None else "?",
+                    hours=_fmt(round(span / 3600, 1)) if span is not None else "?")
     elif kind in _SATELLITE:
         area = _num(metrics.get("area_m2"))
         args["area"] = _fmt(round(area / 10_000, 2)) if area is not None else "?"

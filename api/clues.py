@@ -33,6 +33,7 @@ from api.access import check, unrestricted
 from api.auth import User, current_user
 from api.clue_titles import SEVERITIES, pick_lang, severity, titled
 from api.errors import Text, Time, in_range, invalid, storable
+from contract.clue import Modality
 from contract.settings import get_settings
 from storage import access as store
 from storage.evidence_store import MediaFolder
@@ -121,7 +122,7 @@ async def list_clues(
     request: Request,
     kind: Text | None = None,
     state: Text | None = Query(None, alias="status", description="open, closed, ..."),
-    modality: Literal["env", "video", "satellite"] | None = None,
+    modality: Modality | None = None,
     since: Time | None = Query(None, description="clue time >= since"),
     until: Time | None = Query(None, description="clue time < until"),
     bbox: str | None = Query(None, description="minlon,minlat,maxlon,maxlat"),
@@ -149,7 +150,7 @@ async def count_clues(
     request: Request,
     kind: Text | None = None,
     state: Text | None = Query(None, alias="status", description="open, closed, ..."),
-    modality: Literal["env", "video", "satellite"] | None = None,
+    modality: Modality | None = None,
     since: Time | None = Query(None, description="clue time >= since"),
     until: Time | None = Query(None, description="clue time < until"),
     zone: Text | None = None,

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-Modality = Literal["env", "video", "satellite"]
+Modality = Literal["env", "video", "satellite", "power"]
 ClueState = Literal["open", "update", "closed"]
 
 

@@ -22,8 +22,9 @@ from pydantic import (
 
 from contract.clue import Clue, EvidenceRef
 
-__all__ = ["CameraHealth", "Clue", "EnvReadings", "Evidence", "EvidenceRef", "Frame", "Reading",
-           "ReadingBatch", "Record", "Rejected", "Scene", "Tile", "env_records", "readings_of"]
+__all__ = ["CameraHealth", "Clue", "EnvReadings", "Evidence", "EvidenceRef", "Frame",
+           "PowerSamples", "Reading", "ReadingBatch", "Record", "Rejected", "Scene", "Tile",
+           "env_records", "readings_of"]
 
 Period = Literal["rtd", "minute", "hour", "day"]
 
@@ -111,6 +112,15 @@ def env_records(readings: Sequence[Reading]) -> list[Reading | ReadingBatch]:
 def readings_of(record: Reading | ReadingBatch) -> list[Reading]:
     """The readings of an ``env.readings`` record, whichever form it has."""
     return record.readings if isinstance(record, ReadingBatch) else [record]
+
+
+class PowerSamples(Record):
+    """Meter readings of one entity's channels (kW), re-keyed from ``env.readings`` by
+    entity so that the production and the treatment meters of an entity meet in one place
+    (they report as stations of their own and land on any partition)."""
+
+    entity: str = Field(min_length=1)
+    readings: list[Reading] = Field(min_length=1)
 
 
 class Frame(Record):

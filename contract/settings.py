@@ -47,6 +47,16 @@ class Settings(BaseSettings):
     sat_window_looks: int = Field(default=4, ge=1, description="looks a low alert waits for")
     sat_expire_days: float = Field(default=90.0, gt=0, description="a pending alert expires")
     sat_threads: int = Field(default=2, ge=1, description="threads reading satellite windows")
+    power_grace_s: float = Field(default=300.0, ge=0, description="production start-up grace"
+                                 " before treatment must run")
+    power_min_episode_s: float = Field(default=600.0, ge=0, description="a power condition"
+                                       " must last this long to become a clue")
+    power_stale_s: float = Field(default=1800.0, gt=0, description="a channel's last value"
+                                 " counts for this long")
+    power_offline_s: float = Field(default=3600.0, gt=0, description="a meter silent this"
+                                   " long is offline")
+    power_idle_ratio: float = Field(default=0.5, gt=0, lt=1, description="treatment below"
+                                    " this share of its usual load is idling")
     mqtt_client_id: str = "offsite-ingest-mqtt"
     api_host: str = "127.0.0.1"
     api_port: int = 8600

@@ -10,6 +10,7 @@ from contract.records import (
     EnvReadings,
     Evidence,
     Frame,
+    PowerSamples,
     Rejected,
     Scene,
     Tile,
@@ -32,8 +33,9 @@ SAT_TILES = TopicSpec("sat.tiles", Tile, key="tile")
 CLUES = TopicSpec("clues", Clue, key="site (zone id, else geohash cell)")
 EVIDENCE = TopicSpec("evidence", Evidence, key="clue")
 INGEST_REJECTED = TopicSpec("ingest.rejected", Rejected, key="source")
+POWER_SAMPLES = TopicSpec("power.samples", PowerSamples, key="entity")
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     ENV_READINGS, VIDEO_FRAMES, CAMERA_HEALTH, SAT_SCENES, SAT_TILES, CLUES, EVIDENCE,
-    INGEST_REJECTED,
+    INGEST_REJECTED, POWER_SAMPLES,
 )

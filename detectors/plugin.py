@@ -33,7 +33,7 @@ from contract.clue import Clue
 
 #: the built-in kinds and the modules that register them (imported on first use)
 BUILTIN = {"env": "detectors.env", "video": "detectors.video_plugin",
-           "satellite": "detectors.satellite_tile"}
+           "satellite": "detectors.satellite_tile", "power": "detectors.power"}
 
 
 class DetectorConfig(BaseModel):

@@ -30,6 +30,9 @@ EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
                 "password", "entity"),
     "camera": ("id", "name", "url", "lon", "lat", "owner_dept", "config", "entity"),
     "scene_collection": ("id", "name", "owner_dept"),
+    # the id of these is made of their columns (geo.registry_power): not written
+    "power_channel": ("entity", "meter", "channel", "role", "rated_kw", "idle_kw"),
+    "shutdown": ("scope", "level", "start", "end"),
 }
 
 

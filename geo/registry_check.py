@@ -9,7 +9,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from geo.registry_folder import FILES, Fault, Folder, RuleRow, parse_folder
+from geo.registry_folder import (
+    FILES,
+    Entry,
+    Fault,
+    Folder,
+    RuleRow,
+    decode,
+    parse_csv,
+    parse_folder,
+)
 from geo.routing import DEFAULT_ROLE, OWNER
 from geo.zones import SITE_PRIORITY
 
@@ -60,6 +69,16 @@ def _check_entities(folder: Folder, known_entities: set[str], known_zones: set[s
                                         " enterprise_site"))
             elif zid not in known_zones:
                 faults.append(Fault(FILES["entity"], e.line, f"zone {zid} is not defined"))
+    for e in folder.entries.get("power_channel") or []:
+        entity = e.fields.get("entity")
+        if entity and entity not in entities:
+            faults.append(Fault(FILES["power_channel"], e.line,
+                                f"entity {entity} is not defined"))
+    for e in folder.entries.get("shutdown") or []:
+        scope = e.fields.get("scope")
+        if scope and scope not in entities and scope not in zones and scope not in known_zones:
+            faults.append(Fault(FILES["shutdown"], e.line,
+                                f"scope {scope} is neither an entity nor a zone"))
     return faults
 
 
@@ -112,3 +131,15 @@ def validate_folder(directory: str | Path, *, default_owner: str,
     faults.sort(key=lambda f: (order.index(f.file) if f.file in order else 99,
                                f.where if isinstance(f.where, int) else 0))  # stable
     return folder, faults
+
+
+def read_file(path: str | Path, kind: str) -> tuple[list[Entry], list[Fault]]:
+    """One registry file read as its kind, wherever it lies (an offline tool's input,
+    ``offsite power analyze --channels``): the faults an import would report for it."""
+    path = Path(path)
+    faults: list[Fault] = []
+    try:
+        text = decode(path.read_bytes())
+    except UnicodeDecodeError:
+        return [], [Fault(path.name, 1, "neither UTF-8 nor GB18030/GBK text")]
+    return parse_csv(kind, text, faults, path.parent), faults

@@ -29,6 +29,7 @@ import shapely
 import yaml
 from shapely.geometry import mapping, shape
 
+from geo import registry_power
 from geo.routing import Rule
 from geo.zones import ZONE_KINDS
 
@@ -41,6 +42,8 @@ FILES: dict[str, str] = {
     "scene_collection": "scene_collections.csv",
     "zone": "zones.geojson",
     "routing_rule": "routing.csv",
+    "power_channel": "power_channels.csv",
+    "shutdown": "shutdowns.csv",
 }
 CAMERA_SCHEMES = ("rtsp", "rtsps", "http", "https", "file")
 CREDIT_CLASSES = ("A", "B", "C", "D")
@@ -168,7 +171,10 @@ COLUMNS: dict[str, dict[str, Callable[[str], Any]]] = {
                "entity": _optional_text},
     "scene_collection": {"name": _text, "owner_dept": _optional_text},
 }
-REQUIRED: dict[str, tuple[str, ...]] = {"camera": ("url",)}
+COLUMNS.update(registry_power.COLUMNS)
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "camera": ("url",), "power_channel": ("entity", "meter", "channel", "role", "idle_kw"),
+    "shutdown": ("scope", "level", "start", "end")}
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -203,7 +209,7 @@ def _read(directory: Path, name: str, faults: list[Fault]) -> str | None:
         return ""
 
 
-def _parse_csv(kind: str, text: str, faults: list[Fault],
+def parse_csv(kind: str, text: str, faults: list[Fault],
                directory: Path | None) -> list[Entry]:
     name = FILES[kind]
     rows = _rows(text)
@@ -211,7 +217,8 @@ def _parse_csv(kind: str, text: str, faults: list[Fault],
     if header_row is None:
         return []
     header_line, header = header_row
-    if "id" not in header:
+    keyed = kind in registry_power.KEYS  # the id is made of columns (registry_power)
+    if "id" not in header and not keyed:
         faults.append(Fault(name, header_line, "no id column"))
         return []
     for col in sorted({c for c in header if header.count(c) > 1}):
@@ -227,7 +234,9 @@ def _parse_csv(kind: str, text: str, faults: list[Fault],
             faults.append(Fault(name, line, f"{len(cells)} values for {len(header)} columns"))
             continue
         row = dict(zip(header, cells + [""] * (len(header) - len(cells)), strict=True))
-        rid = row.pop("id")
+        rid = _keyed_id(kind, row, name, line, faults) if keyed else row.pop("id")
+        if rid is None:
+            continue
         if not rid:
             faults.append(Fault(name, line, "empty id"))
             continue
@@ -250,6 +259,8 @@ def _parse_csv(kind: str, text: str, faults: list[Fault],
         for col in REQUIRED.get(kind, ()):
             if col in header and not row.get(col):
                 faults.append(Fault(name, line, f"{col} is required"))
+        for reason in registry_power.check_row(kind, entry.fields):
+            faults.append(Fault(name, line, reason))
         if kind == "camera" and "config" in entry.fields:
             if entry.fields["config"]:
                 _load_camera_config(entry, directory, faults)
@@ -257,6 +268,20 @@ def _parse_csv(kind: str, text: str, faults: list[Fault],
                 entry.fields["config"] = {}  # an empty cell: the camera's defaults
         entries.append(entry)
     return entries
+
+
+def _keyed_id(kind: str, row: dict[str, str], name: str, line: int,
+              faults: list[Fault]) -> str | None:
+    """The id of a row of a file without an id column (None: the key columns are bad)."""
+    row.pop("id", None)
+    fields: dict[str, Any] = {}
+    for col in registry_power.KEYS[kind]:
+        try:
+            fields[col] = COLUMNS[kind][col](row.get(col, ""))
+        except ValueError as exc:
+            faults.append(Fault(name, line, f"{col}: {exc}"))
+            return None
+    return registry_power.row_id(kind, fields)
 
 
 def _load_camera_config(entry: Entry, directory: Path | None, faults: list[Fault]) -> None:
@@ -381,6 +406,6 @@ def parse_folder(directory: str | Path) -> tuple[Folder, list[Fault]]:
         elif kind == "zone":
             folder.entries[kind] = None if text is None else _parse_zones(text, faults)
         else:
-            folder.entries[kind] = None if text is None else _parse_csv(
+            folder.entries[kind] = None if text is None else parse_csv(
                 kind, text, faults, directory)
     return folder, faults

@@ -14,6 +14,7 @@ from offsite import (
     cmd_env,
     cmd_evidence,
     cmd_hj212,
+    cmd_power,
     cmd_registry,
     cmd_run,
     cmd_satellite,
@@ -32,6 +33,7 @@ app.add_typer(cmd_run.db_app, name="db")
 app.add_typer(cmd_run.replay_app, name="replay")
 app.add_typer(cmd_hj212.app, name="hj212")
 app.add_typer(cmd_env.app, name="env")
+app.add_typer(cmd_power.app, name="power")
 app.add_typer(cmd_video.app, name="video")
 app.add_typer(cmd_satellite.app, name="satellite")
 app.add_typer(cmd_evidence.app, name="evidence")

@@ -18,9 +18,11 @@ from psycopg_pool import AsyncConnectionPool
 from contract.input_rules import OFFLINE_MAX, OFFLINE_MIN
 
 # The resource a clue is about: env clues a station, video clues a camera, satellite clues
-# the scene collection named in metrics.collection (else the subject itself).
+# the scene collection named in metrics.collection (else the subject itself), power clues
+# the regulated entity.
 RESOURCE_KIND = ("(CASE c.modality WHEN 'env' THEN 'station' WHEN 'video' THEN 'camera'"
-                 " WHEN 'satellite' THEN 'scene_collection' ELSE c.modality END)")
+                 " WHEN 'satellite' THEN 'scene_collection' WHEN 'power' THEN 'entity'"
+                 " ELSE c.modality END)")
 RESOURCE_ID = ("(CASE WHEN c.modality = 'satellite'"
                " THEN coalesce(c.metrics->>'collection', c.subject) ELSE c.subject END)")
 CLUE_COLUMNS = ("c.clue_id, c.modality, c.kind, c.rule, c.subject, c.state, c.start, c.time,"
@@ -30,6 +32,7 @@ CLUE_COLUMNS = ("c.clue_id, c.modality, c.kind, c.rule, c.subject, c.state, c.st
                 " (CASE c.modality"
                 " WHEN 'env' THEN (SELECT name FROM stations WHERE id = c.subject)"
                 " WHEN 'video' THEN (SELECT name FROM cameras WHERE id = c.subject)"
+                " WHEN 'power' THEN (SELECT name FROM entities WHERE id = c.subject)"
                 " ELSE (SELECT name FROM scene_collections WHERE id = " + RESOURCE_ID + ")"
                 " END) AS resource_name,"
                 " (SELECT name FROM departments WHERE id = c.department) AS department_name,"

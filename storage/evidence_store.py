@@ -58,7 +58,7 @@ _RECORD_COLUMNS = ("id", "source", "seq", "time", "fixed_at", "clue_id", "sha256
                    "record_hash", "signature", "uri", "content")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 log = logging.getLogger(__name__)
-_SOURCE_PREFIX = {"env": "station", "video": "camera", "satellite": "tile"}
+_SOURCE_PREFIX = {"env": "station", "video": "camera", "satellite": "tile", "power": "entity"}
 
 
 def clue_source(clue: Clue) -> str:

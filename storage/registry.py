@@ -34,7 +34,8 @@ _LOCK_ID = 0x0FF5174  # one registry import at a time
 TABLES: dict[str, str] = {"department": "departments", "entity": "entities",
                           "station": "stations",
                           "camera": "cameras", "scene_collection": "scene_collections",
-                          "zone": "zones"}
+                          "zone": "zones", "power_channel": "power_channels",
+                          "shutdown": "shutdowns"}
 # columns an import may set, per kind (besides id, status, properties)
 FIELDS: dict[str, tuple[str, ...]] = {
     "department": ("name",),
@@ -44,6 +45,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "camera": ("name", "url", "lon", "lat", "owner_dept", "config", "entity"),
     "scene_collection": ("name", "owner_dept"),
     "zone": ("kind", "name", "county", "owner_dept", "geometry"),
+    "power_channel": ("entity", "meter", "channel", "role", "rated_kw", "idle_kw"),
+    "shutdown": ("scope", "level", "start", "end"),
 }
 _JSON_FIELDS = {"config", "geometry", "properties"}
 _RULE_FIELDS = ("clue", "zone_kind", "department", "why")
@@ -90,6 +93,11 @@ def _norm(value: Any) -> Any:
     return json.loads(json.dumps(value)) if isinstance(value, (dict, list, tuple)) else value
 
 
+def _names(columns: Iterable[str]) -> str:
+    """Quoted column names (a shutdown's ``end`` is an SQL keyword)."""
+    return ", ".join(f'"{c}"' for c in columns)
+
+
 def _param(col: str, value: Any) -> Any:
     return Jsonb(value) if col in _JSON_FIELDS and value is not None else value
 
@@ -118,7 +126,7 @@ def _upsert(conn: psycopg.Connection, kind: str, entries: list[Entry], *, prune:
     ids = [e.id for e in entries]
     cur = conn.cursor(row_factory=dict_row)
     existing = {r["id"]: r for r in cur.execute(
-        f"SELECT id, status, properties, {', '.join(fields)} FROM {table}"
+        f"SELECT id, status, properties, {_names(fields)} FROM {table}"
         " WHERE id = ANY(%s)", (ids,))}
     for e in entries:
         given = {k: v for k, v in e.fields.items() if k in fields}
@@ -129,7 +137,7 @@ def _upsert(conn: psycopg.Connection, kind: str, entries: list[Entry], *, prune:
                 row.setdefault("owner_dept", default_owner)
             cols = ["id", "properties", *row]
             conn.execute(
-                f"INSERT INTO {table} ({', '.join(cols)}) VALUES"
+                f"INSERT INTO {table} ({_names(cols)}) VALUES"
                 f" ({', '.join(['%s'] * len(cols))})",
                 [e.id, Jsonb(e.properties), *(_param(c, v) for c, v in row.items())])
             counts.added += 1
@@ -146,7 +154,8 @@ def _upsert(conn: psycopg.Connection, kind: str, entries: list[Entry], *, prune:
             counts.unchanged += 1
             continue
         conn.execute(
-            f"UPDATE {table} SET {', '.join(f'{c} = %s' for c in changes)}, updated_at = now()"
+            f"UPDATE {table} SET {', '.join(f'{_names([c])} = %s' for c in changes)},"
+            " updated_at = now()"
             " WHERE id = %s", [*(_param(c, v) for c, v in changes.items()), e.id])
         counts.changed += 1
         _audit(conn, actor, "registry.changed", kind, e.id,
@@ -250,7 +259,7 @@ def registry_tables(conn: psycopg.Connection, *, with_secrets: bool = False
     for kind, table in TABLES.items():
         cols = [c for c in FIELDS[kind] if with_secrets or c != "password"]
         tables[kind] = cur.execute(
-            f"SELECT id, properties, {', '.join(cols)} FROM {table}"
+            f"SELECT id, properties, {_names(cols)} FROM {table}"
             " WHERE status = 'active' ORDER BY id").fetchall()
     tables["routing_rule"] = routing_rule_rows(conn)
     return tables

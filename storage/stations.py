@@ -41,11 +41,23 @@ async def load_credentials(database_url: str, connect_timeout: int = 10) -> dict
     return {r[0]: Station(r[1], r[2], r[3]) for r in rows}
 
 
+POWER_METER_ST = "power"
+"""The ``st`` of a row that is a registered power meter (``power_channels``): a registered
+source whose readings are the power rules' business, not the env rules'."""
+
+
 async def station_rows(pool: AsyncConnectionPool, stations: Sequence[str]) -> list[StationRow]:
     """The rows of the active registered ones among ``stations`` (an unregistered or
-    retired id has no row)."""
+    retired id has no row); a power meter's row has ``st`` ``POWER_METER_ST``."""
     async with pool.connection() as conn:
         cur = await conn.execute(
-            "SELECT id, st, standard, interval_s, lon, lat, properties FROM stations"
-            " WHERE id = ANY(%s) AND status = 'active'", (list(stations),))
+            "SELECT id, CASE WHEN EXISTS (SELECT 1 FROM power_channels p WHERE p.meter = s.id"
+            f" AND p.status = 'active') THEN '{POWER_METER_ST}' ELSE st END,"
+            " standard, interval_s, lon, lat, properties FROM stations s"
+            " WHERE id = ANY(%(ids)s) AND status = 'active'"
+            f" UNION ALL SELECT DISTINCT meter, '{POWER_METER_ST}', NULL::text, NULL::int,"
+            " NULL::float8, NULL::float8, '{}'::jsonb FROM power_channels"
+            " WHERE meter = ANY(%(ids)s) AND status = 'active' AND NOT EXISTS (SELECT 1"
+            " FROM stations s WHERE s.id = meter AND s.status = 'active')",
+            {"ids": list(stations)})
         return list(await cur.fetchall())

@@ -32,6 +32,8 @@ _NOTE = """
                 %(n)s::bigint[], %(source)s::text[])
          AS b(station, first_seen, last_seen, n, source)
     WHERE NOT EXISTS (SELECT 1 FROM stations s WHERE s.id = b.station AND s.status = 'active')
+      AND NOT EXISTS (SELECT 1 FROM power_channels p
+                      WHERE p.meter = b.station AND p.status = 'active')
     ON CONFLICT (kind, id) DO UPDATE SET
         first_seen = least(u.first_seen, EXCLUDED.first_seen),
         last_seen = greatest(u.last_seen, EXCLUDED.last_seen),
@@ -70,8 +72,10 @@ async def unregistered_sources(pool: AsyncConnectionPool, *,
     those registered since)."""
     return await fetch(pool, """
         SELECT u.kind, u.id, u.first_seen, u.last_seen, u.readings, u.last_source,
-               (s.id IS NOT NULL) AS registered
+               (s.id IS NOT NULL OR m.meter IS NOT NULL) AS registered
         FROM unregistered_sources u
         LEFT JOIN stations s ON u.kind = 'station' AND s.id = u.id AND s.status = 'active'
-        WHERE %(all)s OR s.id IS NULL
+        LEFT JOIN (SELECT DISTINCT meter FROM power_channels WHERE status = 'active') m
+               ON u.kind = 'station' AND m.meter = u.id
+        WHERE %(all)s OR (s.id IS NULL AND m.meter IS NULL)
         ORDER BY u.last_seen DESC, u.id""", {"all": include_registered})

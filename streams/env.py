@@ -50,7 +50,7 @@ from detectors import env_registry
 from detectors.env import StationMonitor
 from detectors.env_config import EnvConfig, StationInfo
 from detectors.plots import SeriesPlot
-from storage.stations import StationRow, station_rows
+from storage.stations import POWER_METER_ST, StationRow, station_rows
 from streams.evidence_pool import PlotPool, Plots
 from streams.table_state import put_state
 
@@ -296,6 +296,8 @@ class EnvAgent:
         def work() -> list[tuple[str, int, dict[str, Any], list[Clue]]]:
             out = []
             for station, (partition, readings) in groups.items():
+                if entries[station].info.st == POWER_METER_ST:
+                    continue  # a registered power meter: streams.power judges it
                 stored = monitors.data.get(station)
                 clues, value = processor.observe(station, partition, readings, stored,
                                                  entries[station], arrived, plots.add)

@@ -19,6 +19,7 @@ from contract.records import Frame, Reading, Tile
 from detectors.env import StationMonitor
 from detectors.env_config import EnvConfig, StationInfo
 from detectors.plugin import Detector, create, parse_config, registered
+from detectors.power import PowerConfig
 from detectors.satellite import KINDS
 from detectors.satellite_tile import SatelliteConfig, TileMonitor
 from detectors.video import CameraAnalyzer
@@ -32,9 +33,12 @@ TZ = ROOT / "samples" / "satellite" / "taizhou"
 T0 = datetime(2024, 3, 4, 10, 0, tzinfo=UTC)
 
 
-def test_all_three_kinds_registered_and_selected_by_type() -> None:
+def test_all_kinds_registered_and_selected_by_type() -> None:
     assert registered() == {"env": EnvConfig, "video": CameraConfig,
-                            "satellite": SatelliteConfig}
+                            "satellite": SatelliteConfig, "power": PowerConfig}
+    power = parse_config({"type": "power", "grace_s": 120, "channels": [
+        {"entity": "E", "meter": "M", "channel": "fan", "role": "treatment", "idle_kw": 1}]})
+    assert isinstance(power, PowerConfig) and power.channels[0].role == "treatment"
     assert isinstance(parse_config({"type": "env", "spike_z": 12}), EnvConfig)
     video = parse_config({"type": "video", "timezone": "Asia/Shanghai",
                           "zones": [{"name": "gate", "points": [[0, 0], [1, 0], [1, 1]]}]})
