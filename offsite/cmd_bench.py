@@ -1,4 +1,4 @@
-"""``offsite bench env|video|satellite|storage [--quick]``: one JSON line of figures each.
+"""``offsite bench env|video|satellite|storage|power [--quick]``: one JSON line of figures each.
 
 Register in ``offsite/cli.py`` with ``app.add_typer(cmd_bench.app, name="bench")``.
 """
@@ -42,6 +42,13 @@ def env(quick: bool = QUICK) -> None:
     main = _bench("bench_env_pipeline").main
 
     _emit(main(quick=quick))
+
+
+@app.command()
+def power() -> None:
+    """Power rules on the real IMDELD factory series (../shared/data): real clues, and
+    precision and recall on injected treatment-off episodes."""
+    _emit(_bench("bench_power_quality").main())
 
 
 @app.command()
