@@ -18,7 +18,7 @@ def test_the_demo_folder_is_clean_and_complete() -> None:
     folder, faults = validate_folder(ROOT / "samples" / "registry", default_owner=OWNER)
     assert faults == []
     assert folder.present() == ["department", "entity", "station", "camera",
-                                "scene_collection", "zone", "routing_rule"]
+                                "scene_collection", "zone", "power_channel", "routing_rule"]
     entities = {e.id: e for e in folder.entries["entity"] or []}
     assert entities["ENT-321202-0001"].fields["zones"] == ["ent-321202-0001"]
     stations = {e.id: e for e in folder.entries["station"] or []}
