@@ -23,7 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
-from api import access, clues, health, resources, stats, tasks, web
+from api import access, clues, health, resources, shutdowns, stats, tasks, web
 from api.auth import User, current_user, require_roles
 from api.errors import AUTH, Problem, Text, Time, errors, validation_error
 from contract.settings import get_settings
@@ -55,7 +55,7 @@ app = FastAPI(title="Offsite", lifespan=lifespan,
               description="Off-site regulatory monitoring: clues, evidence, live stream, "
                           "health, and department resource access.")
 app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
-for module in (clues, health, access, resources, tasks, stats, web):
+for module in (clues, health, access, resources, shutdowns, tasks, stats, web):
     app.include_router(module.router, responses=errors(*AUTH))
 
 
