@@ -26,21 +26,21 @@ from oversight.risk import ClueFact, Risk, RiskWeights, score
 # An entity's clues: by its stations, its cameras and its enterprise-site zones (the UNION
 # keeps a clue that is linked twice once). Closed clues older than the horizon are not
 # read (their terms are below 1/1000 of their weight).
-_CLUES = """
+_COLS = ('c.clue_id, c.kind, c.modality, c.subject, c.state, c.start, c.time, c."end"')
+_RECENT = "(c.state <> 'closed' OR c.time >= %(horizon)s)"
+_CLUES = f"""
 WITH ent AS (SELECT id, zones FROM entities WHERE id = ANY(%(ids)s)),
-links AS (
-    SELECT ent.id AS entity, c.clue_id FROM ent
-    JOIN stations s ON s.entity = ent.id JOIN clues c ON c.subject = s.id AND c.modality = 'env'
+linked AS (
+    SELECT ent.id AS entity, {_COLS} FROM ent JOIN stations s ON s.entity = ent.id
+    JOIN clues c ON c.subject = s.id AND c.modality = 'env' WHERE {_RECENT}
     UNION
-    SELECT ent.id, c.clue_id FROM ent
-    JOIN cameras k ON k.entity = ent.id JOIN clues c ON c.subject = k.id AND c.modality = 'video'
+    SELECT ent.id, {_COLS} FROM ent JOIN cameras k ON k.entity = ent.id
+    JOIN clues c ON c.subject = k.id AND c.modality = 'video' WHERE {_RECENT}
     UNION
-    SELECT ent.id, c.clue_id FROM ent CROSS JOIN LATERAL unnest(ent.zones) AS z(id)
-    JOIN clues c ON c.zones @> jsonb_build_array(jsonb_build_object('id', z.id)))
-SELECT l.entity, c.clue_id, c.kind, c.modality, c.subject, c.state, c.start, c.time, c."end",
-       t.result
-FROM links l JOIN clues c ON c.clue_id = l.clue_id LEFT JOIN tasks t ON t.clue_id = c.clue_id
-WHERE c.state <> 'closed' OR c.time >= %(horizon)s
+    SELECT ent.id, {_COLS} FROM ent CROSS JOIN LATERAL unnest(ent.zones) AS z(id)
+    JOIN clues c ON c.zones @> jsonb_build_array(jsonb_build_object('id', z.id))
+    WHERE {_RECENT})
+SELECT l.*, t.result FROM linked l LEFT JOIN tasks t ON t.clue_id = l.clue_id
 """
 
 
@@ -94,26 +94,30 @@ def recompute(conn: psycopg.Connection, ids: Sequence[str] | None, now: datetime
             before = last.get(entity)
             moved = (before is None or before[1] != risk.level
                      or abs(before[0] - risk.score) >= history_step)
-            _write(conn, entity, risk, len(facts), now, weights.top_n, moved)
             out.append(EntityRisk(entity, risk, len(facts), moved))
+        _write(conn, out, now, weights.top_n)
     return out
 
 
-def _write(conn: psycopg.Connection, entity: str, risk: Risk, clues: int, now: datetime,
-           top_n: int, history: bool) -> None:
-    conn.execute(
-        "INSERT INTO entity_risk (entity, score, level, contributions, clues, computed_at)"
-        " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (entity) DO UPDATE SET"
-        " score = EXCLUDED.score, level = EXCLUDED.level,"
-        " contributions = EXCLUDED.contributions, clues = EXCLUDED.clues,"
-        " computed_at = EXCLUDED.computed_at",
-        (entity, risk.score, risk.level, Jsonb(risk.contributions(top_n)), clues, now))
-    if history:
-        conn.execute(
+def _write(conn: psycopg.Connection, results: list[EntityRisk], now: datetime,
+           top_n: int) -> None:
+    """All rows in two batched statements (psycopg pipelines executemany: no round trip
+    per entity)."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO entity_risk (entity, score, level, contributions, clues, computed_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (entity) DO UPDATE SET"
+            " score = EXCLUDED.score, level = EXCLUDED.level,"
+            " contributions = EXCLUDED.contributions, clues = EXCLUDED.clues,"
+            " computed_at = EXCLUDED.computed_at",
+            [(r.entity, r.risk.score, r.risk.level, Jsonb(r.risk.contributions(top_n)),
+              r.clues, now) for r in results])
+        cur.executemany(
             "INSERT INTO entity_risk_history (entity, computed_at, score, level, clues)"
             " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (entity, computed_at) DO UPDATE SET"
             " score = EXCLUDED.score, level = EXCLUDED.level, clues = EXCLUDED.clues",
-            (entity, now, risk.score, risk.level, clues))
+            [(r.entity, now, r.risk.score, r.risk.level, r.clues)
+             for r in results if r.history])
 
 
 def recompute_queued(conn: psycopg.Connection, now: datetime, weights: RiskWeights,

@@ -37,26 +37,39 @@ CREATE TABLE IF NOT EXISTS entity_risk_dirty (
 
 -- the lookups an entity's recompute makes: clues by subject, clues by zone id
 CREATE INDEX IF NOT EXISTS clues_subject_idx ON clues (subject);
-CREATE INDEX IF NOT EXISTS clues_zones_gin ON clues USING gin (zones jsonb_path_ops);
+-- fastupdate off: a zone lookup must not scan a long pending list (bench/bench_risk.py)
+CREATE INDEX IF NOT EXISTS clues_zones_gin ON clues USING gin (zones jsonb_path_ops)
+    WITH (fastupdate = off);
 CREATE INDEX IF NOT EXISTS entities_zones_gin ON entities USING gin (zones);
 
+-- The entities of one clue (plpgsql: its plans are cached, this runs for every clue write).
 CREATE OR REPLACE FUNCTION offsite_clue_entities(p_modality text, p_subject text, p_zones jsonb)
-RETURNS SETOF text LANGUAGE sql STABLE AS $$
-    SELECT s.entity FROM stations s
-    WHERE p_modality = 'env' AND s.id = p_subject AND s.entity IS NOT NULL
-    UNION
-    SELECT k.entity FROM cameras k
-    WHERE p_modality = 'video' AND k.id = p_subject AND k.entity IS NOT NULL
-    UNION
-    SELECT e.id FROM entities e
-    WHERE jsonb_typeof(p_zones) = 'array' AND e.zones && ARRAY(
-        SELECT coalesce(z->>'id', z #>> '{}') FROM jsonb_array_elements(
-            CASE WHEN jsonb_typeof(p_zones) = 'array' THEN p_zones ELSE '[]'::jsonb END) z)
-$$;
+RETURNS text[] LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    ids text[];
+    zone_ids text[];
+BEGIN
+    IF p_modality = 'env' THEN
+        SELECT array_agg(s.entity) INTO ids FROM stations s
+        WHERE s.id = p_subject AND s.entity IS NOT NULL;
+    ELSIF p_modality = 'video' THEN
+        SELECT array_agg(k.entity) INTO ids FROM cameras k
+        WHERE k.id = p_subject AND k.entity IS NOT NULL;
+    END IF;
+    IF jsonb_typeof(p_zones) = 'array' AND jsonb_array_length(p_zones) > 0 THEN
+        SELECT array_agg(coalesce(z->>'id', z #>> '{}')) INTO zone_ids
+        FROM jsonb_array_elements(p_zones) z;
+        ids := coalesce(ids, '{}') || ARRAY(SELECT e.id FROM entities e WHERE e.zones && zone_ids);
+    END IF;
+    RETURN coalesce(ids, '{}');
+END $$;
 
 CREATE OR REPLACE FUNCTION offsite_risk_mark(p_entities text[]) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
+    IF cardinality(p_entities) = 0 THEN
+        RETURN;
+    END IF;
     INSERT INTO entity_risk_dirty (entity)
     SELECT DISTINCT x FROM unnest(p_entities) AS x WHERE x IS NOT NULL
     ON CONFLICT (entity) DO NOTHING;
@@ -68,11 +81,9 @@ END $$;
 CREATE OR REPLACE FUNCTION offsite_risk_clue_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM offsite_risk_mark(ARRAY(
-        SELECT offsite_clue_entities(NEW.modality, NEW.subject, NEW.zones)));
+    PERFORM offsite_risk_mark(offsite_clue_entities(NEW.modality, NEW.subject, NEW.zones));
     IF TG_OP = 'UPDATE' AND OLD.zones IS DISTINCT FROM NEW.zones THEN
-        PERFORM offsite_risk_mark(ARRAY(
-            SELECT offsite_clue_entities(OLD.modality, OLD.subject, OLD.zones)));
+        PERFORM offsite_risk_mark(offsite_clue_entities(OLD.modality, OLD.subject, OLD.zones));
     END IF;
     RETURN NULL;
 END $$;
@@ -84,9 +95,8 @@ CREATE TRIGGER clues_risk AFTER INSERT OR UPDATE ON clues
 CREATE OR REPLACE FUNCTION offsite_risk_task_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM offsite_risk_mark(ARRAY(
-        SELECT offsite_clue_entities(c.modality, c.subject, c.zones)
-        FROM clues c WHERE c.clue_id = NEW.clue_id));
+    PERFORM offsite_risk_mark(offsite_clue_entities(c.modality, c.subject, c.zones))
+    FROM clues c WHERE c.clue_id = NEW.clue_id;
     RETURN NULL;
 END $$;
 

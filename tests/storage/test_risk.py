@@ -25,6 +25,10 @@ DAY = timedelta(days=1)
 W = RiskWeights()
 
 
+def seed_score() -> float:
+    return 2 * 0.5 + (3 * 1 + 1) + (1 + 0.5 * 2) * 0.5 ** (10 / 30)
+
+
 def seed(db: str) -> float:
     """Three clues of E-1 (by its station, by its zone, a gap), one of E-2, one of nobody;
     returns E-1's expected score at NOW."""
@@ -41,7 +45,7 @@ def seed(db: str) -> float:
     add_clue(db, "c-e2", kind="exceedance", subject="HX-9001", start=NOW - DAY, time=NOW,
              end=NOW, department="370103-ecology-environment")
     add_clue(db, "c-none", kind="exceedance", subject="LX-0001", start=NOW - DAY, time=NOW)
-    return 2 * 0.5 + (3 * 1 + 1) + (1 + 0.5 * 2) * 0.5 ** (10 / 30)
+    return seed_score()
 
 
 def compute(db: str, now: datetime = NOW, ids: list[str] | None = None) -> dict:
@@ -162,3 +166,20 @@ def test_history_keeps_moves_only(world: str) -> None:
                             " WHERE entity = 'E-1' ORDER BY computed_at").fetchall()
     assert [r[0] for r in rows] == [NOW, NOW + timedelta(minutes=10)]
     assert [r[1] for r in rows] == ["medium", "medium"]
+
+
+def test_a_recompute_that_dies_leaves_its_entities_queued(world: str) -> None:
+    """Two API instances share the queue (SKIP LOCKED), and one that dies mid-way (its
+    transaction rolls back) leaves the entities queued for the next drain."""
+    seed(world)
+    with psycopg.connect(world) as first, psycopg.connect(world) as second:
+        with first.transaction(force_rollback=True):  # dies before commit
+            taken, done = risk.recompute_queued(first, NOW, W, 0.5)  # imported and clued
+            assert taken == 3 and {d.entity for d in done} == {"E-1", "E-2", "E-3"}
+            assert risk.recompute_queued(second, NOW, W, 0.5) == (0, [])  # held: skipped
+            second.commit()
+        assert risk.queued(second) == 3
+        assert second.execute("SELECT count(*) FROM entity_risk").fetchone() == (0,)
+        taken, done = risk.recompute_queued(second, NOW, W, 0.5)
+        assert taken == 3 and risk.queued(second) == 0
+    assert stored(world, "E-1")[0] == pytest.approx(seed_score())
