@@ -5,7 +5,8 @@ Embedded PostgreSQL in ``.state/bench-risk``. Entities each have two stations an
 enterprise-site zone id; clues are made inside PostgreSQL with ``generate_series`` about
 those stations (half of them also routed to the entity's zone), times over the last year,
 no department (no tasks). Clue inserts are timed in the same run without and with the risk
-trigger (``clues_risk``), in alternating batches, so the ratio is side by side.
+triggers (``clues_risk_inserted``, ``clues_risk_updated``), in alternating batches, so the
+ratio is side by side.
 
 Run: ``.venv/bin/python -m bench.bench_risk [--quick] [--entities N] [--clues N]``.
 """
@@ -56,7 +57,8 @@ FROM (SELECT g, now() - random() * interval '365 days' AS t
 
 
 def insert_clues(conn: psycopg.Connection, n: int, lo: int, hi: int, trigger: bool) -> float:
-    conn.execute(f"ALTER TABLE clues {'ENABLE' if trigger else 'DISABLE'} TRIGGER clues_risk")
+    for name in ("clues_risk_inserted", "clues_risk_updated"):
+        conn.execute(f"ALTER TABLE clues {'ENABLE' if trigger else 'DISABLE'} TRIGGER {name}")
     conn.commit()
     t0 = time.perf_counter()
     conn.execute(CLUES, {"n": n, "lo": lo, "hi": hi})

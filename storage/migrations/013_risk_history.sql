@@ -3,7 +3,7 @@
 --
 -- An entity's clues: clues about a station or camera whose entity column names it, and
 -- clues whose route touches one of its enterprise-site zones (clues.zones, a list of
--- {"id", "kind", ...} objects). offsite_clue_entities answers it for one clue.
+-- {"id", "kind", ...} objects). offsite_clues_entities answers it for a set of clues.
 --
 -- Recompute on change: the formula is Python (oversight/risk.py), so the database only
 -- marks what changed. Every insert or update of a clue, every change of a task's result,
@@ -42,27 +42,24 @@ CREATE INDEX IF NOT EXISTS clues_zones_gin ON clues USING gin (zones jsonb_path_
     WITH (fastupdate = off);
 CREATE INDEX IF NOT EXISTS entities_zones_gin ON entities USING gin (zones);
 
--- The entities of one clue (plpgsql: its plans are cached, this runs for every clue write).
-CREATE OR REPLACE FUNCTION offsite_clue_entities(p_modality text, p_subject text, p_zones jsonb)
-RETURNS text[] LANGUAGE plpgsql STABLE AS $$
-DECLARE
-    ids text[];
-    zone_ids text[];
-BEGIN
-    IF p_modality = 'env' THEN
-        SELECT array_agg(s.entity) INTO ids FROM stations s
-        WHERE s.id = p_subject AND s.entity IS NOT NULL;
-    ELSIF p_modality = 'video' THEN
-        SELECT array_agg(k.entity) INTO ids FROM cameras k
-        WHERE k.id = p_subject AND k.entity IS NOT NULL;
-    END IF;
-    IF jsonb_typeof(p_zones) = 'array' AND jsonb_array_length(p_zones) > 0 THEN
-        SELECT array_agg(coalesce(z->>'id', z #>> '{}')) INTO zone_ids
-        FROM jsonb_array_elements(p_zones) z;
-        ids := coalesce(ids, '{}') || ARRAY(SELECT e.id FROM entities e WHERE e.zones && zone_ids);
-    END IF;
-    RETURN coalesce(ids, '{}');
-END $$;
+-- The entities of a set of clues (given as aligned arrays: one call per statement, set-based,
+-- since it runs for every batch of clues written).
+CREATE OR REPLACE FUNCTION offsite_clues_entities(p_modality text[], p_subject text[],
+                                                  p_zones jsonb[])
+RETURNS text[] LANGUAGE sql STABLE AS $$
+    WITH c AS (SELECT * FROM unnest(p_modality, p_subject, p_zones) AS c(modality, subject, zones))
+    SELECT ARRAY(
+        SELECT s.entity FROM c JOIN stations s ON s.id = c.subject
+        WHERE c.modality = 'env' AND s.entity IS NOT NULL
+        UNION
+        SELECT k.entity FROM c JOIN cameras k ON k.id = c.subject
+        WHERE c.modality = 'video' AND k.entity IS NOT NULL
+        UNION
+        SELECT e.id FROM entities e WHERE e.zones && ARRAY(
+            SELECT DISTINCT coalesce(z->>'id', z #>> '{}') FROM c CROSS JOIN LATERAL
+            jsonb_array_elements(CASE WHEN jsonb_typeof(c.zones) = 'array' THEN c.zones
+                                      ELSE '[]'::jsonb END) z))
+$$;
 
 CREATE OR REPLACE FUNCTION offsite_risk_mark(p_entities text[]) RETURNS void
 LANGUAGE plpgsql AS $$
@@ -78,24 +75,45 @@ BEGIN
     END IF;
 END $$;
 
-CREATE OR REPLACE FUNCTION offsite_risk_clue_changed() RETURNS trigger
+-- Statement-level, over the transition tables: the clues sink writes a batch of clues in
+-- one INSERT ... ON CONFLICT DO UPDATE, which queues and notifies once per batch.
+CREATE OR REPLACE FUNCTION offsite_risk_clues_inserted() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM offsite_risk_mark(offsite_clue_entities(NEW.modality, NEW.subject, NEW.zones));
-    IF TG_OP = 'UPDATE' AND OLD.zones IS DISTINCT FROM NEW.zones THEN
-        PERFORM offsite_risk_mark(offsite_clue_entities(OLD.modality, OLD.subject, OLD.zones));
-    END IF;
+    PERFORM offsite_risk_mark(offsite_clues_entities(array_agg(modality), array_agg(subject),
+                                                     array_agg(zones)))
+    FROM new_rows;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION offsite_risk_clues_updated() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    -- the new rows, and the old ones of a clue re-routed (another entity may lose it)
+    PERFORM offsite_risk_mark(offsite_clues_entities(array_agg(modality), array_agg(subject),
+                                                     array_agg(zones)))
+    FROM (SELECT modality, subject, zones FROM new_rows
+          UNION ALL
+          SELECT o.modality, o.subject, o.zones FROM old_rows o
+          JOIN new_rows n ON n.clue_id = o.clue_id
+          WHERE o.zones IS DISTINCT FROM n.zones OR o.subject IS DISTINCT FROM n.subject) AS r;
     RETURN NULL;
 END $$;
 
 DROP TRIGGER IF EXISTS clues_risk ON clues;
-CREATE TRIGGER clues_risk AFTER INSERT OR UPDATE ON clues
-    FOR EACH ROW EXECUTE FUNCTION offsite_risk_clue_changed();
+DROP TRIGGER IF EXISTS clues_risk_inserted ON clues;
+CREATE TRIGGER clues_risk_inserted AFTER INSERT ON clues REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION offsite_risk_clues_inserted();
+DROP TRIGGER IF EXISTS clues_risk_updated ON clues;
+CREATE TRIGGER clues_risk_updated AFTER UPDATE ON clues
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION offsite_risk_clues_updated();
 
 CREATE OR REPLACE FUNCTION offsite_risk_task_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM offsite_risk_mark(offsite_clue_entities(c.modality, c.subject, c.zones))
+    PERFORM offsite_risk_mark(offsite_clues_entities(ARRAY[c.modality], ARRAY[c.subject],
+                                                     ARRAY[c.zones]))
     FROM clues c WHERE c.clue_id = NEW.clue_id;
     RETURN NULL;
 END $$;
