@@ -110,11 +110,9 @@ class RiskRecomputer:
     def _run(self, full: bool) -> None:
         conn = self._connection()
         if full:
-            with conn.transaction():
-                if store.try_full_lock(conn):
-                    done = store.recompute(conn, None, datetime.now(UTC), self.weights,
-                                           self.step)
-                    self.recomputed += len(done)
+            done = store.recompute_all(conn, datetime.now(UTC), self.weights, self.step,
+                                       exclusive=True)
+            self.recomputed += len(done or ())
         while True:
             taken, done = store.recompute_queued(conn, datetime.now(UTC), self.weights,
                                                  self.step)

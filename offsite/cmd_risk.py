@@ -37,9 +37,12 @@ def recompute(entity: list[str] = typer.Option(None, "--entity", "-e",
     from storage import risk
 
     settings = get_settings()
+    weights, now = RiskWeights.from_settings(settings), datetime.now(UTC)
     with _connect() as conn:
-        done = risk.recompute(conn, entity or None, datetime.now(UTC),
-                              RiskWeights.from_settings(settings), settings.risk_history_step)
+        conn.autocommit = True
+        done = (risk.recompute(conn, entity, now, weights, settings.risk_history_step)
+                if entity else
+                risk.recompute_all(conn, now, weights, settings.risk_history_step) or [])
     for result in done:
         typer.echo(result.line())
     missing = sorted(set(entity or ()) - {r.entity for r in done})

@@ -138,12 +138,25 @@ def queued(conn: psycopg.Connection) -> int:
     return int(row[0]) if row else 0
 
 
-def try_full_lock(conn: psycopg.Connection) -> bool:
-    """Whether this transaction may run the periodic recompute of every entity (one API
-    instance at a time; the others skip that round)."""
-    row = conn.execute("SELECT pg_try_advisory_xact_lock(hashtext('offsite_risk_full'))"
-                       ).fetchone()
-    return bool(row and row[0])
+def recompute_all(conn: psycopg.Connection, now: datetime, weights: RiskWeights,
+                  history_step: float, *, exclusive: bool = False,
+                  chunk: int = 500) -> list[EntityRisk] | None:
+    """Recompute every active entity, ``chunk`` entities per transaction (no transaction
+    holds rows for long). ``exclusive``: only if no other session runs it (the periodic
+    round of several API instances); None when another does. ``conn`` is in autocommit."""
+    if exclusive:
+        row = conn.execute("SELECT pg_try_advisory_lock(hashtext('offsite_risk_full'))"
+                           ).fetchone()
+        if not (row and row[0]):
+            return None
+    try:
+        ids, out = active_entities(conn), []
+        for start in range(0, len(ids), chunk):
+            out += recompute(conn, ids[start:start + chunk], now, weights, history_step)
+        return out
+    finally:
+        if exclusive:
+            conn.execute("SELECT pg_advisory_unlock(hashtext('offsite_risk_full'))")
 
 
 

@@ -183,3 +183,47 @@ def test_a_recompute_that_dies_leaves_its_entities_queued(world: str) -> None:
         taken, done = risk.recompute_queued(second, NOW, W, 0.5)
         assert taken == 3 and risk.queued(second) == 0
     assert stored(world, "E-1")[0] == pytest.approx(seed_score())
+
+
+def test_the_clues_sink_batches_queue_their_entities(world: str) -> None:
+    """The stream's own write path (COPY into staging, INSERT ... ON CONFLICT DO UPDATE):
+    a batch queues the entities of its clues, by zone and by station; a redelivered or
+    updated batch queues them again."""
+    import asyncio
+
+    from contract.clue import Clue
+    from storage.db import open_pool
+    from storage.sinks import CluesSink
+
+    route = {"site": "es-1", "department": "370102-ecology-environment",
+             "jurisdiction": {"id": "cn-370102"}, "zones": ES1_ZONES}
+    clues = [Clue(modality="video", kind="person", rule="zone/yard/person", subject="CAM-X",
+                  state="open", start=NOW - DAY, time=NOW - DAY, route=route),
+             Clue(modality="env", kind="exceedance", rule="r1", subject="HX-9001",
+                  state="open", start=NOW - DAY, time=NOW - DAY,
+                  route={**route, "site": "cell", "zones": []})]
+
+    async def write(batch: list[Clue]) -> None:
+        sink = CluesSink()
+        for c in batch:
+            sink.add(c)
+        pool = await open_pool(world)
+        try:
+            await sink.flush(pool)
+        finally:
+            await pool.close()
+
+    def queued_now() -> list[str]:
+        with psycopg.connect(world) as conn:
+            return sorted(r[0] for r in conn.execute(
+                "DELETE FROM entity_risk_dirty RETURNING entity"))
+
+    queued_now()
+    asyncio.run(write(clues))
+    assert queued_now() == ["E-1", "E-2"]
+    asyncio.run(write([c.model_copy(update={"state": "closed", "time": NOW, "end": NOW})
+                       for c in clues]))
+    assert queued_now() == ["E-1", "E-2"]
+    got = compute(world)
+    assert got["E-1"].risk.score == pytest.approx(1 * 1.0)  # a person, closed now
+    assert got["E-2"].risk.score == pytest.approx(2 * 1.0)
