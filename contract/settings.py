@@ -116,6 +116,31 @@ class Settings(BaseSettings):
         default=(), description="GDAL paths outside the inbox that scenes may name (e.g. "
         "'/vsis3/bucket/'); empty: only files inside the inbox")
 
+    # ---- risk per regulated entity (oversight/risk.py; README "Risk per regulated entity") --
+    risk_kind_weights: dict[str, float] = Field(
+        default_factory=dict, description="points per clue by kind (JSON object), over the "
+        "built-in table oversight.risk.KIND_WEIGHTS; key '*' for kinds not listed")
+    risk_half_life_days: float = Field(default=30.0, gt=0, description="a clue's weight "
+                                       "halves every this many days after its latest time")
+    risk_confirmed_factor: float = Field(default=2.0, ge=1.0, description="x for a clue the "
+                                         "inspector confirmed (unreviewed: 1, false positive: 0)")
+    risk_not_found_factor: float = Field(default=0.5, ge=0.0, le=1.0,
+                                         description="x for a clue reported not_found")
+    risk_open_weight: float = Field(default=1.0, ge=0.0, description="points of a clue "
+                                    "while it is not closed (not decayed)")
+    risk_gap_kinds: tuple[str, ...] = Field(default=("offline", "signal_loss", "meter_offline"),
+                                            description="clue kinds that are monitoring gaps")
+    risk_gap_per_day: float = Field(default=0.5, ge=0.0, description="points per day a "
+                                    "gap lasted (decayed like its clue)")
+    risk_gap_max_days: float = Field(default=30.0, gt=0, description="longest gap counted")
+    risk_medium_at: float = Field(default=5.0, ge=0.0, description="score of level medium")
+    risk_high_at: float = Field(default=15.0, ge=0.0, description="score of level high")
+    risk_top_n: int = Field(default=5, ge=1, le=100, description="contributions kept")
+    risk_refresh_s: float = Field(default=3600.0, ge=0.0, description="every entity is "
+                                  "recomputed this often (decay, registry changes); 0: never")
+    risk_history_step: float = Field(default=0.5, ge=0.0, description="a history row is kept "
+                                     "when the score moved this much or the level changed")
+
     @property
     def evidence_folder(self) -> Path:
         return self.evidence_dir or self.state_dir / "evidence"

@@ -16,6 +16,7 @@ from offsite import (
     cmd_hj212,
     cmd_power,
     cmd_registry,
+    cmd_risk,
     cmd_run,
     cmd_satellite,
     cmd_users,
@@ -40,5 +41,6 @@ app.add_typer(cmd_evidence.app, name="evidence")
 app.add_typer(cmd_case.app, name="case")
 app.add_typer(cmd_bench.app, name="bench")
 app.add_typer(cmd_registry.app, name="registry")
+app.add_typer(cmd_risk.app, name="risk")
 app.add_typer(cmd_users.user_app, name="user")
 app.add_typer(cmd_users.token_app, name="token")

@@ -17,6 +17,7 @@ from psycopg import sql
 
 CLUES_CHANNEL = "offsite_clues"
 TASKS_CHANNEL = "offsite_tasks"
+RISK_CHANNEL = "offsite_risk"  # entities queued for a risk recompute (migrations/013)
 
 
 @contextlib.asynccontextmanager

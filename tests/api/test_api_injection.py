@@ -40,9 +40,11 @@ ENDPOINTS: dict[str, tuple[list[str], Callable[[object], set]]] = {
     "/zones": (["kind"], lambda b: {f["properties"]["id"] for f in b["features"]}),
     "/resources": (["kind", "owner", "bbox", "q", "status", "limit", "cursor"],
                    lambda b: {(i["kind"], i["id"], i["access"]) for i in b["items"]}),
+    "/risk": (["department", "credit_class", "level", "sort", "limit", "after"],
+              lambda b: {i["entity"] for i in b["items"]}),
 }
 PATHS = ["/clues/{}", "/evidence/{}", "/evidence/{}/content", "/tasks/{}", "/tasks/{}/bundle",
-         "/resources/station/{}"]
+         "/resources/station/{}", "/risk/{}"]
 
 
 @pytest.fixture()

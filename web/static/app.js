@@ -162,6 +162,7 @@ const login = Offsite.setupLogin(async (me) => {
   if (!state.map) initMap();
   await Promise.all([loadZones(), loadClues()]);
   fitClues();
+  loadRisk().catch(Offsite.report);  // center-risk.js
   openStream();
   await loadHealth().catch(Offsite.report);
   clearInterval(state.healthTimer);
@@ -174,6 +175,7 @@ $("map-region").addEventListener("change", fitRegion);
 Offsite.onLang(() => {
   setConn($("conn").classList.contains("on"));
   if (state.map) { renderRegions(); renderClues(); loadHealth().catch(Offsite.report); }
+  if (risk.layer) renderRiskLegend();
   // the evidence stays (its words carry data-i18n); the chart's labels are redrawn
   if (state.selected) showDetail(state.selected, false).then((c) => c && showChart(c))
     .catch(Offsite.report);
