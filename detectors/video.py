@@ -35,7 +35,13 @@ import numpy as np
 from contract.clue import Clue, EvidenceRef
 from detectors.video_config import CameraConfig, polygon_mask
 from detectors.video_evidence import ClipRecorder, FrameRing, Overlay, snapshot
-from detectors.video_motion import CentroidTracker, MotionDetector, MotionResult, crossing
+from detectors.video_motion import (
+    Blob,
+    CentroidTracker,
+    MotionDetector,
+    MotionResult,
+    crossing,
+)
 from detectors.video_person import Person, PersonDetector, hog_available
 from detectors.video_tamper import TamperDetector
 
@@ -100,6 +106,7 @@ class CameraAnalyzer:
         self.last_people: dict[str, list[Person]] = {}
         self._size: tuple[int, int] | None = None
         self._last_time: datetime | None = None
+        self._interval: float | None = None  # smoothed seconds between frames
 
     # -- geometry --------------------------------------------------------------------
     def _setup(self, width: int, height: int) -> None:
@@ -133,7 +140,7 @@ class CameraAnalyzer:
         height, width = frame_bgr.shape[:2]
         if self._size != (width, height):
             self._setup(width, height)
-        self._last_time = time
+        self._restart_after_gap(time)
         small_colour = self.ring.push(time, frame_bgr) if self.config.evidence.enabled else None
         grey = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY)
         out: list[Clue] = []
@@ -144,7 +151,8 @@ class CameraAnalyzer:
             motion = MotionResult(np.zeros(self.small[::-1], np.uint8), [], 1.0, True)
         else:
             motion = self.motion.detect(cv2.resize(grey, self.small,
-                                                   interpolation=cv2.INTER_AREA))
+                                                   interpolation=cv2.INTER_AREA),
+                                        time.timestamp())
         boxes = self._boxes(motion)
         people = self._people(frame_bgr, motion, boxes)
         self._zones(frame_bgr, time, motion, boxes, people, out)
@@ -154,28 +162,49 @@ class CameraAnalyzer:
         return out
 
     def flush(self, time: datetime | None = None) -> list[Clue]:
-        """Close every open episode (end of a file or shutdown of a camera)."""
+        """Close every open episode (end of a file or shutdown of a camera), each at the
+        last sample that showed its activity: a file ending ``clear_s`` after the last
+        car does not stretch the episode to its end."""
         moment = time or self._last_time
         if moment is None:
             return []
         out: list[Clue] = []
         for key in list(self.episodes):
-            self._close(key, moment, None, out)
+            self._close(key, min(moment, self.episodes[key].last_seen), None, out)
         return out
+
+    def _restart_after_gap(self, time: datetime) -> None:
+        """A gap in the frames (the ingester reconnecting, a camera back from an outage)
+        leaves a stale background: warm a new one up instead of reporting every change
+        the gap hid as motion. A gap counts when it is longer than ``rewarm_gap_s`` and
+        than three of the usual intervals (a camera sampled slowly is not re-warmed on
+        every frame)."""
+        last, self._last_time = self._last_time, time
+        if last is None:
+            return
+        gap = (time - last).total_seconds()
+        usual = self._interval
+        self._interval = gap if usual is None else min(max(gap, 1e-3), 0.8 * usual + 0.2 * gap)
+        if gap > self.config.motion.rewarm_gap_s and (usual is None or gap > 3 * usual):
+            self.motion.reset()
+            self.tracker.clear()
 
     # -- parts -----------------------------------------------------------------------
     def _boxes(self, motion: MotionResult) -> list[tuple[int, int, int, int]]:
+        return self._scale(motion.blobs)
+
+    def _scale(self, blobs: list[Blob]) -> list[tuple[int, int, int, int]]:
+        """Blobs of the small motion frame as (x, y, w, h) boxes of the frame."""
         assert self._size is not None
         sx = self._size[0] / self.small[0]
         sy = self._size[1] / self.small[1]
-        return [(int(b.x * sx), int(b.y * sy), int(b.w * sx), int(b.h * sy))
-                for b in motion.blobs]
+        return [(int(b.x * sx), int(b.y * sy), int(b.w * sx), int(b.h * sy)) for b in blobs]
 
     def _people(self, frame: np.ndarray, motion: MotionResult,
                 boxes: list[tuple[int, int, int, int]]) -> list[Person]:
         if self.people is None or motion.relearned:
             return []
-        regions = list(boxes)
+        regions = list(boxes) + self._scale(motion.still)
         for seen in self.last_people.values():
             regions += [(p.x, p.y, p.w, p.h) for p in seen]
         return self.people.detect(frame, regions) if regions else []
@@ -212,20 +241,20 @@ class CameraAnalyzer:
                     continue
                 gap = (time - run.last).total_seconds() if run.last else None
                 if active[kind]:
-                    if run.first is None or (gap is not None and gap > zone.clear_s):
+                    if run.first is None or (gap is not None and gap >= zone.clear_s):
                         run.first = time
                     run.count += 1
                     run.last = time
                 else:
                     run.count = 0  # inertia counts consecutive samples
-                    if gap is not None and gap > zone.clear_s:
+                    if gap is not None and gap >= zone.clear_s:
                         run.first = None
                 if kind == "presence":
                     self._loitering(zone, run, time, frame, overlay, metrics, out,
                                     region["presence"])
                     continue
                 if key in self.episodes:
-                    if run.last and (time - run.last).total_seconds() > zone.clear_s:
+                    if run.last and (time - run.last).total_seconds() >= zone.clear_s:
                         self._close(key, run.last, frame, out, overlay)
                     elif active[kind]:
                         self.episodes[key].grow(region[kind])
