@@ -38,6 +38,7 @@ from detectors.video_evidence import ClipRecorder, FrameRing, Overlay, snapshot
 from detectors.video_motion import (
     Blob,
     CentroidTracker,
+    FrameGap,
     MotionDetector,
     MotionResult,
     crossing,
@@ -106,7 +107,7 @@ class CameraAnalyzer:
         self.last_people: dict[str, list[Person]] = {}
         self._size: tuple[int, int] | None = None
         self._last_time: datetime | None = None
-        self._interval: float | None = None  # smoothed seconds between frames
+        self.gap = FrameGap(config.motion.rewarm_gap_s)
 
     # -- geometry --------------------------------------------------------------------
     def _setup(self, width: int, height: int) -> None:
@@ -140,7 +141,10 @@ class CameraAnalyzer:
         height, width = frame_bgr.shape[:2]
         if self._size != (width, height):
             self._setup(width, height)
-        self._restart_after_gap(time)
+        self._last_time = time
+        if self.gap.stale(time.timestamp()):  # a reconnect: the background is stale
+            self.motion.reset()
+            self.tracker.clear()
         small_colour = self.ring.push(time, frame_bgr) if self.config.evidence.enabled else None
         grey = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY)
         out: list[Clue] = []
@@ -172,22 +176,6 @@ class CameraAnalyzer:
         for key in list(self.episodes):
             self._close(key, min(moment, self.episodes[key].last_seen), None, out)
         return out
-
-    def _restart_after_gap(self, time: datetime) -> None:
-        """A gap in the frames (the ingester reconnecting, a camera back from an outage)
-        leaves a stale background: warm a new one up instead of reporting every change
-        the gap hid as motion. A gap counts when it is longer than ``rewarm_gap_s`` and
-        than three of the usual intervals (a camera sampled slowly is not re-warmed on
-        every frame)."""
-        last, self._last_time = self._last_time, time
-        if last is None:
-            return
-        gap = (time - last).total_seconds()
-        usual = self._interval
-        self._interval = gap if usual is None else min(max(gap, 1e-3), 0.8 * usual + 0.2 * gap)
-        if gap > self.config.motion.rewarm_gap_s and (usual is None or gap > 3 * usual):
-            self.motion.reset()
-            self.tracker.clear()
 
     # -- parts -----------------------------------------------------------------------
     def _boxes(self, motion: MotionResult) -> list[tuple[int, int, int, int]]:

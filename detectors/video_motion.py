@@ -183,6 +183,31 @@ class MotionDetector:
         return MotionResult(kept, blobs, changed, False, still)
 
 
+class FrameGap:
+    """Tells a gap in the frames: the ingester reconnecting, a camera back from an outage.
+
+    The background is then stale (the view may have changed, or the camera come back
+    with another exposure), so the analyzer warms a new one up instead of reporting
+    every change the gap hid as motion. A gap counts when it is longer than ``gap_s`` and
+    than three usual intervals, so a camera sampled slowly is not re-warmed on every
+    frame. The usual interval follows shorter intervals at once and longer ones slowly.
+    """
+
+    def __init__(self, gap_s: float) -> None:
+        self.gap_s = gap_s
+        self.last: float | None = None
+        self.usual: float | None = None
+
+    def stale(self, time_s: float) -> bool:
+        last, self.last = self.last, time_s
+        if last is None:
+            return False
+        gap = time_s - last
+        usual = self.usual
+        self.usual = gap if usual is None else max(1e-3, min(gap, 0.8 * usual + 0.2 * gap))
+        return usual is not None and gap > self.gap_s and gap > 3 * usual
+
+
 def merge_boxes(boxes: list[list[int]], pad: int) -> list[list[int]]:
     """Merge boxes that overlap once padded: a walking person often yields several
     contours (head, torso, legs) that should be one mover."""
