@@ -181,3 +181,26 @@ def test_frame_gap_counts_only_gaps_beyond_the_usual_interval() -> None:
     slow = FrameGap(2.0)
     assert not any(slow.stale(t * 5.0) for t in range(10))  # one frame every 5 s
     assert slow.stale(45.0 + 20.0)
+
+
+@pytest.mark.parametrize("clear_s", [1.0, 4.0])
+def test_episode_closes_clear_s_after_its_last_moving_sample(clear_s: float) -> None:
+    """The closing clue comes with the first sample ``clear_s`` after the episode's last
+    moving sample, and reports that sample as its end (also at the end of the stream)."""
+    analyzer = room_analyzer()
+    analyzer.config.zones[0].clear_s = clear_s
+    times: list[datetime] = []
+    closed: list[tuple[datetime, Clue]] = []
+    for pos, frame in room_samples():
+        moment = T0 + timedelta(seconds=pos)
+        times.append(moment)
+        closed += [(moment, c) for c in analyzer.process(frame, moment)
+                   if c.kind == "motion" and c.state == "closed"]
+    closed += [(times[-1], c) for c in analyzer.flush() if c.kind == "motion"]
+    assert len(closed) >= 3
+    for emitted, clue in closed[:-1]:
+        assert clue.end in times and clue.start <= clue.end
+        waited = (emitted - clue.end).total_seconds()
+        assert clear_s <= waited <= clear_s + 1 / RATE, (clue.start, clue.end, emitted)
+    last = closed[-1][1]  # closed by the end of the stream: at its last moving sample
+    assert last.end in times and last.end < times[-1], last.end
