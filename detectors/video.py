@@ -7,15 +7,17 @@ it in a thread pool and the CLI can run it on a file's own timeline.
 Rules (``Clue.rule``) and their episodes, one clue per episode with open/update/closed:
 
 * ``zone/<zone>/motion`` and ``zone/<zone>/person``: activity in a zone for ``inertia``
-  consecutive samples opens; ``clear_s`` without it closes. Person detection runs only on
-  moving regions and on the boxes of people already seen (a person who stands still stops
-  producing motion but is still there).
+  consecutive samples opens; ``clear_s`` without it closes; the episode's start and end
+  are its first and last active samples. Person detection runs only on
+  moving regions, on regions that just stopped moving and on the boxes of people already
+  seen (a person who stands still stops producing motion but is still there).
 * ``zone/<zone>/loitering``: motion or person in the zone without a ``clear_s`` gap for
   ``loitering_s``; closes with the activity.
 * ``line/<line>/<direction>``: a tracked mover crossed the tripwire. It is an instant, so
   the clue opens at the crossing and closes at once (end = start) when its clip is done.
 * ``tamper/occlusion|defocus|shift``: see ``detectors.video_tamper``. While any tamper
-  condition holds, motion is not judged; the background is relearned after it.
+  condition holds, motion is not judged; the background is learned again after it, as
+  at the start and after a gap in the frames (``detectors.video_motion``).
 
 Zones and lines with a schedule are judged only inside it; an episode open when the
 schedule ends is closed. Evidence (snapshot on every clue, the clip once its post-roll is

@@ -141,7 +141,7 @@ def test_line_crossing_with_direction() -> None:
     cfg.tamper.enabled = False
     analyzer = CameraAnalyzer(cfg)
     base = np.full((216, 384, 3), 90, np.uint8)
-    cv2.randu(base, 60, 120)  # texture, so contrast stretching has something to work on
+    cv2.randu(base, 60, 120)  # texture (the first channel only: a dark view)
     frames = []
     for x in [20, 20, 20, 60, 100, 140, 180, 220, 260, 300, 300, 300]:
         f = base.copy()
