@@ -230,23 +230,24 @@ class CameraAnalyzer:
                     self._close(key, run.last or time, frame, out, overlay)
                     continue
                 gap = (time - run.last).total_seconds() if run.last else None
+                if gap is not None and gap >= zone.clear_s:
+                    # clear_s without activity: the episode ended at its last active
+                    # sample, also when this sample (after missing frames) is active
+                    ends = f"zone/{zone.name}/loitering" if kind == "presence" else key
+                    self._close(ends, run.last or time, frame, out, overlay)
+                    run.first, run.count = None, 0
                 if active[kind]:
-                    if run.first is None or (gap is not None and gap >= zone.clear_s):
-                        run.first = time
+                    run.first = run.first or time
                     run.count += 1
                     run.last = time
                 else:
                     run.count = 0  # inertia counts consecutive samples
-                    if gap is not None and gap >= zone.clear_s:
-                        run.first = None
                 if kind == "presence":
                     self._loitering(zone, run, time, frame, overlay, metrics, out,
                                     region["presence"])
                     continue
                 if key in self.episodes:
-                    if run.last and (time - run.last).total_seconds() >= zone.clear_s:
-                        self._close(key, run.last, frame, out, overlay)
-                    elif active[kind]:
+                    if active[kind]:
                         self.episodes[key].grow(region[kind])
                         self._update(key, time, frame, overlay, metrics, confidence, out)
                 elif active[kind] and run.count >= zone.inertia and run.first:

@@ -204,3 +204,17 @@ def test_episode_closes_clear_s_after_its_last_moving_sample(clear_s: float) -> 
         assert clear_s <= waited <= clear_s + 1 / RATE, (clue.start, clue.end, emitted)
     last = closed[-1][1]  # closed by the end of the stream: at its last moving sample
     assert last.end in times and last.end < times[-1], last.end
+
+
+def test_missing_frames_longer_than_clear_s_end_the_episode() -> None:
+    """Samples 7.5 and 8.0 s never arrive (the woman walks in throughout): the gap of
+    1.5 s is longer than ``clear_s``, so the episode ends at 7.0 s even though the next
+    sample moves again, and a new one starts at 8.5 s."""
+    analyzer = room_analyzer()
+    clues: list[Clue] = []
+    for pos, frame in room_samples():
+        if pos <= 12.0 and pos not in (7.5, 8.0):
+            clues += analyzer.process(frame, T0 + timedelta(seconds=pos))
+    clues += analyzer.flush()
+    episodes = episodes_of(clues)
+    assert episodes[0] == (6.0, 7.0) and episodes[1][0] == 8.5, episodes
