@@ -94,10 +94,6 @@ class MotionDetector:
         self._warm_from = None
         self._warm_count = 0
 
-    @property
-    def warming(self) -> bool:
-        return self.avg is None
-
     def prepare(self, grey_small: np.ndarray) -> np.ndarray:
         """Blur (compression noise) and return float32."""
         return cv2.GaussianBlur(grey_small, (3, 3), 0).astype(np.float32)
@@ -116,28 +112,26 @@ class MotionDetector:
             return 1.0  # a mostly dark view: too little light to measure a gain on
         return float(np.clip(np.median(cur[keep] / bg[keep]), 0.2, 5.0))
 
-    def _warm_up(self, frame: np.ndarray, time_s: float) -> bool:
-        """Collect a warm-up frame; True while still warming up (this frame included)."""
+    def _warm_up(self, frame: np.ndarray, time_s: float) -> None:
+        """Collect a warm-up frame; the last one makes the background their median."""
         if self._warm_from is None:
             self._warm_from = time_s
         self._warm.append(frame)
         self._warm_count += 1
-        if (time_s - self._warm_from < self.s.warmup_s
-                or self._warm_count < self.s.warmup_frames):
-            return True
-        self.avg = np.median(np.stack(self._warm), axis=0).astype(np.float32)
-        self.prev = frame
-        self._warm.clear()
-        return True
+        if (time_s - self._warm_from >= self.s.warmup_s
+                and self._warm_count >= self.s.warmup_frames):
+            self.avg = np.median(np.stack(self._warm), axis=0).astype(np.float32)
+            self.prev = frame
+            self._warm.clear()
 
     def detect(self, grey_small: np.ndarray, time_s: float) -> MotionResult:
         """Motion in one frame taken at ``time_s`` (seconds on any monotonic timeline)."""
-        frame = self.prepare(grey_small)
-        empty = np.zeros(frame.shape, np.uint8)
-        if self.avg is None and self._warm_up(frame, time_s):
+        raw = self.prepare(grey_small)
+        empty = np.zeros(raw.shape, np.uint8)
+        if self.avg is None:  # warming up: this frame is learned, not judged
+            self._warm_up(raw, time_s)
             return MotionResult(empty, [], 0.0, True)
-        assert self.avg is not None
-        frame = np.clip(frame / self.gain(frame), 0, 255)
+        frame = np.clip(raw / self.gain(raw), 0, 255)
         delta = cv2.absdiff(frame, self.avg)
         thresh = (delta > self.s.threshold).astype(np.uint8) * 255
         if self.ignore is not None:
@@ -145,7 +139,7 @@ class MotionDetector:
         changed = float(np.count_nonzero(thresh)) / self.valid_pixels
         if changed > self.s.relearn_fraction:  # lights, IR switch: learn the new scene
             self.reset()
-            self._warm_up(frame, time_s)
+            self._warm_up(raw, time_s)
             return MotionResult(empty, [], changed, True)
         prev, self.prev = self.prev, frame
         cv2.accumulateWeighted(frame, self.avg, self.s.frame_alpha)
