@@ -44,6 +44,8 @@ from detectors.video_motion import (
     MotionDetector,
     MotionResult,
     crossing,
+    nearest_box,
+    union_boxes,
 )
 from detectors.video_person import Person, PersonDetector, hog_available
 from detectors.video_tamper import TamperDetector
@@ -216,9 +218,9 @@ class CameraAnalyzer:
             moving = [b for b, blob in zip(boxes, motion.blobs, strict=True)
                       if self.zone_masks[zone.name][blob.y:blob.y + blob.h,
                                                     blob.x:blob.x + blob.w].any()]
-            region = {"motion": _union(moving),
-                      "person": _union([(p.x, p.y, p.w, p.h) for p in inside])}
-            region["presence"] = _union([r for r in region.values() if r is not None],
+            region = {"motion": union_boxes(moving),
+                      "person": union_boxes([(p.x, p.y, p.w, p.h) for p in inside])}
+            region["presence"] = union_boxes([r for r in region.values() if r is not None],
                                         corners=True)
             metrics: dict[str, Any] = {"area": round(area, 4), "people": len(inside)}
             confidence = max((p.confidence for p in inside), default=CONFIDENCE["motion"])
@@ -230,9 +232,11 @@ class CameraAnalyzer:
                     self._close(key, run.last or time, frame, out, overlay)
                     continue
                 gap = (time - run.last).total_seconds() if run.last else None
-                if gap is not None and gap >= zone.clear_s:
+                over = None if gap is None else gap - zone.clear_s  # 1 us: float times
+                if over is not None and (over > 1e-6 or (over > -1e-6 and not active[kind])):
                     # clear_s without activity: the episode ended at its last active
                     # sample, also when this sample (after missing frames) is active
+                    # (when the frames come every clear_s, active ones follow each other)
                     ends = f"zone/{zone.name}/loitering" if kind == "presence" else key
                     self._close(ends, run.last or time, frame, out, overlay)
                     run.first, run.count = None, 0
@@ -306,7 +310,7 @@ class CameraAnalyzer:
                                   round(track.centroid[1] / mh, 3)]}
                 self._open(key, "line_crossing", time, time, frame, Overlay([poly], boxes, []),
                            metrics, CONFIDENCE["line_crossing"], poly, out,
-                           _union([_nearest(boxes, track.centroid, mw / self._size[0])
+                           union_boxes([nearest_box(boxes, track.centroid, mw / self._size[0])
                                    if self._size else None]))
                 if self.episodes[key].clip is None:  # no clip to wait for
                     self._close(key, time, None, out)
@@ -422,23 +426,3 @@ class CameraAnalyzer:
         stamp = ep.start.strftime("%Y%m%dT%H%M%S")
         return f"{self.config.camera_id}_{rule}_{stamp}_{tag}{suffix}"
 
-
-def _union(boxes: list[Any], corners: bool = False) -> list[int] | None:
-    """[x0, y0, x1, y1] around (x, y, w, h) boxes (or [x0, y0, x1, y1] ones if
-    ``corners``); None when there is none."""
-    rects = [b if corners else (b[0], b[1], b[0] + b[2], b[1] + b[3])
-             for b in boxes if b is not None]
-    if not rects:
-        return None
-    return [int(min(r[0] for r in rects)), int(min(r[1] for r in rects)),
-            int(max(r[2] for r in rects)), int(max(r[3] for r in rects))]
-
-
-def _nearest(boxes: list[tuple[int, int, int, int]], centroid: tuple[float, float],
-             small_per_px: float) -> tuple[int, int, int, int] | None:
-    """The moving box (frame pixels) whose centre is nearest a track's centroid (small
-    motion-frame pixels)."""
-    if not boxes:
-        return None
-    cx, cy = centroid[0] / small_per_px, centroid[1] / small_per_px
-    return min(boxes, key=lambda b: (b[0] + b[2] / 2 - cx) ** 2 + (b[1] + b[3] / 2 - cy) ** 2)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
@@ -225,6 +226,27 @@ def merge_boxes(boxes: list[list[int]], pad: int) -> list[list[int]]:
                 out.append(box)
         merged = out
     return merged
+
+
+def union_boxes(boxes: list[Any], corners: bool = False) -> list[int] | None:
+    """[x0, y0, x1, y1] around (x, y, w, h) boxes (or [x0, y0, x1, y1] ones if
+    ``corners``); None when there is none."""
+    rects = [b if corners else (b[0], b[1], b[0] + b[2], b[1] + b[3])
+             for b in boxes if b is not None]
+    if not rects:
+        return None
+    return [int(min(r[0] for r in rects)), int(min(r[1] for r in rects)),
+            int(max(r[2] for r in rects)), int(max(r[3] for r in rects))]
+
+
+def nearest_box(boxes: list[tuple[int, int, int, int]], centroid: tuple[float, float],
+             small_per_px: float) -> tuple[int, int, int, int] | None:
+    """The moving box (frame pixels) whose centre is nearest a track's centroid (small
+    motion-frame pixels)."""
+    if not boxes:
+        return None
+    cx, cy = centroid[0] / small_per_px, centroid[1] / small_per_px
+    return min(boxes, key=lambda b: (b[0] + b[2] / 2 - cx) ** 2 + (b[1] + b[3] / 2 - cy) ** 2)
 
 
 @dataclass
