@@ -7,15 +7,17 @@ it in a thread pool and the CLI can run it on a file's own timeline.
 Rules (``Clue.rule``) and their episodes, one clue per episode with open/update/closed:
 
 * ``zone/<zone>/motion`` and ``zone/<zone>/person``: activity in a zone for ``inertia``
-  consecutive samples opens; ``clear_s`` without it closes. Person detection runs only on
-  moving regions and on the boxes of people already seen (a person who stands still stops
-  producing motion but is still there).
+  consecutive samples opens; ``clear_s`` without it closes; the episode's start and end
+  are its first and last active samples. Person detection runs only on
+  moving regions, on regions that just stopped moving and on the boxes of people already
+  seen (a person who stands still stops producing motion but is still there).
 * ``zone/<zone>/loitering``: motion or person in the zone without a ``clear_s`` gap for
   ``loitering_s``; closes with the activity.
 * ``line/<line>/<direction>``: a tracked mover crossed the tripwire. It is an instant, so
   the clue opens at the crossing and closes at once (end = start) when its clip is done.
 * ``tamper/occlusion|defocus|shift``: see ``detectors.video_tamper``. While any tamper
-  condition holds, motion is not judged; the background is relearned after it.
+  condition holds, motion is not judged; the background is learned again after it, as
+  at the start and after a gap in the frames (``detectors.video_motion``).
 
 Zones and lines with a schedule are judged only inside it; an episode open when the
 schedule ends is closed. Evidence (snapshot on every clue, the clip once its post-roll is
@@ -35,7 +37,16 @@ import numpy as np
 from contract.clue import Clue, EvidenceRef
 from detectors.video_config import CameraConfig, polygon_mask
 from detectors.video_evidence import ClipRecorder, FrameRing, Overlay, snapshot
-from detectors.video_motion import CentroidTracker, MotionDetector, MotionResult, crossing
+from detectors.video_motion import (
+    Blob,
+    CentroidTracker,
+    FrameGap,
+    MotionDetector,
+    MotionResult,
+    crossing,
+    nearest_box,
+    union_boxes,
+)
 from detectors.video_person import Person, PersonDetector, hog_available
 from detectors.video_tamper import TamperDetector
 
@@ -100,6 +111,7 @@ class CameraAnalyzer:
         self.last_people: dict[str, list[Person]] = {}
         self._size: tuple[int, int] | None = None
         self._last_time: datetime | None = None
+        self.gap = FrameGap(config.motion.rewarm_gap_s)
 
     # -- geometry --------------------------------------------------------------------
     def _setup(self, width: int, height: int) -> None:
@@ -134,6 +146,9 @@ class CameraAnalyzer:
         if self._size != (width, height):
             self._setup(width, height)
         self._last_time = time
+        if self.gap.stale(time.timestamp()):  # a reconnect: the background is stale
+            self.motion.reset()
+            self.tracker.clear()
         small_colour = self.ring.push(time, frame_bgr) if self.config.evidence.enabled else None
         grey = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY)
         out: list[Clue] = []
@@ -144,7 +159,8 @@ class CameraAnalyzer:
             motion = MotionResult(np.zeros(self.small[::-1], np.uint8), [], 1.0, True)
         else:
             motion = self.motion.detect(cv2.resize(grey, self.small,
-                                                   interpolation=cv2.INTER_AREA))
+                                                   interpolation=cv2.INTER_AREA),
+                                        time.timestamp())
         boxes = self._boxes(motion)
         people = self._people(frame_bgr, motion, boxes)
         self._zones(frame_bgr, time, motion, boxes, people, out)
@@ -154,28 +170,33 @@ class CameraAnalyzer:
         return out
 
     def flush(self, time: datetime | None = None) -> list[Clue]:
-        """Close every open episode (end of a file or shutdown of a camera)."""
+        """Close every open episode (end of a file or shutdown of a camera), each at the
+        last sample that showed its activity: a file ending ``clear_s`` after the last
+        car does not stretch the episode to its end."""
         moment = time or self._last_time
         if moment is None:
             return []
         out: list[Clue] = []
         for key in list(self.episodes):
-            self._close(key, moment, None, out)
+            self._close(key, min(moment, self.episodes[key].last_seen), None, out)
         return out
 
     # -- parts -----------------------------------------------------------------------
     def _boxes(self, motion: MotionResult) -> list[tuple[int, int, int, int]]:
+        return self._scale(motion.blobs)
+
+    def _scale(self, blobs: list[Blob]) -> list[tuple[int, int, int, int]]:
+        """Blobs of the small motion frame as (x, y, w, h) boxes of the frame."""
         assert self._size is not None
         sx = self._size[0] / self.small[0]
         sy = self._size[1] / self.small[1]
-        return [(int(b.x * sx), int(b.y * sy), int(b.w * sx), int(b.h * sy))
-                for b in motion.blobs]
+        return [(int(b.x * sx), int(b.y * sy), int(b.w * sx), int(b.h * sy)) for b in blobs]
 
     def _people(self, frame: np.ndarray, motion: MotionResult,
                 boxes: list[tuple[int, int, int, int]]) -> list[Person]:
         if self.people is None or motion.relearned:
             return []
-        regions = list(boxes)
+        regions = list(boxes) + self._scale(motion.still)
         for seen in self.last_people.values():
             regions += [(p.x, p.y, p.w, p.h) for p in seen]
         return self.people.detect(frame, regions) if regions else []
@@ -197,9 +218,9 @@ class CameraAnalyzer:
             moving = [b for b, blob in zip(boxes, motion.blobs, strict=True)
                       if self.zone_masks[zone.name][blob.y:blob.y + blob.h,
                                                     blob.x:blob.x + blob.w].any()]
-            region = {"motion": _union(moving),
-                      "person": _union([(p.x, p.y, p.w, p.h) for p in inside])}
-            region["presence"] = _union([r for r in region.values() if r is not None],
+            region = {"motion": union_boxes(moving),
+                      "person": union_boxes([(p.x, p.y, p.w, p.h) for p in inside])}
+            region["presence"] = union_boxes([r for r in region.values() if r is not None],
                                         corners=True)
             metrics: dict[str, Any] = {"area": round(area, 4), "people": len(inside)}
             confidence = max((p.confidence for p in inside), default=CONFIDENCE["motion"])
@@ -211,23 +232,26 @@ class CameraAnalyzer:
                     self._close(key, run.last or time, frame, out, overlay)
                     continue
                 gap = (time - run.last).total_seconds() if run.last else None
+                over = None if gap is None else gap - zone.clear_s  # 1 us: float times
+                if over is not None and (over > 1e-6 or (over > -1e-6 and not active[kind])):
+                    # clear_s without activity: the episode ended at its last active
+                    # sample, also when this sample (after missing frames) is active
+                    # (when the frames come every clear_s, active ones follow each other)
+                    ends = f"zone/{zone.name}/loitering" if kind == "presence" else key
+                    self._close(ends, run.last or time, frame, out, overlay)
+                    run.first, run.count = None, 0
                 if active[kind]:
-                    if run.first is None or (gap is not None and gap > zone.clear_s):
-                        run.first = time
+                    run.first = run.first or time
                     run.count += 1
                     run.last = time
                 else:
                     run.count = 0  # inertia counts consecutive samples
-                    if gap is not None and gap > zone.clear_s:
-                        run.first = None
                 if kind == "presence":
                     self._loitering(zone, run, time, frame, overlay, metrics, out,
                                     region["presence"])
                     continue
                 if key in self.episodes:
-                    if run.last and (time - run.last).total_seconds() > zone.clear_s:
-                        self._close(key, run.last, frame, out, overlay)
-                    elif active[kind]:
+                    if active[kind]:
                         self.episodes[key].grow(region[kind])
                         self._update(key, time, frame, overlay, metrics, confidence, out)
                 elif active[kind] and run.count >= zone.inertia and run.first:
@@ -286,7 +310,7 @@ class CameraAnalyzer:
                                   round(track.centroid[1] / mh, 3)]}
                 self._open(key, "line_crossing", time, time, frame, Overlay([poly], boxes, []),
                            metrics, CONFIDENCE["line_crossing"], poly, out,
-                           _union([_nearest(boxes, track.centroid, mw / self._size[0])
+                           union_boxes([nearest_box(boxes, track.centroid, mw / self._size[0])
                                    if self._size else None]))
                 if self.episodes[key].clip is None:  # no clip to wait for
                     self._close(key, time, None, out)
@@ -402,23 +426,3 @@ class CameraAnalyzer:
         stamp = ep.start.strftime("%Y%m%dT%H%M%S")
         return f"{self.config.camera_id}_{rule}_{stamp}_{tag}{suffix}"
 
-
-def _union(boxes: list[Any], corners: bool = False) -> list[int] | None:
-    """[x0, y0, x1, y1] around (x, y, w, h) boxes (or [x0, y0, x1, y1] ones if
-    ``corners``); None when there is none."""
-    rects = [b if corners else (b[0], b[1], b[0] + b[2], b[1] + b[3])
-             for b in boxes if b is not None]
-    if not rects:
-        return None
-    return [int(min(r[0] for r in rects)), int(min(r[1] for r in rects)),
-            int(max(r[2] for r in rects)), int(max(r[3] for r in rects))]
-
-
-def _nearest(boxes: list[tuple[int, int, int, int]], centroid: tuple[float, float],
-             small_per_px: float) -> tuple[int, int, int, int] | None:
-    """The moving box (frame pixels) whose centre is nearest a track's centroid (small
-    motion-frame pixels)."""
-    if not boxes:
-        return None
-    cx, cy = centroid[0] / small_per_px, centroid[1] / small_per_px
-    return min(boxes, key=lambda b: (b[0] + b[2] / 2 - cx) ** 2 + (b[1] + b[3] / 2 - cy) ** 2)

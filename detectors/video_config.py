@@ -117,7 +117,13 @@ class Line(BaseModel):
 
 
 class MotionSettings(BaseModel):
-    """Frigate-like motion settings; areas are fractions of the frame."""
+    """Frigate-like motion settings; areas are fractions of the frame.
+
+    ``warmup_s`` (and at least ``warmup_frames``) of frames learn the background before
+    motion is judged: at the start of a stream, after tamper, after a relearn and after a
+    gap in the frames longer than ``rewarm_gap_s`` (a reconnect: the ingester sends no
+    frames while it reconnects, and the view may have changed meanwhile).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -127,6 +133,9 @@ class MotionSettings(BaseModel):
     frame_alpha: float = Field(default=0.05, gt=0, le=1)
     ghost_fraction: float = Field(default=0.03, ge=0, le=1)
     relearn_fraction: float = Field(default=0.5, gt=0, le=1)
+    warmup_s: float = Field(default=1.0, ge=0)
+    warmup_frames: int = Field(default=3, ge=1)
+    rewarm_gap_s: float = Field(default=2.0, gt=0)
     track_max_distance: float = 0.25
     track_max_missing: int = 2
 

@@ -1,13 +1,15 @@
 """Motion on a small grey frame, centroid tracking and line crossing.
 
 The motion detector follows Frigate's design because it is cheap (about a millisecond on a
-frame ~144 px high) and proven on thousands of cameras: grey, blur, contrast stretch,
-difference against a running-average background, pixel threshold, dilation, contour area
-filter, masks. The contrast stretch (1st..99th percentile to 0..255) makes the frame
-invariant to a global gain change (a cloud, auto exposure: ``frame * 0.6`` stretches back
-to the same picture); whatever is left of a sudden global change (lights on/off, IR switch)
-is caught by the relearn rule: when more than ``relearn_fraction`` of the unmasked frame
-changes at once, the background is reset to the current frame and no motion is reported.
+frame ~144 px high) and proven on thousands of cameras: grey, blur, difference against a
+running-average background, pixel threshold, dilation, contour area filter, masks. A
+global gain change (a cloud, auto exposure: ``frame * 0.6``) is divided out with the median
+ratio of frame to background; whatever is left of a sudden global change (lights on/off,
+IR switch) is caught by the relearn rule: when more than ``relearn_fraction`` of the
+unmasked frame changes at once, the background is warmed up again and no motion is
+reported meanwhile. A blob counts by its changed pixels, not its dilated outline, and only
+while it differs from the previous sample too (it moves): a ghost or lingering noise that
+stands still is absorbed into the background.
 
 Tracking is deliberately simple: greedy nearest-centroid matching between consecutive
 samples, a track survives ``track_max_missing`` samples without a match. Good enough for
@@ -17,13 +19,16 @@ object tracker on top of an object detector.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
 
-from detectors.order_stats import int_percentiles
 from detectors.video_config import MotionSettings
+
+WARMUP_KEEP = 16  # newest warm-up frames kept for the median (bounded memory at any fps)
 
 
 @dataclass
@@ -43,17 +48,25 @@ class Blob:
 
 @dataclass
 class MotionResult:
-    """One frame's motion: the kept mask (after area filter), blobs, and whether the
-    background was relearned (then nothing counts as motion)."""
+    """One frame's motion: the kept mask (changed pixels of the blobs kept), blobs, and
+    whether the background is being (re)learned (then nothing counts as motion)."""
 
     mask: np.ndarray
     blobs: list[Blob]
     changed_fraction: float
     relearned: bool
+    still: list[Blob] = field(default_factory=list)  # absorbed this frame (see detect)
 
 
 class MotionDetector:
-    """Running-average background subtraction on a small grey frame."""
+    """Running-average background subtraction on a small grey frame.
+
+    The background is first learned, not guessed: for ``warmup_s`` of frame time (and at
+    least ``warmup_frames`` frames) after the first frame, after ``reset()`` (tamper, a
+    reconnect) and after a relearn, frames are only collected and nothing counts as motion;
+    the background is then their per-pixel median, so a car or a person passing during the
+    warm-up is not frozen into it as a ghost that later "moves".
+    """
 
     def __init__(self, settings: MotionSettings, frame_size: tuple[int, int],
                  ignore_mask: np.ndarray | None = None) -> None:
@@ -69,64 +82,125 @@ class MotionDetector:
         self.prev: np.ndarray | None = None
         self.min_contour = settings.contour_area * frame_size[0] * frame_size[1]
         self._kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+        self._warm: deque[np.ndarray] = deque(maxlen=WARMUP_KEEP)
+        self._warm_from: float | None = None
+        self._warm_count = 0
 
     def reset(self) -> None:
-        """Forget the background (after tamper, the scene is new)."""
+        """Forget the background (after tamper or a reconnect, the scene may be new): the
+        next frames warm a new one up."""
         self.avg = None
         self.prev = None
+        self._warm.clear()
+        self._warm_from = None
+        self._warm_count = 0
 
     def prepare(self, grey_small: np.ndarray) -> np.ndarray:
-        """Blur and contrast-stretch, so a global gain change leaves the frame unchanged."""
-        blurred = cv2.GaussianBlur(grey_small, (3, 3), 0)
-        sample = blurred if self.ignore is None else blurred[self.ignore == 0]
-        lo, hi = (0.0, 255.0)
-        if sample.size:  # a uint8 frame: percentiles from its histogram, as np.percentile
-            lo, hi = (int_percentiles(sample, (1, 99)) if sample.dtype == np.uint8
-                      else np.percentile(sample, (1, 99)))
-        if hi - lo < 8:  # flat frame: stretching would only amplify noise
-            return blurred.astype(np.float32)
-        stretched = (blurred.astype(np.float32) - lo) * (255.0 / (hi - lo))
-        return np.clip(stretched, 0, 255)
+        """Blur (compression noise) and return float32."""
+        return cv2.GaussianBlur(grey_small, (3, 3), 0).astype(np.float32)
 
-    def detect(self, grey_small: np.ndarray) -> MotionResult:
-        frame = self.prepare(grey_small)
-        empty = np.zeros(frame.shape, np.uint8)
-        if self.avg is None:
-            self.avg, self.prev = frame.copy(), frame
+    def gain(self, frame: np.ndarray) -> float:
+        """The frame's global gain against the background: the median of their per-pixel
+        ratio. A mover covers a minority of the pixels, so it does not move the median (a
+        contrast stretch on the frame's own percentiles does: a white truck raises the 99th
+        percentile and darkens the whole stretched picture); a cloud or auto exposure
+        (``frame * 0.6``) does, and is divided out."""
+        assert self.avg is not None
+        bg, cur = self.avg[::2, ::2], frame[::2, ::2]
+        valid = np.ones(bg.shape, bool) if self.ignore is None else self.ignore[::2, ::2] == 0
+        keep = valid & (bg > 16.0)
+        if np.count_nonzero(keep) < 0.5 * np.count_nonzero(valid):
+            return 1.0  # a mostly dark view: too little light to measure a gain on
+        return float(np.clip(np.median(cur[keep] / bg[keep]), 0.2, 5.0))
+
+    def _warm_up(self, frame: np.ndarray, time_s: float) -> None:
+        """Collect a warm-up frame; the last one makes the background their median."""
+        if self._warm_from is None:
+            self._warm_from = time_s
+        self._warm.append(frame)
+        self._warm_count += 1
+        if (time_s - self._warm_from >= self.s.warmup_s
+                and self._warm_count >= self.s.warmup_frames):
+            self.avg = np.median(np.stack(self._warm), axis=0).astype(np.float32)
+            self.prev = frame
+            self._warm.clear()
+
+    def detect(self, grey_small: np.ndarray, time_s: float) -> MotionResult:
+        """Motion in one frame taken at ``time_s`` (seconds on any monotonic timeline)."""
+        raw = self.prepare(grey_small)
+        empty = np.zeros(raw.shape, np.uint8)
+        if self.avg is None:  # warming up: this frame is learned, not judged
+            self._warm_up(raw, time_s)
             return MotionResult(empty, [], 0.0, True)
+        frame = np.clip(raw / self.gain(raw), 0, 255)
         delta = cv2.absdiff(frame, self.avg)
         thresh = (delta > self.s.threshold).astype(np.uint8) * 255
         if self.ignore is not None:
             thresh[self.ignore > 0] = 0
         changed = float(np.count_nonzero(thresh)) / self.valid_pixels
-        if changed > self.s.relearn_fraction:
-            self.avg, self.prev = frame.copy(), frame
+        if changed > self.s.relearn_fraction:  # lights, IR switch: learn the new scene
+            self.reset()
+            self._warm_up(raw, time_s)
             return MotionResult(empty, [], changed, True)
         prev, self.prev = self.prev, frame
         cv2.accumulateWeighted(frame, self.avg, self.s.frame_alpha)
-        thresh = cv2.dilate(thresh, self._kernel, iterations=2)
+        grown = cv2.dilate(thresh, self._kernel, iterations=2)
         moving = (cv2.absdiff(frame, prev if prev is not None else frame)
                   > self.s.threshold).astype(np.uint8)
-        contours, _ = cv2.findContours(thresh, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        contours, _ = cv2.findContours(grown, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         kept = np.zeros_like(thresh)
         boxes: list[list[int]] = []
+        still: list[Blob] = []
         for contour in contours:
-            area = cv2.contourArea(contour)
-            if area < self.min_contour:
+            x, y, w, h = cv2.boundingRect(contour)
+            blob = np.zeros((h, w), np.uint8)
+            cv2.drawContours(blob, [contour], -1, 255, thickness=cv2.FILLED,
+                             offset=(-x, -y))
+            inside = (blob > 0) & (thresh[y:y + h, x:x + w] > 0)
+            area = int(np.count_nonzero(inside))  # changed pixels, not the dilated blob:
+            if area < self.min_contour:           # a speck of noise grows to ~60 px
                 continue
-            blob = np.zeros_like(thresh)
-            cv2.drawContours(blob, [contour], -1, 255, thickness=cv2.FILLED)
-            if np.count_nonzero(moving[blob > 0]) < self.s.ghost_fraction * area:
+            if np.count_nonzero(moving[y:y + h, x:x + w][inside]) < \
+                    self.s.ghost_fraction * area:
                 # Differs from the background but not from the last sample: a ghost
                 # (someone left after standing still) or a stationary object. Absorb it
                 # into the background now instead of over ~1/alpha samples.
-                self.avg[blob > 0] = frame[blob > 0]
+                # Its box is still returned: someone who just stopped is worth one look
+                # by the people detector.
+                region = self.avg[y:y + h, x:x + w]
+                region[blob > 0] = frame[y:y + h, x:x + w][blob > 0]
+                still.append(Blob(x, y, w, h, area))
                 continue
-            kept |= blob
-            boxes.append(list(cv2.boundingRect(contour)))
+            kept[y:y + h, x:x + w][inside] = 255
+            boxes.append([x, y, w, h])
         blobs = [Blob(x, y, w, h, int(np.count_nonzero(kept[y:y + h, x:x + w])))
                  for x, y, w, h in merge_boxes(boxes, pad=max(2, self.size[1] // 20))]
-        return MotionResult(kept, blobs, changed, False)
+        return MotionResult(kept, blobs, changed, False, still)
+
+
+class FrameGap:
+    """Tells a gap in the frames: the ingester reconnecting, a camera back from an outage.
+
+    The background is then stale (the view may have changed, or the camera come back
+    with another exposure), so the analyzer warms a new one up instead of reporting
+    every change the gap hid as motion. A gap counts when it is longer than ``gap_s`` and
+    than three usual intervals, so a camera sampled slowly is not re-warmed on every
+    frame. The usual interval follows shorter intervals at once and longer ones slowly.
+    """
+
+    def __init__(self, gap_s: float) -> None:
+        self.gap_s = gap_s
+        self.last: float | None = None
+        self.usual: float | None = None
+
+    def stale(self, time_s: float) -> bool:
+        last, self.last = self.last, time_s
+        if last is None:
+            return False
+        gap = time_s - last
+        usual = self.usual
+        self.usual = gap if usual is None else max(1e-3, min(gap, 0.8 * usual + 0.2 * gap))
+        return usual is not None and gap > self.gap_s and gap > 3 * usual
 
 
 def merge_boxes(boxes: list[list[int]], pad: int) -> list[list[int]]:
@@ -152,6 +226,27 @@ def merge_boxes(boxes: list[list[int]], pad: int) -> list[list[int]]:
                 out.append(box)
         merged = out
     return merged
+
+
+def union_boxes(boxes: list[Any], corners: bool = False) -> list[int] | None:
+    """[x0, y0, x1, y1] around (x, y, w, h) boxes (or [x0, y0, x1, y1] ones if
+    ``corners``); None when there is none."""
+    rects = [b if corners else (b[0], b[1], b[0] + b[2], b[1] + b[3])
+             for b in boxes if b is not None]
+    if not rects:
+        return None
+    return [int(min(r[0] for r in rects)), int(min(r[1] for r in rects)),
+            int(max(r[2] for r in rects)), int(max(r[3] for r in rects))]
+
+
+def nearest_box(boxes: list[tuple[int, int, int, int]], centroid: tuple[float, float],
+             small_per_px: float) -> tuple[int, int, int, int] | None:
+    """The moving box (frame pixels) whose centre is nearest a track's centroid (small
+    motion-frame pixels)."""
+    if not boxes:
+        return None
+    cx, cy = centroid[0] / small_per_px, centroid[1] / small_per_px
+    return min(boxes, key=lambda b: (b[0] + b[2] / 2 - cx) ** 2 + (b[1] + b[3] / 2 - cy) ** 2)
 
 
 @dataclass

@@ -61,7 +61,8 @@ def storage(quick: bool = QUICK) -> None:
 
 @app.command()
 def video(quick: bool = QUICK) -> None:
-    """Decode vs detector CPU per core on 720p H.264 (wraps bench/bench_video.py)."""
+    """Decode vs detector CPU per core on 720p H.264, and cameras per core at 2 fps
+    (wraps bench/bench_video.py)."""
     bench_video = _bench("bench_video")
 
     out = io.StringIO()
@@ -87,6 +88,9 @@ def video(quick: bool = QUICK) -> None:
     if per_s and ratios:
         # cameras per 2 cores at the clip's rate: decode + default detectors per video second
         figures["cameras_2_cores_default"] = round(2000 / (per_s[0] * (1 + ratios[0])), 1)
+    capacity = bench_video.camera_capacity(seconds=40.0 if quick else None)  # issue 19.4
+    figures["cameras_per_core_2fps"] = capacity["cameras_per_core_2fps"]
+    figures["capacity_2fps"] = capacity
     _emit(figures)
 
 

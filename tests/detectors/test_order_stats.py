@@ -1,4 +1,4 @@
-"""Histogram percentiles (motion contrast stretch, satellite band statistics) equal numpy's."""
+"""Histogram percentiles (satellite band statistics) equal numpy's."""
 
 from __future__ import annotations
 

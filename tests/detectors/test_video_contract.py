@@ -10,8 +10,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
+from detectors.video_config import MotionSettings
 from detectors.video_person import hog_available
 from offsite.cli import app
 
@@ -20,6 +22,9 @@ KEYS = {"kind", "start_s", "end_s", "zone", "score", "bbox", "evidence"}
 KINDS = {"motion", "loitering", "line_crossing", "person", "tamper.occlusion",
          "tamper.defocus", "tamper.shift", "signal_loss"}
 TAMPER = {"tamper.occlusion": (8, 14), "tamper.defocus": (20, 26), "tamper.shift": (32, 38)}
+LABELS = yaml.safe_load((Path(__file__).parent / "data" / "video_labels.yaml").read_text(
+    encoding="utf-8"))["clips"]
+ROOM_QUIET = [tuple(q) for q in LABELS["person_room.mp4"]["quiet"]]
 
 
 def need_ffmpeg() -> None:
@@ -102,9 +107,10 @@ def test_evidence_lists_files_written(tamper_clip: Path, tmp_path: Path) -> None
 
 
 def test_road_foliage_masked_trees_raise_nothing(tmp_path: Path) -> None:
-    """Trees sway beside a busy road (320x240). The trees zone raises motion without the
-    mask and nothing with it; cars on the road still raise motion."""
-    zones = ("camera_id: road\nzones:\n"
+    """Trees sway beside a busy road (320x240). With a low pixel threshold (the default
+    30 already ignores this foliage) the trees zone raises motion without the mask and
+    nothing with it; cars on the road still raise motion."""
+    zones = ("camera_id: road\nmotion: {threshold: 15}\nzones:\n"
              "  - {name: trees, points: [[0, 0], [190, 0], [110, 55], [0, 105]]}\n"
              "  - {name: road, points: [[130, 60], [210, 0], [275, 0], [265, 240],"
              " [20, 240]]}\n")
@@ -133,17 +139,24 @@ def test_person_clues_when_people_pass_in_person_room(tmp_path: Path) -> None:
         x0, y0, x1, y1 = rec["bbox"]
         assert 0 <= x0 < x1 <= 768 and 0 <= y0 < y1 <= 432
         assert (y1 - y0) > (x1 - x0)  # upright people
-        # every person clue lies within a motion clue of the same zone
-        assert any(m["start_s"] <= rec["start_s"] and rec["end_s"] <= m["end_s"] + 4.0
-                   for m in motion), rec
+        # people are seen while someone is in the room (hand labels), never when empty
+        assert not [q for q in ROOM_QUIET if rec["start_s"] < q[1] and rec["end_s"] > q[0]]
+    assert motion
     assert not [r for r in records if r["kind"].startswith("tamper.")]
 
 
 def test_default_is_full_frame_motion_zone_and_tamper(tmp_path: Path) -> None:
+    """The logo grows in during the first second, while the background is still being
+    learned (no clue may come from that); then the text slides in. With the default
+    config motion goes to the full-frame zone ``all``."""
     records = analyze(SAMPLES / "logo_480p.mp4", tmp_path, "--fps", "4")
-    assert records and {r["zone"] for r in records if r["kind"] == "motion"} == {"all"}
+    assert records
+    warmup = MotionSettings().warmup_s
     for rec in records:
         assert rec["end_s"] <= 3.3 and rec["evidence"] == []
         if rec["kind"] == "motion":
+            assert rec["zone"] == "all" and rec["start_s"] > warmup, rec
             x0, y0, x1, y1 = rec["bbox"]
             assert 0 <= x0 < x1 <= 640 and 0 <= y0 < y1 <= 360
+    room = analyze(SAMPLES / "person_room.mp4", tmp_path)
+    assert {r["zone"] for r in room if r["kind"] == "motion"} == {"all"}
