@@ -14,7 +14,9 @@ from offsite import (
     cmd_env,
     cmd_evidence,
     cmd_hj212,
+    cmd_inspections,
     cmd_registry,
+    cmd_report,
     cmd_run,
     cmd_satellite,
     cmd_users,
@@ -40,3 +42,5 @@ app.add_typer(cmd_bench.app, name="bench")
 app.add_typer(cmd_registry.app, name="registry")
 app.add_typer(cmd_users.user_app, name="user")
 app.add_typer(cmd_users.token_app, name="token")
+app.add_typer(cmd_inspections.app, name="inspections")
+app.add_typer(cmd_report.app, name="report")
