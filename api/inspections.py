@@ -48,7 +48,7 @@ def _may_draw(user: User, department: str) -> bool:
                                       and user.department == department)
 
 
-@router.post("/inspections/draws", status_code=201, responses=errors(403))
+@router.post("/inspections/draws", status_code=201, responses=errors(400, 403))
 async def make_draw(body: DrawIn, request: Request, response: Response,
                     user: User = Depends(current_user)) -> dict:
     """Draw a department's random inspections for a period; the public list comes back."""

@@ -70,6 +70,18 @@ def _png(fig: Any) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
+def _cjk_fonts() -> None:
+    """Make the system's CJK fonts known to matplotlib even where its font cache was built
+    before they were installed (fonts-noto-cjk), so the chart labels show Chinese."""
+    from matplotlib import font_manager
+
+    if any("CJK" in f.name for f in font_manager.fontManager.ttflist):
+        return
+    for path in font_manager.findSystemFonts():
+        if "CJK" in Path(path).name:
+            font_manager.fontManager.addfont(path)
+
+
 def charts(figures: dict[str, Any]) -> list[tuple[str, str]]:
     """(caption, PNG data URI) per chart: timeliness, confirmed rate per kind, draws."""
     import matplotlib
@@ -77,7 +89,9 @@ def charts(figures: dict[str, Any]) -> list[tuple[str, str]]:
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
+    _cjk_fonts()
     plt.rcParams["font.sans-serif"] = ["Noto Sans CJK SC", "Noto Sans CJK JP", "DejaVu Sans"]
     plt.rcParams["axes.unicode_minus"] = False
     cov = figures["coverage"]
@@ -86,9 +100,10 @@ def charts(figures: dict[str, Any]) -> list[tuple[str, str]]:
     fig = Figure(figsize=(6, 3))
     ax = fig.subplots()
     keys = ("on_time", "late", "overdue", "pending")
-    ax.bar([LABELS[("timeliness", k)][0] for k in keys], [t[k] for k in keys],
+    ax.bar(["\n".join(LABELS[("timeliness", k)]) for k in keys], [t[k] for k in keys],
            color=["#2e7d32", "#f9a825", "#c62828", "#90a4ae"])
     ax.set_ylabel("任务数 tasks")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     out.append(("线索处置及时性 Clues acted on in time", _png(fig)))
     rates = cov["confirmed_rate"]
     fig = Figure(figsize=(6, 3))
@@ -102,6 +117,7 @@ def charts(figures: dict[str, Any]) -> list[tuple[str, str]]:
     ax = fig.subplots()
     ax.bar(["计划 planned", "完成 done", "未完成 open"], [d["planned"], d["done"], d["open"]],
            color=["#5e35b1", "#2e7d32", "#c62828"])
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     out.append(("随机抽查完成情况 Random inspections done against planned", _png(fig)))
     return out
 
