@@ -5,6 +5,10 @@ them the same way; this module reads them, moves them through their states and c
 work. A task's JSON form (``task_json``) is what the API returns and what the MQTT pusher
 publishes, so the two are equal.
 
+Besides clue tasks (``task_kind`` ``clue``, one per clue) there are drawn inspections
+(``draw``: no clue, an entity, two inspectors ``assignee`` and ``co_assignee``; made by
+``storage.inspections``); either kind may belong to a joint inspection (``inspection_id``).
+
 States: ``open`` (no inspector yet) -> ``assigned`` -> ``accepted`` -> ``closed`` (with a
 result); a referral (case bundle) can be made for a closed, confirmed task.
 """
