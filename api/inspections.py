@@ -12,7 +12,8 @@
   parameters and inputs and compare (the department, admins, the monitoring center).
 * ``POST /inspections/merge``: group open tasks into joint inspections now (draws do it for
   the entities they draw; clue tasks opened later join at the next draw or on this call).
-* ``GET /inspections/{id}``: the visit and each department's task with its own result.
+* ``GET /inspections`` (``?joint=true``: joint ones only) and ``GET /inspections/{id}``: the
+  visit and each department's task with its own result.
 """
 
 from __future__ import annotations
@@ -109,6 +110,19 @@ async def merge(request: Request, user: User = Depends(current_user)) -> list[di
     if user.role not in (*_SEES_ALL, "department_user"):
         raise HTTPException(403, "needs department_user, admin or center_operator")
     return await store.merge_all(request.app.state.pool, get_settings().local_utc_offset_hours)
+
+
+@router.get("/inspections")
+async def list_inspections(request: Request, department: Text | None = None,
+                           joint: bool = Query(False, description="only joint inspections"),
+                           limit: int = Query(200, ge=1, le=2000),
+                           user: User = Depends(current_user)) -> list[dict]:
+    """Visits of the caller's department (admins and the monitoring center: any, or all)."""
+    if user.role not in _SEES_ALL:
+        if department not in (None, user.department):
+            raise HTTPException(404, "not found")
+        department = user.department
+    return await store.list_inspections(request.app.state.pool, department, joint, limit)
 
 
 @router.get("/inspections/{inspection_id}", responses=errors(404))

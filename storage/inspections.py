@@ -273,6 +273,22 @@ def recompute(record: dict[str, Any]) -> algo.Draw:
                      record["period_to"], params, record["seed"], record["requested_count"])
 
 
+async def list_inspections(pool: AsyncConnectionPool, department: str | None, joint_only: bool,
+                           limit: int = 200) -> list[dict[str, Any]]:
+    """Inspections (not merged away), newest visit first, of a department (None: all)."""
+    async with pool.connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(
+            "SELECT id FROM inspections WHERE merged_into IS NULL"
+            " AND (%(d)s::text IS NULL OR %(d)s = ANY (departments))"
+            " AND (NOT %(j)s OR cardinality(departments) > 1)"
+            " ORDER BY visit_date DESC NULLS LAST, id DESC LIMIT %(n)s",
+            {"d": department, "j": joint_only, "n": limit})
+        ids = [r["id"] for r in await cur.fetchall()]
+    found = [await get_inspection(pool, i) for i in ids]
+    return [f for f in found if f is not None]
+
+
 async def get_inspection(pool: AsyncConnectionPool, inspection_id: int) -> dict[str, Any] | None:
     """The visit and each department's task with its own result."""
     async with pool.connection() as conn:

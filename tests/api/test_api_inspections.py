@@ -187,6 +187,9 @@ def test_joint_inspection_keeps_each_departments_result(client, make_user, fresh
     after = client.get(f"/inspections/{joint_a['id']}", headers=admin).json()
     assert {t["department"]: t["result"] for t in after["tasks"]} == \
         {ECO: "confirmed", NAT: "false_positive"}
+    listed = client.get("/inspections", params={"joint": "true"}, headers=users["nat-1"]).json()
+    assert joint_a["id"] in {v["id"] for v in listed}
+    assert all(NAT in v["departments"] and v["joint"] for v in listed)
     # merging again changes nothing (idempotent)
     groups = client.post("/inspections/merge", headers=admin).json()
     assert {g["entity"] for g in groups} <= set(ENTITIES)
