@@ -10,8 +10,8 @@
   requires (entity, inspectors, date; no risk, no scores), readable without a token.
 * ``GET /inspections/draws/{id}/verify``: recompute the draw from its recorded seed,
   parameters and inputs and compare (the department, admins, the monitoring center).
-* ``POST /inspections/merge``: group open tasks into joint inspections now (draws do it for
-  the entities they draw; clue tasks opened later join at the next draw or on this call).
+* ``POST /inspections/merge``: group all open tasks into joint inspections now (draws group
+  the entities they draw; new clue tasks are grouped as they appear by ``api/joint_watch.py``).
 * ``GET /inspections`` (``?joint=true``: joint ones only) and ``GET /inspections/{id}``: the
   visit and each department's task with its own result.
 """
@@ -24,13 +24,14 @@ from datetime import date
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from api import joint_watch
 from api.auth import User, current_user
 from api.errors import Text, errors, invalid
 from contract.settings import get_settings
 from oversight.draws import DrawError
 from storage import inspections as store
 
-router = APIRouter(tags=["inspections"])
+router = APIRouter(tags=["inspections"], lifespan=joint_watch.lifespan)
 _SEES_ALL = ("admin", "center_operator")
 MAX_DAYS = 366
 

@@ -189,6 +189,27 @@ async def merge_joint(conn: AsyncConnection, entities: list[str] | None,
     return merged
 
 
+async def ungrouped_since(pool: AsyncConnectionPool,
+                          seq: int | None) -> tuple[int, list[str]]:
+    """(latest task event number, entities of open tasks changed after ``seq`` that belong
+    to no inspection); with ``seq`` None every such task counts."""
+    since = "" if seq is None else " WHERE event_seq > %(s)s"  # the event_seq index
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT max(event_seq), coalesce(array_agg(DISTINCT entity) FILTER (WHERE"
+            " entity IS NOT NULL AND inspection_id IS NULL AND state <> 'closed'), '{}')"
+            f" FROM tasks{since}", {"s": seq})
+        top, entities = await cur.fetchone()
+    return int(top if top is not None else seq or 0), sorted(entities)
+
+
+async def merge_entities(pool: AsyncConnectionPool, entities: list[str],
+                         utc_offset_hours: float) -> list[dict[str, Any]]:
+    async with pool.connection() as conn:
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
+        return await merge_joint(conn, entities, utc_offset_hours)
+
+
 async def merge_all(pool: AsyncConnectionPool, utc_offset_hours: float) -> list[dict[str, Any]]:
     async with pool.connection() as conn:
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))

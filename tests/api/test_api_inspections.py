@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import queue
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlparse
@@ -190,6 +191,21 @@ def test_joint_inspection_keeps_each_departments_result(client, make_user, fresh
     listed = client.get("/inspections", params={"joint": "true"}, headers=users["nat-1"]).json()
     assert joint_a["id"] in {v["id"] for v in listed}
     assert all(NAT in v["departments"] and v["joint"] for v in listed)
+    # a clue task opened later at a drawn entity joins that entity's visit by itself
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute("INSERT INTO stations (id, owner_dept, entity) VALUES ('st-b', %s,"
+                     " 'ent-b')", (NAT,))
+    add_clue(fresh_db, "clue-b", NAT, "st-b")
+    visit_b = {d["entity"]: d for d in draw["items"]}["ent-b"]["inspection_id"]
+    deadline = time.monotonic() + 15
+    while True:
+        with psycopg.connect(fresh_db) as conn:
+            got = conn.execute("SELECT inspection_id FROM tasks WHERE clue_id = 'clue-b'"
+                               ).fetchone()[0]
+        if got == visit_b:
+            break
+        assert time.monotonic() < deadline, f"clue-b's task stayed in inspection {got}"
+        time.sleep(0.2)
     # merging again changes nothing (idempotent)
     groups = client.post("/inspections/merge", headers=admin).json()
     assert {g["entity"] for g in groups} <= set(ENTITIES)
