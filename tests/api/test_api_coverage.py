@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psycopg
 
-from tests.api.test_api_inspections import ECO, NAT, registry
+from tests.inspection_registry import ECO, NAT, registry
 
 ROOT = Path(__file__).resolve().parents[2]
 L = "+08:00"  # local time of the fixture (the settings' default offset)

@@ -20,7 +20,7 @@ from contract.settings import Settings
 from oversight.draws import draw
 from storage import inspections as store
 from storage.db import open_pool
-from tests.api.test_api_inspections import ECO, registry
+from tests.inspection_registry import ECO, registry
 
 ROOT = Path(__file__).resolve().parents[2]
 PER_CLASS = 40
