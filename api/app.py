@@ -1,18 +1,17 @@
 """HTTP API: health, metrics, and the authenticated monitoring-center and department API.
 
-Stateless: every instance talks to the same database, so it scales behind a load balancer (each
-instance LISTENs for clue changes itself). Every data endpoint needs a bearer token
-(``api/auth.py``; the public list of random inspection draws excepted) and applies the
-department access rules (``api/access.py``). The OpenAPI document is at ``/openapi.json`` (UI
-at ``/docs``). Routers: ``api/clues.py`` (clues, evidence, SSE), ``api/health.py`` (camera and
-station health), ``api/access.py`` (access requests, grants, audit), ``api/web.py`` (the
-monitoring-center page at ``/ui/``, zones), ``api/tasks.py`` (inspector tasks, MQTT push),
-``api/stats.py`` (work statistics), ``api/resources.py`` (the resource directory and registry
-changes), ``api/inspections.py`` (random inspection draws, joint inspections); ``api/web.py``
-also serves the inspector page (``/ui/inspector``), the department desk (``/ui/desk``) and
-their configuration (``/ui/config``). Clue titles and severity: ``api/clue_titles.py``. The API
-keeps no copy of the registry (every request reads it), so registry changes need no reload
-here.
+Stateless: every instance talks to the same database, so it scales behind a load balancer
+(each instance LISTENs for clue changes itself). Every data endpoint needs a bearer token
+(``api/auth.py``) and applies the department access rules (``api/access.py``). The OpenAPI
+document is at ``/openapi.json`` (UI at ``/docs``). Routers: ``api/clues.py`` (clues,
+evidence, SSE), ``api/health.py`` (camera and station health), ``api/access.py`` (access
+requests, grants, audit), ``api/web.py`` (the monitoring-center page at ``/ui/``, zones),
+``api/tasks.py`` (inspector tasks, MQTT push), ``api/stats.py`` (work statistics),
+``api/resources.py`` (the resource directory and registry changes),
+``api/inspections.py`` (random inspection draws, joint inspections); ``api/web.py`` also
+serves the inspector page (``/ui/inspector``), the department desk (``/ui/desk``) and their
+configuration (``/ui/config``). Clue titles and severity: ``api/clue_titles.py``. The API keeps
+no copy of the registry (every request reads it), so registry changes need no reload here.
 """
 
 from __future__ import annotations
