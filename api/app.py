@@ -8,7 +8,8 @@ evidence, SSE), ``api/health.py`` (camera and station health), ``api/access.py``
 requests, grants, audit), ``api/web.py`` (the monitoring-center page at ``/ui/``, zones),
 ``api/tasks.py`` (inspector tasks, MQTT push), ``api/stats.py`` (work statistics),
 ``api/resources.py`` (the resource directory and registry changes), ``api/risk.py``
-(risk per regulated entity, kept current by ``api/risk_feed.py``); ``api/web.py`` also
+(risk per regulated entity, kept current by ``api/risk_feed.py``),
+``api/inspections.py`` (random inspection draws, joint inspections); ``api/web.py`` also
 serves the inspector page (``/ui/inspector``), the department desk (``/ui/desk``) and their
 configuration (``/ui/config``). Clue titles and severity: ``api/clue_titles.py``. The API keeps
 no copy of the registry (every request reads it), so registry changes need no reload here.
@@ -24,7 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
-from api import access, clues, health, resources, risk, shutdowns, stats, tasks, web
+from api import access, clues, health, inspections, resources, risk, shutdowns, stats, tasks, web
 from api.auth import User, current_user, require_roles
 from api.errors import AUTH, Problem, Text, Time, errors, validation_error
 from contract.settings import get_settings
@@ -56,7 +57,8 @@ app = FastAPI(title="Offsite", lifespan=lifespan,
               description="Off-site regulatory monitoring: clues, evidence, live stream, "
                           "health, and department resource access.")
 app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
-for module in (clues, health, access, resources, shutdowns, tasks, stats, risk, web):
+for module in (clues, health, access, resources, shutdowns, tasks, stats, risk, inspections,
+               web):
     app.include_router(module.router, responses=errors(*AUTH))
 
 

@@ -43,7 +43,16 @@ def viewer_access(user: User, row: dict[str, Any]) -> str:
 
 
 async def require(request: Request, user: User, task: dict[str, Any], action: Action) -> dict:
-    """Allow ``action`` on the task's clue or raise 403 (the task itself is visible); audit."""
+    """Allow ``action`` on the task's clue or raise 403 (the task itself is visible); audit.
+
+    A task without a clue (a drawn inspection) carries no other department's data: the
+    action is allowed and audited against the entity."""
+    if task["clue_id"] is None:
+        await access_store.audit(
+            request.app.state.pool, user=user.as_dict(), action=f"task.{action}",
+            resource_kind="entity", resource_id=task["entity"], owner_dept=task["department"],
+            detail={"task_id": task["id"], "allowed": True, "access": "owner"})
+        return {"access": "owner", "owner_dept": task["department"], "grant_id": None}
     kind, rid = task["resource_kind"], task["resource_id"]
     got = await access_of(request, user, NEEDS[action], kind, rid)
     allowed = got["access"] != "none"

@@ -12,7 +12,8 @@ inspector's most recently changed task, so nothing changed while no API ran is l
 The retained message of a topic is the inspector's latest changed task; a terminal
 fetches its whole inbox with ``GET /tasks``. Several API instances publish the same
 payloads (harmless: retained, idempotent). With ``settings.mqtt_url`` unset the pusher is
-off. A reassigned task is published to its new inspector only.
+off. A reassigned task is published to its new inspector only. A task with a pair of
+inspectors (a drawn inspection) is published to both, first and second inspector.
 """
 
 from __future__ import annotations
@@ -75,16 +76,19 @@ class TaskPusher:
         self.client.loop_stop()
 
     def publish(self, task: dict[str, Any]) -> None:
-        if task.get("assignee"):
-            self.client.publish(topic_for(task["assignee"]), json.dumps(task), qos=1,
-                                retain=True)
-            self.published += 1
+        for who in (task.get("assignee"), task.get("co_assignee")):
+            if who:
+                self.publish_to(who, task)
+
+    def publish_to(self, inspector: str, task: dict[str, Any]) -> None:
+        self.client.publish(topic_for(inspector), json.dumps(task), qos=1, retain=True)
+        self.published += 1
 
     async def catch_up(self) -> None:
         if self.last_seq is None:  # first run: each inspector's latest task, then go on
             top = await store.last_event_seq(self.pool)
-            for row in await store.latest_per_assignee(self.pool):
-                self.publish(store.task_json(row))
+            for who, row in await store.latest_per_inspector(self.pool):
+                self.publish_to(who, store.task_json(row))
             self.last_seq = top  # later changes are sent (again) by the loop below
         while True:
             rows = await store.changed_since(self.pool, self.last_seq)

@@ -6,13 +6,14 @@ inspector's terminal over MQTT (``api/task_push.py``, started by this router's l
 
 Who may do what (anything not visible answers 404, as elsewhere):
 
-* see (``GET /tasks``, ``GET /tasks/{id}``): the assignee; the department's
-  ``department_user``; ``admin`` and ``center_operator`` every task;
+* see (``GET /tasks``, ``GET /tasks/{id}``): the assignee or co-assignee (the second
+  inspector of a drawn inspection); the department's ``department_user``; ``admin`` and
+  ``center_operator`` every task;
 * assign by hand: the department's ``department_user``, ``admin`` (to an inspector of the
   task's department);
-* accept, report: the assignee only;
+* accept, report: the assignee or co-assignee only;
 * refer (case bundle) and download it: the department's ``department_user``, ``admin``,
-  the assignee; only for a closed task whose result is ``confirmed``.
+  the assignee or co-assignee; only for a closed clue task whose result is ``confirmed``.
 
 On top of these roles, access follows ownership (``api/task_access.py``): the clue's
 details, accepting, reporting, referring and the bundle need the resource owner's data or
@@ -59,12 +60,17 @@ MAX_BODY = 32 * 1024 * 1024
 _SEES_ALL = ("admin", "center_operator")
 
 
+def is_inspector(user: User, task: dict[str, Any]) -> bool:
+    """First or second inspector of the task (a drawn inspection has a pair)."""
+    return user.id in (task["assignee"], task["co_assignee"])
+
+
 def can_see(user: User, task: dict[str, Any]) -> bool:
     if user.role in _SEES_ALL:
         return True
     if user.role == "department_user":
         return task["department"] == user.department
-    return task["assignee"] == user.id and task["department"] == user.department
+    return is_inspector(user, task) and task["department"] == user.department
 
 
 def can_manage(user: User, task: dict[str, Any]) -> bool:
@@ -97,7 +103,7 @@ async def list_tasks(request: Request,
         rows = await store.inbox(pool, department=department, state=state, limit=limit)
     elif user.role == "department_user":
         rows = await store.inbox(pool, department=user.department, state=state, limit=limit)
-    else:
+    else:  # an inspector: tasks where it is first or second inspector
         rows = await store.inbox(pool, assignee=user.id, department=user.department,
                                  state=state, limit=limit)
     now = datetime.now(UTC)
@@ -166,8 +172,8 @@ async def assign(task_id: int, body: AssignIn, request: Request,
 @router.post("/tasks/{task_id}/accept", responses=errors(409))
 async def accept(task_id: int, request: Request, user: User = Depends(current_user)) -> dict:
     task = await _visible(request, user, task_id)
-    if task["assignee"] != user.id:
-        raise HTTPException(403, "only the assigned inspector accepts a task")
+    if not is_inspector(user, task):
+        raise HTTPException(403, "only the assigned inspectors accept a task")
     await require(request, user, task, "accept")
     if not await store.accept(request.app.state.pool, task_id, user.id):
         raise HTTPException(409, f"task is {task['state']}, not assigned")
@@ -233,8 +239,8 @@ async def _evidence_store(request: Request) -> EvidenceStore:
 async def report(task_id: int, request: Request, user: User = Depends(current_user)) -> dict:
     """The inspector's result (closes the task); field photos become signed evidence."""
     task = await _visible(request, user, task_id)
-    if task["assignee"] != user.id:
-        raise HTTPException(403, "only the assigned inspector reports")
+    if not is_inspector(user, task):
+        raise HTTPException(403, "only the assigned inspectors report")
     if task["state"] not in ("assigned", "accepted"):
         raise HTTPException(409, f"task is {task['state']}")
     await require(request, user, task, "report")
@@ -273,8 +279,8 @@ async def report(task_id: int, request: Request, user: User = Depends(current_us
             ev_store = await _evidence_store(request)
         except WrongStateFolder as exc:
             raise HTTPException(503, str(exc)) from exc
-        ids = await ev_store.add([Evidence(
-            clue_id=task["clue_id"], source=f"inspector:{user.id}", time=now,
+        ids = await ev_store.add([Evidence(  # a drawn inspection's photos go under its task
+            clue_id=task["clue_id"] or f"task-{task_id}", source=f"inspector:{user.id}", time=now,
             item=EvidenceRef(media_type=f["content_type"], name=f["filename"] or "photo",
                              content=f["data"]),
             detector="inspector", params={"task_id": task_id, "result": result})
@@ -286,7 +292,7 @@ async def report(task_id: int, request: Request, user: User = Depends(current_us
 
 
 def _may_refer(user: User, task: dict[str, Any]) -> bool:
-    return can_manage(user, task) or task["assignee"] == user.id
+    return can_manage(user, task) or is_inspector(user, task)
 
 
 @router.post("/tasks/{task_id}/refer", responses={**errors(409), **_NO_KEY})
@@ -297,6 +303,8 @@ async def refer(task_id: int, request: Request, user: User = Depends(current_use
         raise HTTPException(403, "needs the department's department_user, admin or assignee")
     if task["state"] != "closed" or task["result"] != "confirmed":
         raise HTTPException(409, "only a closed, confirmed task is referred")
+    if task["clue_id"] is None:
+        raise HTTPException(409, "a case bundle is made for a clue; this task has none")
     await require(request, user, task, "refer")
     settings = get_settings()
 

@@ -115,6 +115,22 @@ class Settings(BaseSettings):
     satellite_allowed_prefixes: tuple[str, ...] = Field(
         default=(), description="GDAL paths outside the inbox that scenes may name (e.g. "
         "'/vsis3/bucket/'); empty: only files inside the inbox")
+    # Random inspection draws (issue 17; oversight/draws.py). Yearly inspection rate per
+    # environmental credit class: the "double random" guidance samples ordinary sources at
+    # no less than 5 % a year and key sources at 20 %, and scales frequency with credit, up to
+    # every year for the worst grade; unrated entities count as B. A province sets its own.
+    draw_rates: dict[str, float] = Field(
+        default={"A": 0.05, "B": 0.20, "C": 0.50, "D": 1.00},
+        description="yearly random-inspection rate per credit class A-D (JSON object)")
+    draw_risk_multipliers: dict[str, float] = Field(
+        default={"low": 1.0, "medium": 1.5, "high": 2.0},
+        description="factor on the class rate per risk level (entity_risk.level)")
+    draw_yearly_cap: int = Field(
+        default=4, ge=1, description="most random draws of one entity per calendar year, all "
+        "departments together (the rule forbids inspecting the same enterprise over and over)")
+    draw_high_risk_share: float = Field(
+        default=0.5, ge=0, le=1, description="share of a department's high-risk entities "
+        "(highest scores first) that every draw includes for sure")
 
     # ---- risk per regulated entity (oversight/risk.py; README "Risk per regulated entity") --
     risk_kind_weights: dict[str, float] = Field(

@@ -14,8 +14,10 @@ from offsite import (
     cmd_env,
     cmd_evidence,
     cmd_hj212,
+    cmd_inspections,
     cmd_power,
     cmd_registry,
+    cmd_report,
     cmd_risk,
     cmd_run,
     cmd_satellite,
@@ -44,3 +46,5 @@ app.add_typer(cmd_registry.app, name="registry")
 app.add_typer(cmd_risk.app, name="risk")
 app.add_typer(cmd_users.user_app, name="user")
 app.add_typer(cmd_users.token_app, name="token")
+app.add_typer(cmd_inspections.app, name="inspections")
+app.add_typer(cmd_report.app, name="report")

@@ -5,6 +5,10 @@ them the same way; this module reads them, moves them through their states and c
 work. A task's JSON form (``task_json``) is what the API returns and what the MQTT pusher
 publishes, so the two are equal.
 
+Besides clue tasks (``task_kind`` ``clue``, one per clue) there are drawn inspections
+(``draw``: no clue, an entity, two inspectors ``assignee`` and ``co_assignee``; made by
+``storage.inspections``); either kind may belong to a joint inspection (``inspection_id``).
+
 States: ``open`` (no inspector yet) -> ``assigned`` -> ``accepted`` -> ``closed`` (with a
 result); a referral (case bundle) can be made for a closed, confirmed task.
 """
@@ -25,7 +29,11 @@ _SELECT = (
     "SELECT t.id, t.clue_id, t.department, t.jurisdiction, t.clue_kind, t.state, t.assignee,"
     " t.assigned_by, t.created_at, t.due_at, t.assigned_at, t.accepted_at, t.closed_at,"
     " t.result, t.note, t.evidence_ids, t.referred_at, t.referred_by, t.bundle_sha256,"
-    " t.event_seq, c.modality, c.subject, c.site, c.summary, c.location, c.detector,"
+    " t.event_seq, t.task_kind, t.entity, t.inspection_id, t.co_assignee,"
+    " (SELECT e.name FROM entities e WHERE e.id = t.entity) AS entity_name,"
+    " (SELECT v.visit_date FROM inspections v WHERE v.id = t.inspection_id) AS visit_date,"
+    " (SELECT cardinality(v.departments) > 1 FROM inspections v WHERE v.id = t.inspection_id)"
+    " AS joint, c.modality, c.subject, c.site, c.summary, c.location, c.detector,"
     " c.start AS clue_start, c.time AS clue_time, c.state AS clue_state,"
     f" {RESOURCE_KIND} AS resource_kind, {RESOURCE_ID} AS resource_id,"
     f" offsite_owner({RESOURCE_KIND}, {RESOURCE_ID}) AS owner_dept,"
@@ -33,13 +41,17 @@ _SELECT = (
     # department_user see, and what is pushed to the assignee's terminal)
     f" offsite_live_grant(t.department, {RESOURCE_KIND}, {RESOURCE_ID}, 'history')"
     " AS history_grant"
-    " FROM tasks t JOIN clues c ON c.clue_id = t.clue_id")
+    # a drawn inspection has no clue: its clue columns are NULL
+    " FROM tasks t LEFT JOIN clues c ON c.clue_id = t.clue_id")
 # Clue details a department sees only with the resource owner's data or a live grant.
 WITHHELD = ("summary", "location", "detector", "evidence_ids")
 
 
 def department_access(row: dict[str, Any]) -> str:
-    """How the task's department may see its clue: owner, grant or none."""
+    """How the task's department may see its clue: owner, grant or none (a task without a
+    clue, a drawn inspection, is the department's own: ``owner``)."""
+    if row["clue_id"] is None:
+        return "owner"
     if row["owner_dept"] is not None and row["owner_dept"] == row["department"]:
         return "owner"
     return "grant" if row["history_grant"] is not None else "none"
@@ -78,6 +90,12 @@ def task_json(row: dict[str, Any], now: datetime | None = None,
         "bundle_sha256": row["bundle_sha256"],
         "owner_dept": row["owner_dept"], "access": access,
         "resource": {"kind": row["resource_kind"], "id": row["resource_id"]},
+        "task_kind": row["task_kind"], "entity": row["entity"],
+        "entity_name": row["entity_name"], "inspection_id": row["inspection_id"],
+        "joint": bool(row["joint"]), "visit_date": row["visit_date"].isoformat()
+        if row["visit_date"] else None,
+        "co_assignee": row["co_assignee"],
+        "inspectors": [x for x in (row["assignee"], row["co_assignee"]) if x],
     }
     if access == "none":
         out.update(dict.fromkeys(WITHHELD))
@@ -105,8 +123,8 @@ async def inbox(pool: AsyncConnectionPool, *, assignee: str | None = None,
     """Tasks, newest first, optionally of one assignee, department and state."""
     where, params = ["TRUE"], []
     if assignee is not None:
-        where.append("t.assignee = %s")
-        params.append(assignee)
+        where.append("(t.assignee = %s OR t.co_assignee = %s)")
+        params += [assignee, assignee]
     if department is not None:
         where.append("t.department = %s")
         params.append(department)
@@ -125,10 +143,19 @@ async def changed_since(pool: AsyncConnectionPool, seq: int,
                        "ORDER BY t.event_seq LIMIT %s")
 
 
-async def latest_per_assignee(pool: AsyncConnectionPool) -> list[dict[str, Any]]:
-    """Each inspector's most recently changed task (what its retained topic should hold)."""
-    return await _rows(pool, "t.event_seq = (SELECT max(t2.event_seq) FROM tasks t2"
-                             " WHERE t2.assignee = t.assignee)", None, "ORDER BY t.event_seq")
+async def latest_per_inspector(pool: AsyncConnectionPool) -> list[tuple[str, dict[str, Any]]]:
+    """Each inspector's most recently changed task, first or second inspector of it (what
+    the inspector's retained topic should hold), as (inspector, task row)."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT DISTINCT ON (who) who, id FROM ("
+            " SELECT assignee AS who, id, event_seq FROM tasks WHERE assignee IS NOT NULL"
+            " UNION ALL SELECT co_assignee, id, event_seq FROM tasks"
+            " WHERE co_assignee IS NOT NULL) s ORDER BY who, event_seq DESC")
+        latest = await cur.fetchall()
+    rows = {r["id"]: r for r in await _rows(pool, "t.id = ANY (%s)", ([i for _, i in latest],))}
+    pairs = [(who, rows[i]) for who, i in latest if i in rows]
+    return sorted(pairs, key=lambda p: p[1]["event_seq"])
 
 
 async def last_event_seq(pool: AsyncConnectionPool) -> int:
@@ -157,15 +184,18 @@ async def is_inspector_of(pool: AsyncConnectionPool, user_id: str, department: s
 
 async def assign(pool: AsyncConnectionPool, task_id: int, inspector: str, by: str) -> bool:
     """Hand assignment (or reassignment) of a task that is not closed."""
+    # the second inspector made first swaps places with the first one (a pair stays a pair)
     return await _update(pool, task_id,
-                         "assignee = %s, assigned_by = %s, assigned_at = now(),"
+                         "co_assignee = CASE WHEN co_assignee = %s THEN assignee"
+                         " ELSE co_assignee END,"
+                         " assignee = %s, assigned_by = %s, assigned_at = now(),"
                          " state = 'assigned', accepted_at = NULL",
-                         "state <> 'closed'", (inspector, by))
+                         "state <> 'closed'", (inspector, inspector, by))
 
 
 async def accept(pool: AsyncConnectionPool, task_id: int, inspector: str) -> bool:
     return await _update(pool, task_id, "state = 'accepted', accepted_at = now()",
-                         "state = 'assigned' AND assignee = %s", (inspector,))
+                         "state = 'assigned' AND %s IN (assignee, co_assignee)", (inspector,))
 
 
 async def report(pool: AsyncConnectionPool, task_id: int, inspector: str, result: str,
@@ -175,7 +205,7 @@ async def report(pool: AsyncConnectionPool, task_id: int, inspector: str, result
         pool, task_id,
         "state = 'closed', closed_at = now(), accepted_at = COALESCE(accepted_at, now()),"
         " result = %s, note = %s, evidence_ids = evidence_ids || %s::text[]",
-        "state IN ('assigned', 'accepted') AND assignee = %s",
+        "state IN ('assigned', 'accepted') AND %s IN (assignee, co_assignee)",
         (result, note, evidence_ids, inspector))
 
 

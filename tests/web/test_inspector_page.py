@@ -83,3 +83,35 @@ def test_inspector_reports_with_a_photo(server: str, fresh_db: str, open_page) -
     assert wide.locator("#tasks li .title").first.inner_text() == (
         "Camera covered: Demo camera (sample video) DEMO-CAM-1")
     wide.screenshot(path=str(wide.shots / "inspector-en-1600x1000.png"))
+
+
+def test_second_inspector_sees_and_accepts_a_drawn_inspection(server: str, fresh_db: str,
+                                                              open_page) -> None:  # type: ignore[no-untyped-def]
+    """A random inspection drawn for the department reaches the second inspector of its pair
+    on the phone: titled by its entity, with both inspectors and the date; it may accept."""
+    admin = token_for(fresh_db, "root", OWNER, "admin")
+    first = token_for(fresh_db, "a.first", OWNER, "inspector")
+    second = token_for(fresh_db, "b.second", OWNER, "inspector")
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute("INSERT INTO entities (id, name, credit_class, owner_dept)"
+                     " VALUES ('ent-1', '东四化工厂', 'D', %s)", (OWNER,))
+    made = httpx.post(f"{server}/inspections/draws", timeout=10,
+                      headers={"Authorization": f"Bearer {admin}"},
+                      json={"department": OWNER, "from": "2027-03-01", "to": "2027-03-31",
+                            "count": 1, "seed": 3})
+    assert made.status_code == 201, made.text
+    item = made.json()["items"][0]
+    who = {"a.first": first, "b.second": second}[item["inspectors"][1]]
+    page = open_page(f"{server}/ui/inspector?token={who}", width=375, height=812,
+                     is_mobile=True, has_touch=True, locale="zh-CN", timezone_id="Asia/Shanghai")
+    page.wait_for_function("document.body.dataset.ready === '1'", timeout=15_000)
+    task = page.locator("#tasks li").first
+    task.wait_for(timeout=10_000)
+    assert task.locator(".title").inner_text() == "双随机抽查：东四化工厂"
+    task.click()
+    page.wait_for_selector("#accept:not([hidden])")
+    facts = page.locator("#task-facts").inner_text()
+    assert "a.first" in facts and "b.second" in facts and item["planned_date"] in facts
+    page.click("#accept")
+    page.wait_for_selector("#report:not([hidden])")
+    page.screenshot(path=str(page.shots / "inspector-drawn-375x812.png"))

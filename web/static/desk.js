@@ -155,6 +155,16 @@ async function refreshOwner() {
 
 // ---- statistics --------------------------------------------------------------------------
 
+// enforcement coverage (GET /stats "coverage"): clues acted on in time, draws done/planned,
+// high-risk entities never inspected
+function coverageFigures(c, fig) {
+  if (!c) return [];
+  const pct = (x) => (x === null || x === undefined ? "—" : `${Math.round(x * 100)}%`);
+  return [fig("stats.on_time", pct(c.clues_acted_on_time.share_on_time)),
+    fig("stats.draws_done", `${c.draws.done} / ${c.draws.planned}`),
+    fig("stats.never_inspected", c.high_risk_never_inspected.length)];
+}
+
 async function loadStats() {
   const now = new Date();
   const s = await api("/stats");
@@ -164,7 +174,8 @@ async function loadStats() {
     fig("stats.assigned", s.tasks.assigned), fig("stats.closed", s.tasks.closed),
     fig("stats.median_accept", fmtDuration(s.median_time_to_accept_s)),
     fig("stats.median_close", fmtDuration(s.median_time_to_close_s)),
-    fig("stats.overdue", s.tasks.overdue_now), fig("stats.accepted", s.tasks.accepted));
+    fig("stats.overdue", s.tasks.overdue_now), fig("stats.accepted", s.tasks.accepted),
+    ...coverageFigures(s.coverage, fig));
   $("fp").tBodies[0].replaceChildren(
     el("tr", {}, el("th", { text: t("field.kind") }), el("th", { text: t("stats.reports") }),
       el("th", { text: t("stats.fp_rate") })),

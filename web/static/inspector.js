@@ -82,13 +82,14 @@ async function flush() {
 // Titles for the inbox come from the clue list (GET /clues: no evidence, so nothing to
 // audit); the detail with its evidence (GET /clues/{id}, audited) only when a task is opened.
 async function fillTitles(tasks) {
-  if (!tasks.some((x) => !state.clues.has(x.clue_id))) return;
+  if (!tasks.some((x) => x.clue_id && !state.clues.has(x.clue_id))) return;
   const page = await api(`/clues?limit=1000&lang=${Offsite.lang}`);
   for (const c of page.items) state.clues.set(c.clue_id, c);
   for (const x of tasks) if (!state.clues.has(x.clue_id)) state.clues.set(x.clue_id, null);
 }
 
 async function clueDetail(task) {
+  if (!task.clue_id) return null;  // a drawn inspection: no clue behind it
   try {
     const c = await api(`/clues/${encodeURIComponent(task.clue_id)}?lang=${Offsite.lang}`);
     state.clues.set(task.clue_id, c);
@@ -100,6 +101,9 @@ async function clueDetail(task) {
 }
 
 function taskTitle(task, clue) {
+  if (!task.clue_id || (task.joint && !clue)) {
+    return t(task.joint ? "title.joint" : "title.inspection", { entity: task.entity_name || task.entity });
+  }
   return clue ? clueTitle(clue) : t("title.other", { kind: label("kind", task.kind), place: task.subject });
 }
 
@@ -177,8 +181,11 @@ function renderTask(id, withEvidence) {
     fact("field.zones", zones), fact("field.start", fmtTime(task.clue_start)),
     fact("field.time", fmtTime(task.clue_time)), fact("field.due", fmtTime(task.due_at)),
     fact("field.summary", task.summary), fact("field.site", task.site),
+    fact("field.entity", task.entity_name || task.entity),
+    fact("field.inspectors", (task.inspectors || []).join(t("list.sep"))),
+    fact("field.visit", task.visit_date),
   ].filter(Boolean));
-  const mine = task.assignee === state.me.id;
+  const mine = (task.inspectors || [task.assignee]).includes(state.me.id);
   $("accept").hidden = !(mine && task.state === "assigned");
   $("report").hidden = !(mine && ["assigned", "accepted"].includes(task.state));
   $("task-closed").hidden = task.state !== "closed";
