@@ -26,6 +26,7 @@ import numpy as np
 
 from detectors.order_stats import int_histogram, weighted_percentiles
 from detectors.satellite import KIND_CODE, NODATA_CODE, SPECTRAL, DetectParams
+from detectors.satellite_threshold import scene_threshold
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -254,13 +255,25 @@ def scene_stats(before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray
         st.threshold = float(p.score_threshold)
     elif b[names[0]].size >= 16:
         s = change_score(b, a, st)
-        th_otsu = otsu(s)
-        med, mad = _robust(s, scratch=True)
-        thr = max(med + p.k_mad * mad, p.min_score)
-        if p.use_otsu and np.isfinite(th_otsu):
-            thr = max(thr, th_otsu)
-        st.threshold = thr
+        st.threshold = _threshold(s, p)
     return st
+
+
+def _threshold(s: np.ndarray, p: DetectParams) -> float:
+    """The scene's threshold from its score sample: ``p.threshold_method`` "em" (default,
+    :mod:`detectors.satellite_threshold`) or "robust" (the rule before issue 15: the
+    largest of Otsu, ``median + k_mad·MAD`` and ``min_score``)."""
+    if p.threshold_method not in ("em", "robust"):
+        raise ValueError(f"threshold_method must be 'em' or 'robust', not {p.threshold_method!r}")
+    if p.threshold_method == "em":
+        med, mad = _robust(s)
+        return scene_threshold(s, med, mad, p.k_mad, p.min_score)
+    th_otsu = otsu(s)
+    med, mad = _robust(s, scratch=True)
+    thr = max(med + p.k_mad * mad, p.min_score)
+    if p.use_otsu and np.isfinite(th_otsu):
+        thr = max(thr, th_otsu)
+    return thr
 
 
 def classify_block(before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray],
