@@ -31,6 +31,7 @@ from detectors.satellite_threshold import scene_threshold
 T = TypeVar("T")
 R = TypeVar("R")
 _HIST_MAX = 1 << 20  # widest value range of an integer band counted into a histogram
+_MEDIAN_MAX = 1 << 18  # values a median/MAD is computed from (evenly spaced subsample)
 _STRIP = 1 << 16  # pixels per strip of the score pass (256 KiB per float32 temporary)
 
 
@@ -58,29 +59,38 @@ def _finite(values: np.ndarray) -> np.ndarray:
     return values if ok.all() else values[ok]
 
 
-def _sorted_median(s: np.ndarray) -> float:
-    """Median of a sorted array, as ``np.median`` computes it."""
-    k = s.size // 2
-    return float(s[k] if s.size % 2 else np.mean(s[k - 1:k + 1]))
+def _median_inplace(v: np.ndarray) -> float:
+    """Median as ``np.median`` computes it (mean of the two middle values of an even
+    count), by an in-place partition: ``v`` is reordered."""
+    k = v.size // 2
+    if v.size % 2:
+        v.partition(k)
+        return float(v[k])
+    v.partition([k - 1, k])
+    return float((np.float64(v[k - 1]) + np.float64(v[k])) / 2)
 
 
 def _robust(values: np.ndarray, scratch: bool = False) -> tuple[float, float]:
     """Median and MAD scaled to a normal sigma; (0, 1) when there is nothing to measure.
 
-    Sorting (numpy's SIMD sort) profiled at under half the cost of ``np.median``'s
-    partition on a million float32 values. ``scratch``: ``values`` may be reordered.
+    By partition, in place: on numpy 2.4 (2026-12-06) a partition of 700,000 float32
+    values took 4.7 ms against 21 ms for numpy's SIMD sort, so the earlier sort-based
+    version (faster on numpy 1.26) cost half of ``detect_files``'s CPU in the sample's
+    eleven medians. Beyond ``_MEDIAN_MAX`` values an evenly spaced subsample is used: the
+    median's standard error at 2^18 values is 0.2 % of the spread, far below anything the
+    threshold or the kinds can resolve, and the cost is linear in the count.
+    ``scratch``: ``values`` may be reordered.
     """
     v = _finite(values)
     if v.size == 0:
         return 0.0, 1.0
-    if scratch or v is not values:
-        v.sort()
-    else:
-        v = np.sort(v)
-    med = _sorted_median(v)
-    dev = np.abs(v - med)
-    dev.sort()
-    return med, 1.4826 * _sorted_median(dev)
+    if v.size > _MEDIAN_MAX:
+        v = v[::-(-v.size // _MEDIAN_MAX)].copy()
+    elif not (scratch or v is not values):
+        v = v.copy()
+    med = _median_inplace(v)
+    dev = np.abs(v - med, out=v)
+    return med, 1.4826 * _median_inplace(dev)
 
 
 def _scratch_robust(values: np.ndarray) -> tuple[float, float]:
