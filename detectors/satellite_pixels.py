@@ -67,7 +67,7 @@ def _median_inplace(v: np.ndarray) -> float:
         v.partition(k)
         return float(v[k])
     v.partition([k - 1, k])
-    return float((np.float64(v[k - 1]) + np.float64(v[k])) / 2)
+    return float(np.mean(v[k - 1:k + 1]))
 
 
 def _robust(values: np.ndarray, scratch: bool = False) -> tuple[float, float]:
