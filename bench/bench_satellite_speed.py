@@ -13,6 +13,7 @@ worker thread: its process CPU time is one core's cost of a tile.
 from __future__ import annotations
 
 import json
+import resource
 import statistics
 import sys
 import time
@@ -94,6 +95,7 @@ def s2_tile(out: Path, per_mpx_cpu: float | None = None) -> dict[str, Any]:
     return {"s2_method": "measured: synthetic 10980² uint16 6-band pair, workers=1",
             "s2_wall_s": round(wall, 2), "s2_cpu_s": round(cpu, 2),
             "s2_polygons": len(res.polygons),
+            "s2_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             "s2_tiles_per_hour_per_core": round(3600 / cpu, 1)}
 
 
