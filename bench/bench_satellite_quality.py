@@ -63,6 +63,20 @@ def naive(before: Path, after: Path) -> np.ndarray:
     return mag > np.percentile(mag, 97.5)
 
 
+def best_cut(before: Path, after: Path, ch: np.ndarray, un: np.ndarray) -> dict[str, float]:
+    """The best F1 any single threshold on this detector's change score could reach, found
+    with the labels (a ceiling for context, not a method): score > t over every pixel,
+    without the kind rules and the MMU."""
+    from detectors.satellite import SPECTRAL
+    from detectors.satellite_pixels import change_score, scene_stats
+    with rasterio.open(before) as b, rasterio.open(after) as a:
+        bb, aa = dict(zip(SPECTRAL, b.read(), strict=True)), dict(zip(SPECTRAL, a.read(),
+                                                                      strict=True))
+    s = change_score(bb, aa, scene_stats(bb, aa, np.ones(ch.shape, bool)))
+    best = max((scores(s > t, ch, un)["f1"], float(t)) for t in np.arange(1.0, 8.0, 0.05))
+    return {"f1": best[0], "threshold": round(best[1], 2)}
+
+
 def detector_mask(fn: Callable[..., Any], before: Path, after: Path,
                   tmp: Path) -> tuple[np.ndarray, float, int]:
     res = fn(before, after, mask_out=tmp / "mask.tif")
@@ -87,7 +101,8 @@ def main(commit: str = "624a391", data: Path | None = None) -> dict[str, Any]:
         tmp = Path(t)
         fns = {"old": old_detect(commit, tmp / "old"), "new": detect_files}
         for name, (before, after, ch, un) in labelled_pairs(data).items():
-            row: dict[str, Any] = {"naive": scores(naive(before, after), ch, un)}
+            row: dict[str, Any] = {"naive": scores(naive(before, after), ch, un),
+                                   "best_cut_with_labels": best_cut(before, after, ch, un)}
             for who, fn in fns.items():
                 mask, thr, n = detector_mask(fn, before, after, tmp)
                 row[who] = {**scores(mask, ch, un), "threshold": round(thr, 2), "polygons": n}
