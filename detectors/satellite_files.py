@@ -7,8 +7,9 @@ whole blocks spread over the scene (:mod:`detectors.satellite_sample`; reading a
 of the file, where a decimated read without overviews costs a full read); pass 2 reads
 windows aligned to the AFTER file's blocks on a thread pool (GDAL and numpy release the
 GIL), classifies, writes the mask and polygonises each window; only polygon parts stay
-in memory. BEFORE is put on AFTER's grid by a ``WarpedVRT`` when the
-grids differ (bilinear for bands, nearest for QA).
+in memory, plus pass 1's blocks (up to ``keep_mb``) until pass 2 uses them, so that no
+block is read twice (:class:`detectors.satellite_sample.KeptBlocks`). BEFORE is put on
+AFTER's grid by a ``WarpedVRT`` when the grids differ (bilinear for bands, nearest for QA).
 """
 
 from __future__ import annotations
