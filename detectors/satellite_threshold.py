@@ -41,6 +41,7 @@ import numpy as np
 BINS = 4096  # histogram cells over the sample's range: far finer than the no-change spread
 MAX_ITER = 300
 TOL = 1e-7  # relative log-likelihood gain that ends EM
+FIT_SPAN = 100.0  # MADs above the median beyond which scores are left out of the fit
 Z_CLASS = 3.09  # one-sided α = 0.001: how far above no change the change class must sit
 
 
@@ -132,6 +133,11 @@ def scene_threshold(score: np.ndarray, median: float, mad: float, k_mad: float,
                     min_score: float) -> float:
     """The change threshold of one scene from its score sample (see module docstring)."""
     fallback = median + k_mad * mad
+    if mad > 0:
+        # Scores beyond median + FIT_SPAN·MAD are change beyond doubt (saturation, fill
+        # values a file did not flag); left in, they would stretch the histogram's cells
+        # past the width of the no-change class. Left out, the cut still falls far below.
+        score = score[score <= median + FIT_SPAN * mad]
     mix = fit_mixture(score)
     thr = mix.bayes_threshold() if mix is not None and mix.change_is_significant() else None
     return max(thr if thr is not None else fallback, min_score)

@@ -108,3 +108,16 @@ def test_oscd_pairs_find_urban_change(tmp_path: Path, name: str) -> None:
     share = int(ch.sum()) / int((ch | un).sum())
     assert recall >= 0.3, (name, recall, res.stats.threshold)
     assert precision >= 3 * share, (name, precision, share)
+
+
+def test_unflagged_fill_values_do_not_move_the_cut() -> None:
+    """A few absurd scores (saturation, fill values the file did not flag) are change beyond
+    doubt and must not stretch the fit: the cut is that of the scene without them."""
+    s, _ = _scores(0.05, 4)
+    med = float(np.median(s))
+    mad = 1.4826 * float(np.median(np.abs(s - med)))
+    clean = scene_threshold(s, med, mad, k_mad=4.0, min_score=0.0)
+    dirty = scene_threshold(np.concatenate([s, np.full(300, 5e4, np.float32)]), med, mad,
+                            k_mad=4.0, min_score=0.0)
+    assert 1.5 < clean < 4.0
+    assert dirty == pytest.approx(clean, rel=0.02)
