@@ -1,4 +1,5 @@
-"""``offsite bench env|video|satellite|storage [--quick]``: one JSON line of figures each.
+"""``offsite bench env|video|satellite|satellite-speed|satellite-quality|storage``: one JSON
+line of figures each (most take ``--quick``).
 
 Register in ``offsite/cli.py`` with ``app.add_typer(cmd_bench.app, name="bench")``.
 """
