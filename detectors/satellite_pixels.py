@@ -240,8 +240,9 @@ def scene_stats(before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray
     v = np.asarray(valid, bool)
     frac = float(v.mean()) if v.size else 0.0
     # The valid pixels, gathered once: every statistic below is over them only.
-    raw_b = {n: np.asarray(before[n])[v] for n in names}
-    raw_a = {n: np.asarray(after[n])[v] for n in names}
+    pick = (lambda x: np.ravel(x)) if v.all() else (lambda x: np.asarray(x)[v])
+    raw_b = {n: pick(before[n]) for n in names}  # read only below: views are fine
+    raw_a = {n: pick(after[n]) for n in names}
     st = SceneStats(names, {}, {}, {}, {}, {}, {}, float("inf"), frac)
     jobs = [(st.before, st.dark_before, raw_b[n], n) for n in names] + [
         (st.after, st.dark_after, raw_a[n], n) for n in names]
