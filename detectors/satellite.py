@@ -42,6 +42,7 @@ ROLE_ALIASES = {
 KINDS = ("vegetation_to_built", "vegetation_loss", "bare_or_built", "water_gain", "water_loss")
 KIND_CODE = {k: i + 1 for i, k in enumerate(KINDS)}
 NODATA_CODE = 255
+THRESHOLD_METHODS = ("em", "robust")  # see detectors/satellite_threshold.py
 
 # Fmask classes: 0 clear, 1 water, 2 shadow, 3 snow, 4 cloud, 255 fill.
 FMASK_INVALID = (2, 3, 4, 255)
@@ -78,6 +79,11 @@ class DetectParams:
     zone_rules: Mapping[str, tuple[str, ...]] = field(
         default_factory=lambda: dict(DEFAULT_ZONE_RULES))
     outside_zones: bool = True  # with zones: keep changes outside every zone (all rules)
+
+    def __post_init__(self) -> None:
+        if self.threshold_method not in THRESHOLD_METHODS:
+            raise ValueError(f"threshold_method must be one of {THRESHOLD_METHODS}, "
+                             f"not {self.threshold_method!r}")
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for clue ``params``: what produced an alert must be reproducible."""

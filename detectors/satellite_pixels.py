@@ -278,8 +278,6 @@ def _threshold(s: np.ndarray, p: DetectParams) -> float:
     """The scene's threshold from its score sample: ``p.threshold_method`` "em" (default,
     :mod:`detectors.satellite_threshold`) or "robust" (the rule before issue 15: the
     largest of Otsu, ``median + k_mad·MAD`` and ``min_score``)."""
-    if p.threshold_method not in ("em", "robust"):
-        raise ValueError(f"threshold_method must be 'em' or 'robust', not {p.threshold_method!r}")
     if p.threshold_method == "em":
         med, mad = _robust(s)
         return scene_threshold(s, med, mad, p.k_mad, p.min_score)

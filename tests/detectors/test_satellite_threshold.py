@@ -76,11 +76,15 @@ def test_constant_score_gives_the_fallback() -> None:
     assert scene_threshold(s, 1.0, 0.0, k_mad=4.0, min_score=2.0) == 2.0
 
 
-def test_unknown_method_is_refused(tmp_path: Path) -> None:
-    tz = ROOT / "samples" / "satellite" / "taizhou"
+def test_unknown_method_is_refused() -> None:
+    """A typo in a plug-in config fails when the config is read, not at the first scene."""
+    from detectors.plugin import parse_config
     with pytest.raises(ValueError, match="threshold_method"):
-        detect_files(tz / "taizhou_2000_6band.tif", tz / "taizhou_2003_6band.tif",
-                     params=DetectParams(threshold_method="magic"))
+        DetectParams(threshold_method="magic")
+    with pytest.raises(ValueError, match="threshold_method"):
+        parse_config({"type": "satellite", "detect": {"threshold_method": "magic"}})
+    assert parse_config({"type": "satellite", "detect": {"threshold_method": "robust"}}
+                        ).detect.threshold_method == "robust"
 
 
 def _oscd(name: str) -> tuple[Path, Path, np.ndarray, np.ndarray]:
