@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.bench_satellite_memory import synthesise
-from bench.bench_satellite_speed import raw_read
+from bench.bench_satellite_speed import raw_read, timed
 
 
 def old_detect(commit: str, into: Path) -> Callable[..., Any]:
@@ -55,9 +55,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         fns = {"old": old_detect(commit, Path(tmp)), "new": detect_files}
         runs: dict[str, list[tuple[float, float]]] = {"old": [], "new": []}
-        reads, polygons = [], {}
+        reads, read_cpu, polygons = [], [], {}
         for i in range(rounds):
-            reads.append(raw_read([before, after]))
+            _, wall, cpu = timed(raw_read, [before, after])
+            reads.append(wall)
+            read_cpu.append(cpu)
             for name in ("old", "new") if i % 2 == 0 else ("new", "old"):
                 t, cpu = time.perf_counter(), time.process_time()
                 res = fns[name](before, after, workers=2)
@@ -66,12 +68,13 @@ def main() -> None:
             print(f"round {i + 1}: raw read {reads[-1]:.2f} s; " + "; ".join(
                 f"{n} {runs[n][-1][0]:.2f} s ({runs[n][-1][1]:.2f} CPU s, ratio "
                 f"{reads[-1] / runs[n][-1][0]:.2f})" for n in ("old", "new")), flush=True)
-    r = statistics.median(reads)
+    r, rc = statistics.median(reads), statistics.median(read_cpu)
     for name, got in runs.items():
         wall = statistics.median(w for w, _ in got)
         cpu = statistics.median(c for _, c in got)
-        print(f"median {name}: detect {wall:.2f} s ({cpu:.2f} CPU s), raw read {r:.2f} s, "
-              f"detect/read speed ratio {r / wall:.2f} ({polygons[name]} polygons)")
+        print(f"median {name}: detect {wall:.2f} s ({cpu:.2f} CPU s), raw read {r:.2f} s "
+              f"({rc:.2f} CPU s), detect/read speed ratio {r / wall:.2f}, CPU ratio "
+              f"{rc / cpu:.2f} ({polygons[name]} polygons)")
 
 
 if __name__ == "__main__":

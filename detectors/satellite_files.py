@@ -7,8 +7,9 @@ whole blocks spread over the scene (:mod:`detectors.satellite_sample`; reading a
 of the file, where a decimated read without overviews costs a full read); pass 2 reads
 windows aligned to the AFTER file's blocks on a thread pool (GDAL and numpy release the
 GIL), classifies, writes the mask and polygonises each window; only polygon parts stay
-in memory. BEFORE is put on AFTER's grid by a ``WarpedVRT`` when the
-grids differ (bilinear for bands, nearest for QA).
+in memory, plus pass 1's blocks (up to ``keep_mb``) until pass 2 uses them, so that no
+block is read twice (:class:`detectors.satellite_sample.KeptBlocks`). BEFORE is put on
+AFTER's grid by a ``WarpedVRT`` when the grids differ (bilinear for bands, nearest for QA).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from detectors.satellite import (
     roles_from_descriptions,
 )
 from detectors.satellite_pixels import SceneStats, classify_block, scene_stats
-from detectors.satellite_sample import Pair, gather, plan_sample, thin
+from detectors.satellite_sample import KeptBlocks, Pair, gather, plan_sample, thin
 from detectors.satellite_vector import PartCollector, block_parts
 
 
@@ -130,15 +131,18 @@ def detect_files(before_path: str | Path, after_path: str | Path, *,
                  before_band_map: Mapping[str, int] | None = None,
                  zones: Mapping[str, Any] | None = None,
                  params: DetectParams | None = None, mask_out: str | Path | None = None,
-                 workers: int = 2, window_size: int = 1024, cache_mb: int = 128) -> FileResult:
+                 workers: int = 2, window_size: int = 1024, cache_mb: int = 128,
+                 keep_mb: int = 192) -> FileResult:
     """Change polygons of a whole scene pair, window by window (see module docstring).
 
     ``cache_mb`` caps GDAL's block cache (default 5 % of RAM), which otherwise grows with
     the scene during a decimated pass 1 (overview reads) and dominates peak memory.
+    ``keep_mb`` bounds pass 1's blocks kept for pass 2 (:class:`KeptBlocks`); the default
+    holds the minimum sample (24 blocks) of a 512²-tiled 6-band uint16 pair, 157 MB.
     """
     with rasterio.Env(GDAL_CACHEMAX=cache_mb * 1024 * 1024):
         return _detect_files(Path(before_path), Path(after_path), band_map, before_band_map,
-                             zones, params, mask_out, workers, window_size)
+                             zones, params, mask_out, workers, window_size, keep_mb)
 
 
 class _PairReader:
@@ -189,7 +193,7 @@ def _has_overviews(ds: Any, roles: Mapping[str, int], names: tuple[str, ...]) ->
 def _detect_files(before_path: Path, after_path: Path, band_map: Mapping[str, int] | None,
                   before_band_map: Mapping[str, int] | None, zones: Mapping[str, Any] | None,
                   params: DetectParams | None, mask_out: str | Path | None, workers: int,
-                  window_size: int) -> FileResult:
+                  window_size: int, keep_mb: int) -> FileResult:
     p = params or DetectParams()
     depth = 2 * max(1, workers)  # windows in flight: bounds memory
     with ExitStack() as stack:
@@ -211,6 +215,8 @@ def _detect_files(before_path: Path, after_path: Path, band_map: Mapping[str, in
         read = _PairReader(stack, before_path, after_path, rb, ra, names, p.qa_kind, workers)
         pool = stack.enter_context(ThreadPoolExecutor(max_workers=max(1, workers)))
         budget = p.sample_size ** 2
+        units = _windows(a_ds, 128)
+        kept = KeptBlocks(units, keep_mb << 20)
         if (dims[0] * dims[1] > budget and _has_overviews(a_ds, ra, names)
                 and _has_overviews(b_ds, rb, names)):
             # Overviews make GDAL's decimated read cheap: it reads a reduced level.
@@ -218,24 +224,33 @@ def _detect_files(before_path: Path, after_path: Path, band_map: Mapping[str, in
             sa, va = _read(a_ds, a_ds, ra, names, None, shape, p.qa_kind)
             vb &= va
         else:
-            units, stride = plan_sample(_windows(a_ds, 128), budget)
-            sb, sa, vb = gather(_in_order(pool, lambda w: thin(read(w), stride), units, depth))
+            chosen, stride = plan_sample(units, budget)
+            thinned = []
+            for win, pair in _in_order(pool, lambda w: (w, read(w)), chosen, depth):
+                kept.offer(win, pair)
+                thinned.append(thin(pair, stride))
+            sb, sa, vb = gather(thinned)
+            del thinned
         st = scene_stats(sb, sa, vb, p, workers=workers)
         del sb, sa, vb
         collector = PartCollector(dims)
 
-        def work(win: Window) -> tuple[Window, np.ndarray, list[Any]]:
-            bb, aa, valid = read(win)
-            codes, score = classify_block(bb, aa, valid, st, p)
-            return win, codes, block_parts(codes, score, int(win.row_off), int(win.col_off))
+        def work(win: Window) -> list[tuple[Window, np.ndarray, list[Any]]]:
+            out = []
+            for w, (bb, aa, valid) in kept.pieces(win, read):
+                codes, score = classify_block(bb, aa, valid, st, p)
+                out.append((w, codes, block_parts(codes, score, int(w.row_off),
+                                                  int(w.col_off))))
+            return out
 
         dst = stack.enter_context(rasterio.open(mask_out, "w", **profile)) if mask_out else None
         if dst is not None:
             dst.update_tags(1, CODES=json.dumps(MASK_CODES))
-        for win, codes, parts in _in_order(pool, work, windows, depth):
-            if dst is not None:
-                dst.write(change_mask(codes), 1, window=win)
-            collector.add_parts(parts, codes.shape, int(win.row_off), int(win.col_off))
+        for pieces in _in_order(pool, work, windows, depth):
+            for win, codes, parts in pieces:
+                if dst is not None:
+                    dst.write(change_mask(codes), 1, window=win)
+                collector.add_parts(parts, codes.shape, int(win.row_off), int(win.col_off))
     polys = collector.finish(transform, crs, st.threshold, p, zones)
     return FileResult(polys, st, rb, ra, str(crs), dims)
 

@@ -1,4 +1,5 @@
-"""``offsite bench env|video|satellite|storage|power [--quick]``: one JSON line of figures each.
+"""``offsite bench env|video|satellite|satellite-speed|satellite-quality|storage|power``:
+one JSON line of figures each (most take ``--quick``).
 
 Register in ``offsite/cli.py`` with ``app.add_typer(cmd_bench.app, name="bench")``.
 """
@@ -120,3 +121,26 @@ def satellite(quick: bool = QUICK,
            "polygons": int(polys[0]) if polys else None, "detect_s": secs[0] if secs else None,
            "mpx_per_s": mpx, "peak_rss_mib": rss[0] if rss else None,
            "goal_peak_rss_mib": 1000})
+
+
+@app.command("satellite-speed")
+def satellite_speed(quick: bool = QUICK,
+                    rounds: int = typer.Option(4, help="alternating read/detect rounds"),
+                    s2: bool = typer.Option(False, "--s2", help="measure a 10980² pair too")
+                    ) -> None:
+    """detect_files against the raw block read (4000² pair; 2000² quick) and Sentinel-2
+    tiles per hour per core (extrapolated, or measured with --s2)."""
+    bench = _bench("bench_satellite_speed")
+
+    size = 2000 if quick else 4000
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = [str(size), tmp, str(2 if quick else rounds)] + (["--s2"] if s2 else [])
+        _emit({**bench.main(argv), "quick": quick, "goal_ratio": 0.5})
+
+
+@app.command("satellite-quality")
+def satellite_quality(commit: str = typer.Option(
+        "624a391", help="the older detector to compare (git commit of this repository)")
+                      ) -> None:
+    """Precision/recall/F1 per labelled pair: older detector, naive baseline, this one."""
+    _emit(_bench("bench_satellite_quality").main(commit))

@@ -65,6 +65,26 @@ def test_strip_score_matches_the_plain_formula() -> None:
     np.testing.assert_allclose(got, plain, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.float32])
+def test_opencv_score_matches_the_numpy_strips(dtype: type) -> None:
+    """2-D bands of one dtype go through OpenCV; the same pixels as 1-D go through the
+    numpy strips: the two must agree to float32 rounding."""
+    rng = np.random.default_rng(5)
+    shape = (257, 513)
+    names = SPECTRAL
+    top = 250 if dtype == np.uint8 else 4000
+    before = {n: rng.integers(0, top, shape).astype(dtype) for n in names}
+    after = {n: rng.integers(0, top, shape).astype(dtype) for n in names}
+    stats = SceneStats(names, {n: (120.0, 40.0) for n in names},
+                       {n: (110.0, 45.0) for n in names},
+                       {n: (0.1, 1.3) for n in names}, {}, {}, {}, 3.0, 1.0)
+    two_d = change_score(before, after, stats)
+    one_d = change_score({n: x.ravel() for n, x in before.items()},
+                         {n: x.ravel() for n, x in after.items()}, stats)
+    assert two_d.shape == shape and two_d.dtype == np.float32
+    np.testing.assert_allclose(two_d.ravel(), one_d, rtol=1e-5, atol=1e-5)
+
+
 def test_block_parts_count_every_pixel_of_each_component() -> None:
     codes = np.zeros((40, 50), np.uint8)
     codes[5:15, 5:15] = KIND_CODE["bare_or_built"]  # a square with a hole

@@ -46,9 +46,10 @@ def test_taizhou_mask_precision_recall(taizhou) -> None:
         assert ds.crs == ref.crs and ds.transform == ref.transform and ds.dtypes[0] == "uint8"
     assert set(np.unique(codes)) <= {0, 1, 255}
     precision, recall = _pr(codes == 1)
-    # measured: precision 0.998, recall 0.780
+    # measured: precision 0.992, recall 0.866 (EM threshold 2.0; the rule before issue
+    # 15.6 gave 0.998, 0.780 with threshold 2.80)
     assert precision >= 0.95
-    assert recall >= 0.70
+    assert recall >= 0.83
 
 
 def test_taizhou_polygon_precision_recall(taizhou) -> None:
@@ -59,9 +60,9 @@ def test_taizhou_polygon_precision_recall(taizhou) -> None:
         geoms = [transform_geom("EPSG:4326", ref.crs, p.geometry) for p in res.polygons]
         burned = features.rasterize(geoms, out_shape=ref.shape, transform=ref.transform)
     precision, recall = _pr(burned > 0)
-    # measured: precision 0.999, recall 0.775 (MMU drops single pixels)
+    # measured: precision 0.994, recall 0.864 (MMU drops single pixels; 0.999, 0.775 before)
     assert precision >= 0.95
-    assert recall >= 0.65
+    assert recall >= 0.8
 
 
 def test_taizhou_polygons_valid_wgs84_above_mmu(taizhou) -> None:

@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pytest
 import rasterio
 from rasterio.transform import from_origin
 from rasterio.windows import Window
@@ -112,3 +113,25 @@ def test_detect_files_sample_gives_the_all_pixel_result(tmp_path: Path) -> None:
     assert abs(sampled.stats.threshold - every.stats.threshold) < 0.1 * every.stats.threshold
     assert len(sampled.polygons) == len(every.polygons) > 0
     assert sum(p.pixels for p in sampled.polygons) == sum(p.pixels for p in every.polygons)
+
+
+@pytest.mark.parametrize("window_size", [1024, 192])
+def test_kept_blocks_give_the_same_result_as_reading_twice(tmp_path: Path,
+                                                           window_size: int) -> None:
+    """Pass 2 served from pass 1's kept blocks (units tiling the windows, 1024) or not
+    (192-px windows, which 128-px units do not tile) gives exactly what re-reading gives."""
+    before = _synthetic(tmp_path / "b.tif", False, 1)
+    after = _synthetic(tmp_path / "a.tif", True, 2)
+    p = DetectParams(sample_size=256)
+    runs = {}
+    for keep_mb in (0, 192):
+        mask = tmp_path / f"m{keep_mb}.tif"
+        res = detect_files(before, after, params=p, keep_mb=keep_mb, mask_out=mask,
+                           window_size=window_size)
+        with rasterio.open(mask) as m:
+            runs[keep_mb] = (res, m.read(1))
+    (r0, m0), (r1, m1) = runs[0], runs[192]
+    assert np.array_equal(m0, m1) and (m1 == 1).any()
+    assert r0.stats.threshold == r1.stats.threshold
+    assert sorted((q.pixels, q.kind, round(q.area_m2)) for q in r0.polygons) == sorted(
+        (q.pixels, q.kind, round(q.area_m2)) for q in r1.polygons)
