@@ -47,6 +47,29 @@ class Settings(BaseSettings):
     sat_window_looks: int = Field(default=4, ge=1, description="looks a low alert waits for")
     sat_expire_days: float = Field(default=90.0, gt=0, description="a pending alert expires")
     sat_threads: int = Field(default=2, ge=1, description="threads reading satellite windows")
+    fire_harvest_months: tuple[int, ...] = Field(
+        default=(5, 6, 9, 10), description="months (1-12) in which a fire on protected "
+        "farmland is straw burning (wheat harvest May-June, maize September-October)")
+    fire_dedupe_minutes: float = Field(
+        default=60.0, gt=0, description="two fire detections whose pixels overlap within this "
+        "time are one observation (the same overpass, or Aqua and S-NPP minutes apart)")
+    fire_group_km: float = Field(
+        default=2.0, gt=0, description="detections closer than this (or than their pixels' "
+        "reach, if larger) and within fire_group_hours are one fire event")
+    fire_group_hours: float = Field(
+        default=12.0, gt=0, description="the longest gap between overpasses that still "
+        "continues a fire event")
+    fire_persistent_km: float = Field(
+        default=1.0, gt=0, description="radius of a place for the persistent-heat mask")
+    fire_persistent_days: int = Field(
+        default=4, ge=2, description="days with detections at one place (within "
+        "fire_persistent_window_days) that make it a persistent heat source, masked")
+    fire_persistent_window_days: float = Field(
+        default=30.0, gt=0, description="history kept for the persistent-heat mask")
+    firms_poll_url: str | None = Field(
+        default=None, description="a FIRMS-style area URL (CSV) that `offsite ingest "
+        "satellite` polls; unset: no polling, only the inbox")
+    firms_poll_s: float = Field(default=3600.0, ge=1.0, description="FIRMS polling interval")
     mqtt_client_id: str = "offsite-ingest-mqtt"
     api_host: str = "127.0.0.1"
     api_port: int = 8600

@@ -1,0 +1,15 @@
+"""Fire parameters from the one settings object (one place maps ``fire_*`` settings)."""
+
+from __future__ import annotations
+
+from contract.settings import Settings
+from detectors.fire import FireParams
+
+
+def fire_params(settings: Settings) -> FireParams:
+    return FireParams(dedupe_minutes=settings.fire_dedupe_minutes,
+                      group_km=settings.fire_group_km, group_hours=settings.fire_group_hours,
+                      persistent_km=settings.fire_persistent_km,
+                      persistent_days=settings.fire_persistent_days,
+                      persistent_window_days=settings.fire_persistent_window_days,
+                      harvest_months=tuple(settings.fire_harvest_months))
