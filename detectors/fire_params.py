@@ -1,13 +1,13 @@
-"""Fire parameters from the one settings object (one place maps ``fire_*`` settings)."""
+"""The fire plug-in's config from the one settings object (one place maps ``fire_*``)."""
 
 from __future__ import annotations
 
 from contract.settings import Settings
-from detectors.fire import FireParams
+from detectors.fire_monitor import FireConfig
 
 
-def fire_params(settings: Settings) -> FireParams:
-    return FireParams(dedupe_minutes=settings.fire_dedupe_minutes,
+def fire_config(settings: Settings) -> FireConfig:
+    return FireConfig(dedupe_minutes=settings.fire_dedupe_minutes,
                       group_km=settings.fire_group_km, group_hours=settings.fire_group_hours,
                       persistent_km=settings.fire_persistent_km,
                       persistent_days=settings.fire_persistent_days,

@@ -130,7 +130,7 @@ def fires(
     from detectors.fire import FireZones, find_events
     from detectors.fire_evidence import event_evidence
     from detectors.fire_firms import FirmsError, parse_firms
-    from detectors.fire_params import fire_params
+    from detectors.fire_params import fire_config
 
     detections, shas = [], {}
     for path in files:
@@ -150,7 +150,7 @@ def fires(
             typer.echo(f"error: {zones}: not a GeoJSON FeatureCollection", err=True)
             raise typer.Exit(2)
         zone_set = FireZones(data["features"])
-    result = find_events(detections, fire_params(get_settings()), zone_set)
+    result = find_events(detections, fire_config(get_settings()).params(), zone_set)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8") as fh:
         for event in result.events:

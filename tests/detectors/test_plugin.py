@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from contract.records import Frame, Reading, Tile
 from detectors.env import StationMonitor
 from detectors.env_config import EnvConfig, StationInfo
+from detectors.fire_monitor import FireConfig
 from detectors.plugin import Detector, create, parse_config, registered
 from detectors.satellite import KINDS
 from detectors.satellite_tile import SatelliteConfig, TileMonitor
@@ -32,9 +33,10 @@ TZ = ROOT / "samples" / "satellite" / "taizhou"
 T0 = datetime(2024, 3, 4, 10, 0, tzinfo=UTC)
 
 
-def test_all_three_kinds_registered_and_selected_by_type() -> None:
+def test_all_kinds_registered_and_selected_by_type() -> None:
     assert registered() == {"env": EnvConfig, "video": CameraConfig,
-                            "satellite": SatelliteConfig}
+                            "satellite": SatelliteConfig, "fire": FireConfig}
+    assert parse_config({"type": "fire", "group_km": 3}).group_km == 3
     assert isinstance(parse_config({"type": "env", "spike_z": 12}), EnvConfig)
     video = parse_config({"type": "video", "timezone": "Asia/Shanghai",
                           "zones": [{"name": "gate", "points": [[0, 0], [1, 0], [1, 1]]}]})
