@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -225,19 +225,29 @@ def group(dets: Sequence[FireDetection], params: FireParams) -> list[list[FireDe
                   key=lambda g: (g[0].time, g[0].lat, g[0].lon))
 
 
-def persistent_days(event: FireEvent, history: Sequence[FireDetection],
+class History:
+    """Earlier detections as arrays, for the persistent-heat count of many events at once."""
+
+    def __init__(self, dets: Sequence[FireDetection]) -> None:
+        self.lon = np.array([d.lon for d in dets], dtype=float)
+        self.lat = np.array([d.lat for d in dets], dtype=float)
+        self.t = np.array([d.time.timestamp() for d in dets], dtype=float)
+        self.day = (self.t // 86400).astype(np.int64)  # UTC day numbers
+
+    def days_near(self, lon: float, lat: float, end: datetime, params: FireParams) -> int:
+        """Days with detections within ``persistent_km`` of (lon, lat) in the window."""
+        t_end = end.timestamp()
+        inside = (self.t <= t_end) & (self.t >= t_end - params.persistent_window_days * 86400)
+        kx = KM_PER_DEG_LON_EQ * math.cos(math.radians(lat))
+        km = np.hypot((self.lon - lon) * kx, (self.lat - lat) * KM_PER_DEG_LAT)
+        return len(np.unique(self.day[inside & (km <= params.persistent_km)]))
+
+
+def persistent_days(event: FireEvent, history: Sequence[FireDetection] | History,
                     params: FireParams) -> int:
     """Days with detections within ``persistent_km`` of the event's centre in the window."""
-    since = event.end - timedelta(days=params.persistent_window_days)
-    near = [d for d in history if since <= d.time <= event.end]
-    if not near:
-        return 0
-    centre = FireDetection(lon=event.lon, lat=event.lat, time=event.end, satellite="",
-                           instrument="MODIS", confidence=0, confidence_raw="", frp=0,
-                           scan=1, track=1)
-    dist = _km_matrix([centre], near)[0]
-    return len({d.time.date() for d, km in zip(near, dist, strict=True)
-                if km <= params.persistent_km})
+    hist = history if isinstance(history, History) else History(history)
+    return hist.days_near(event.lon, event.lat, event.end, params)
 
 
 def confidence(event: FireEvent) -> float:
@@ -254,8 +264,8 @@ def confidence(event: FireEvent) -> float:
     return round(min(0.99, 1.0 - (1.0 - seen) * (1.0 - frp_part)), 4)
 
 
-def classify(event: FireEvent, zones: FireZones | None, history: Sequence[FireDetection],
-             params: FireParams) -> FireEvent:
+def classify(event: FireEvent, zones: FireZones | None,
+             history: Sequence[FireDetection] | History, params: FireParams) -> FireEvent:
     """Set the event's zones, mask, kind and confidence (in place; returned for chaining)."""
     hit: dict[str, FireZone] = {}
     heat: FireZone | None = None
@@ -293,6 +303,6 @@ def find_events(dets: Sequence[FireDetection], params: FireParams,
     """Dedupe, group and classify ``dets``; ``history`` (earlier detections, already
     deduplicated) counts for the persistent-heat mask only."""
     kept, dropped = dedupe(dets, params)
-    both = [*history, *kept]
+    both = History([*history, *kept])
     events = [classify(FireEvent(g), zones, both, params) for g in group(kept, params)]
     return FireResult(events, len(dets), dropped)

@@ -18,7 +18,15 @@ from typing import Any, Literal
 
 from contract.clue import Clue
 from contract.records import FireBatch, FireDetection
-from detectors.fire import FireEvent, FireParams, FireZones, classify, dedupe, group
+from detectors.fire import (
+    FireEvent,
+    FireParams,
+    FireZones,
+    History,
+    classify,
+    dedupe,
+    group,
+)
 from detectors.fire_evidence import event_clue, event_evidence
 from detectors.plugin import DetectorConfig, register
 
@@ -80,10 +88,11 @@ class FireMonitor:
         recent = [d for d in kept if d.time >= since]
         new_keys = {_key(d) for d in new}
         clues = []
+        history = History(kept)
         for dets in group(recent, self.params):
             if not any(_key(d) in new_keys for d in dets):
                 continue
-            event = classify(FireEvent(dets), self.zones, kept, self.params)
+            event = classify(FireEvent(dets), self.zones, history, self.params)
             if event.masked is not None:
                 self.masked.append(event.masked)
                 continue

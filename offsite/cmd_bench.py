@@ -1,4 +1,4 @@
-"""``offsite bench env|video|satellite|storage [--quick]``: one JSON line of figures each.
+"""``offsite bench env|video|satellite|storage|fires [--quick]``: one JSON line of figures each.
 
 Register in ``offsite/cli.py`` with ``app.add_typer(cmd_bench.app, name="bench")``.
 """
@@ -109,3 +109,9 @@ def satellite(quick: bool = QUICK,
            "polygons": int(polys[0]) if polys else None, "detect_s": secs[0] if secs else None,
            "mpx_per_s": mpx, "peak_rss_mib": rss[0] if rss else None,
            "goal_peak_rss_mib": 1000})
+
+
+@app.command()
+def fires(quick: bool = QUICK) -> None:
+    """Fire events on the real FIRMS files: counts and time per step (bench_fires.py)."""
+    _emit(_bench("bench_fires").main(quick=quick))
