@@ -66,6 +66,10 @@ class Settings(BaseSettings):
         "fire_persistent_window_days) that make it a persistent heat source, masked")
     fire_persistent_window_days: float = Field(
         default=30.0, gt=0, description="history kept for the persistent-heat mask")
+    fire_fusion_km: float = Field(
+        default=3.0, ge=0, description="a fire event within this distance of a registered "
+        "camera or station takes that sensor's site, so smoke or motion on the camera or a "
+        "PM2.5 rise at the station fuses with it into one case; 0: the event's own site")
     firms_poll_url: str | None = Field(
         default=None, description="a FIRMS-style area URL (CSV) that `offsite ingest "
         "satellite` polls; unset: no polling, only the inbox")

@@ -12,6 +12,15 @@ same clues (same ids: idempotent downstream). Masked events raise no clue; they 
 
 The zones are the registry's (``streams.router``): the plug-in gets them as GeoJSON
 features, rebuilt when the registry watch installs a new router.
+
+Fusion with nearby sensors: a clue's site is the zone or ~1 km grid cell of its location,
+and fusion (``streams.clues``) joins clues of one site. A camera seeing the smoke or a
+station measuring the PM2.5 rise stands a few km from the field, in another cell; so the
+agent routes each fire clue itself and, when an active camera or station lies within
+``fire_fusion_km`` (3 km) of the event's centre, gives it the nearest one's site (the site
+that sensor's own clues get) and names it in ``route["near"]``. Jurisdiction, zones and
+department stay the fire's own. The sensors' positions come from the registry, reloaded when
+stations or cameras change.
 """
 
 from __future__ import annotations
@@ -19,16 +28,22 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import math
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from contract.clue import Clue
 from contract.input_rules import clean_text
 from contract.records import FireBatch, Rejected
 from contract.topics import SAT_FIRES
-from detectors.fire import FireZones
+from detectors.fire import KM_PER_DEG_LAT, KM_PER_DEG_LON_EQ, FireZones
 from detectors.fire_monitor import FireMonitor
 from detectors.fire_params import fire_config
+from storage.registry_listen import ALL
+from storage.resources import sensor_points
 from storage.sinks import RejectedSink
 from streams.sinks import decode_or_reject, flush_until_durable
 from streams.table_state import put_state
@@ -53,6 +68,8 @@ class FireAgent:
                                        help="recent fire detections per region cell")
         self.send_clues = streams.clue_exit.publish
         self._zones: tuple[Router | None, FireZones | None] = (None, None)
+        self.sensors: list[tuple[str, str, float, float]] | None = None  # None: load first
+        streams.on_registry_change.append(self._registry_changed)
 
         async def sat_fires(stream: Any) -> None:
             dead = RejectedSink()
@@ -75,6 +92,34 @@ class FireAgent:
                            else None)
         return self._zones[1]
 
+    def _registry_changed(self, kind: str) -> None:
+        if kind in ("station", "camera", ALL):
+            self.sensors = None
+
+    async def _sensors(self) -> list[tuple[str, str, float, float]]:
+        if self.sensors is None:
+            if not self.streams.settings.database_url:
+                return []
+            self.sensors = await sensor_points(await self.streams.db_pool())
+        return self.sensors
+
+    def near_site(self, clue: Clue, sensors: list[tuple[str, str, float, float]]) -> Clue:
+        """The clue routed, at the site of the nearest sensor within ``fire_fusion_km``."""
+        route = self.streams.router.route_clue(clue).to_dict()
+        km_max = self.streams.settings.fire_fusion_km
+        lon, lat = clue.location["coordinates"] if clue.location else (None, None)
+        if sensors and km_max > 0 and lon is not None:
+            pts = np.array([(s[2], s[3]) for s in sensors])
+            kx = KM_PER_DEG_LON_EQ * math.cos(math.radians(lat))
+            km = np.hypot((pts[:, 0] - lon) * kx, (pts[:, 1] - lat) * KM_PER_DEG_LAT)
+            best = int(np.argmin(km))
+            if km[best] <= km_max:
+                kind, sid, slon, slat = sensors[best]
+                route["site"] = self.streams.router.index.site_key(
+                    {"type": "Point", "coordinates": [slon, slat]})
+                route["near"] = {"kind": kind, "id": sid, "km": round(float(km[best]), 2)}
+        return clue.model_copy(update={"route": route})
+
     async def handle(self, batch: FireBatch, partition: int, raw: bytes = b"",
                      dead: RejectedSink | None = None) -> int:
         """One cell's batch; returns the clues sent. A batch the plug-in fails on is kept
@@ -94,6 +139,10 @@ class FireAgent:
                                       2000),
                     raw=raw, context={"cell": batch.cell, "source": batch.source}))
             return 0
+        if self.streams.clue_exit.hold_until is not None:  # route over the registry's zones
+            await self.streams.clue_exit.hold_until.wait()
+        sensors = await self._sensors()
+        clues = [self.near_site(c, sensors) for c in clues]
         await self.send_clues(clues)  # clues before state (see the module doc)
         put_state(self.cells, partition, batch.cell, monitor.to_state())
         log.info("fire cell %s from %s: %d detection(s), %d clue(s), %d masked%s",

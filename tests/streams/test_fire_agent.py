@@ -71,3 +71,40 @@ def test_invalid_record_is_a_dead_letter() -> None:
     assert decode_or_reject(SAT_FIRES, b'{"source": "x", "cell": "", "detections": []}',
                             dead) is None
     assert len(dead) == 1 and "FireBatch" in dead.rows[0][3]
+
+
+def test_fire_takes_a_nearby_cameras_site_and_fuses_with_its_clue(build: Build) -> None:
+    from datetime import timedelta
+
+    from contract.clue import Clue
+    from streams.clues import fuse
+
+    d = parse_firms(FIRMS.read_bytes()).detections[0]
+    cam_lon = d.lon + 1.5 / (111.32 * 0.8)  # about 1.5 km east (cos 37° = 0.8)
+    far_lon = d.lon + 10 / (111.32 * 0.8)
+    streams, topic = build("streams.fire")
+    agent: FireAgent = streams.agents["streams.fire"]
+    agent.sensors = [("camera", "FAR-CAM", far_lon, d.lat), ("camera", "CAM-X", cam_lon, d.lat)]
+    batch = FireBatch(source="modis.csv", sha256="b" * 64, cell=geohash(d.lon, d.lat, 3),
+                      detections=[d])
+    assert asyncio.run(agent.handle(batch, 0)) == 1
+    key, fire = topic.sent[0]
+    camera_point = {"type": "Point", "coordinates": [cam_lon, d.lat]}
+    cam_site = streams.router.route(camera_point, modality="video", kind="motion").site
+    assert key == fire.route["site"] == cam_site
+    assert fire.route["near"]["id"] == "CAM-X" and 1.2 < fire.route["near"]["km"] < 1.8
+    smoke = Clue(modality="video", kind="motion", rule="zone/field/motion", subject="CAM-X",
+                 start=d.time - timedelta(minutes=20), time=d.time, confidence=0.5,
+                 location=camera_point)
+    case, _ = fuse(None, fire, cam_site)
+    case, _ = fuse(case, smoke, cam_site)
+    assert len(case["clues"]) == 2
+    assert case["confidence"] > max(fire.confidence, smoke.confidence)
+    # no sensor near: the event's own site
+    agent.sensors = [("camera", "FAR-CAM", far_lon, d.lat)]
+    later = d.model_copy(update={"time": d.time + timedelta(days=2)})
+    asyncio.run(agent.handle(batch.model_copy(update={"detections": [later]}), 0))
+    alone = topic.sent[-1][1]
+    assert "near" not in alone.route
+    assert alone.route["site"] == streams.router.route(alone.location, modality="satellite",
+                                                       kind="open_fire").site
