@@ -4,8 +4,10 @@ Why a parser of its own: FIRMS writes two column sets -- MODIS (``brightness``,
 ``bright_t31``, confidence 0-100) and VIIRS (``bright_ti4``, ``bright_ti5``, confidence
 ``l``/``n``/``h``, sometimes spelt out) -- and one detector serves both, so both become one
 record with the confidence on 0-1. A file that is not a FIRMS table at all (no header with
-the columns every FIRMS file has) is refused as a whole; a bad row is refused alone, with
-its line number, so one damaged line never costs the other detections.
+the columns every FIRMS file has, or no usable row) is refused as a whole; a bad row --
+numbers that do not parse or lie out of range, bytes that are not UTF-8, a wrong number of
+columns -- is refused alone, with its line number, so one damaged line never costs the
+other detections.
 
 ``acq_date`` + ``acq_time`` are UTC (FIRMS' convention); ``acq_time`` comes as ``HHMM``,
 sometimes without its leading zeros (``536``) or as ``HH:MM``.
@@ -102,6 +104,8 @@ def confidence_of(raw: str, instrument: str) -> float:
 
 def detection(row: dict[str, str], instrument: str) -> FireDetection:
     """One row as a detection; ValueError (or ValidationError) says what is wrong."""
+    if any("\ufffd" in (v or "") for v in row.values()):
+        raise ValueError("bytes that are not UTF-8 text (or NUL)")
     row_instrument = (row.get("instrument") or instrument).strip().upper() or instrument
     if row_instrument not in NADIR_KM:
         raise ValueError(f"instrument {row_instrument!r} is neither MODIS nor VIIRS")
@@ -121,13 +125,16 @@ def detection(row: dict[str, str], instrument: str) -> FireDetection:
 def parse_firms(data: bytes) -> FirmsFile:
     """Every detection of a FIRMS CSV; FirmsError when the file is not one at all."""
     sha = hashlib.sha256(data).hexdigest()
+    # bytes that are not UTF-8 (and NUL, which the CSV reader refuses) become U+FFFD, so
+    # they cost only the rows they are in (``detection`` refuses those)
+    text = data.decode("utf-8-sig", errors="replace").replace("\0", "\ufffd")
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise FirmsError(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    if "\0" in text:
-        raise FirmsError("NUL bytes: not a CSV file")
-    reader = csv.DictReader(io.StringIO(text))
+        return _read(csv.DictReader(io.StringIO(text, newline="")), sha)
+    except csv.Error as exc:  # a quote or line break the CSV reader cannot place
+        raise FirmsError(f"not a readable CSV: {exc}") from None
+
+
+def _read(reader: csv.DictReader, sha: str) -> FirmsFile:
     columns = {(c or "").strip().lower() for c in reader.fieldnames or ()}
     missing = [c for c in REQUIRED if c not in columns]
     if missing:

@@ -64,16 +64,18 @@ def test_viirs_columns_and_letter_confidence() -> None:
 def test_not_firms_is_refused_and_a_bad_row_alone() -> None:
     with pytest.raises(FirmsError, match="missing column"):
         parse_firms(b"id,name,lon,lat\n1,a,117,36\n")
-    with pytest.raises(FirmsError, match="UTF-8"):
-        parse_firms(b"\xff\xfe\x00l\x00a")
+    with pytest.raises(FirmsError, match="missing column"):
+        parse_firms(b"\xff\xfe\x00l\x00a")  # UTF-16: no header this parser can read
     lines = SHANDONG.read_text().splitlines()
     broken = "\n".join([lines[0], lines[1], "91.5,117.0,318,1,1,2022-05-29,0300,T,44,6.1NRT,"
                         "299,7,D", lines[2], "37.1,x", lines[3]]) + "\n"
-    parsed = parse_firms(broken.encode())
+    damaged = broken.encode() + lines[4].encode().replace(b"6.1NRT", b"6.1\xffNRT") + b"\n"
+    parsed = parse_firms(damaged)
     assert len(parsed.detections) == 3
-    assert [b.line for b in parsed.bad_rows] == [3, 5]
+    assert [b.line for b in parsed.bad_rows] == [3, 5, 7]
     assert "less than or equal to 90" in parsed.bad_rows[0].reason
     assert parsed.bad_rows[1].reason == "wrong number of columns"
+    assert "not UTF-8" in parsed.bad_rows[2].reason
     with pytest.raises(FirmsError, match="no usable row"):
         parse_firms(f"{lines[0]}\n37.1,x\n".encode())
 
@@ -140,3 +142,32 @@ def test_confidence_grows_with_looks_and_frp() -> None:
                                                  "satellite": "A"})], P).events[0].confidence
     hot = find_events([d.model_copy(update={"frp": 200.0})], P).events[0].confidence
     assert 0.5 < one < looks < 0.99 and one < hot <= 0.99
+
+
+def test_mutated_files_are_refused_with_a_reason_never_a_crash() -> None:
+    import random
+
+    rng = random.Random(18)
+    original = SHANDONG.read_bytes()[:4000]
+    outcomes = {"parsed": 0, "refused": 0}
+    for _ in range(500):
+        data = bytearray(original)
+        for _ in range(rng.randint(1, 40)):
+            pos = rng.randrange(len(data))
+            op = rng.random()
+            if op < 0.4:
+                data[pos] = rng.randrange(256)
+            elif op < 0.7:
+                del data[pos:pos + rng.randint(1, 30)]
+            else:
+                data[pos:pos] = rng.choice([b",", b"\n", b"nan", b"-1e999", b'"', b"\x00"])
+        try:
+            parsed = parse_firms(bytes(data))
+        except FirmsError as exc:
+            assert str(exc)
+            outcomes["refused"] += 1
+            continue
+        outcomes["parsed"] += 1
+        assert all(b.reason for b in parsed.bad_rows)
+        find_events(parsed.detections, P)  # whatever parsed can be grouped
+    assert outcomes["parsed"] and outcomes["refused"]

@@ -41,7 +41,7 @@ def test_inbox_csvs_go_to_sat_fires_and_bad_ones_to_dead_letters(
         "\n".join([lines[0], lines[1], "37.5,118.2,bad,1,1,2022-05-29,0300,T,44,6.1NRT,299,7,D",
                    lines[2]]) + "\n")
     (inbox / f"stations-{tag}.csv").write_text("id,name,lon,lat\nS1,x,117,36\n")
-    (inbox / f"binary-{tag}.csv").write_bytes(b"latitude,longitude,acq_date\n\xff\xfe\x00")
+    (inbox / f"binary-{tag}.csv").write_bytes(lines[0].encode() + b"\n\xff\xfe\x00\x9c" * 3)
     total = len(lines) - 1
 
     async def main() -> tuple[list, list]:
@@ -71,7 +71,7 @@ def test_inbox_csvs_go_to_sat_fires_and_bad_ones_to_dead_letters(
     assert sum(len(b.detections) for b in batches if b.source == f"rows-{tag}.csv") == 2
     reasons = {Rejected.loads(v).context.get("name"): Rejected.loads(v) for v in rejected}
     assert "not a FIRMS active-fire CSV" in reasons[f"stations-{tag}.csv"].reason
-    assert "not UTF-8" in reasons[f"binary-{tag}.csv"].reason
+    assert "no usable row" in reasons[f"binary-{tag}.csv"].reason
     row = reasons[f"rows-{tag}.csv"]
     assert row.reason.startswith("FIRMS row 3:") and row.raw.startswith(b"37.5,118.2,bad")
 
