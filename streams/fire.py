@@ -100,7 +100,12 @@ class FireAgent:
         if self.sensors is None:
             if not self.streams.settings.database_url:
                 return []
-            self.sensors = await sensor_points(await self.streams.db_pool())
+            try:
+                self.sensors = await sensor_points(await self.streams.db_pool())
+            except Exception as exc:  # database away: these clues keep their own site
+                log.warning("sensor positions not loaded (%s); fire clues at their own "
+                            "site until they are", exc)
+                return []
         return self.sensors
 
     def near_site(self, clue: Clue, sensors: list[tuple[str, str, float, float]]) -> Clue:
