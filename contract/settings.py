@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     sat_window_looks: int = Field(default=4, ge=1, description="looks a low alert waits for")
     sat_expire_days: float = Field(default=90.0, gt=0, description="a pending alert expires")
     sat_threads: int = Field(default=2, ge=1, description="threads reading satellite windows")
-    fire_harvest_months: tuple[int, ...] = Field(
+    fire_harvest_months: tuple[Annotated[int, Field(ge=1, le=12)], ...] = Field(
         default=(5, 6, 9, 10), description="months (1-12) in which a fire on protected "
         "farmland is straw burning (wheat harvest May-June, maize September-October)")
     fire_dedupe_minutes: float = Field(
