@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import shapely
 from shapely.geometry import Point, shape
+from shapely.ops import nearest_points
 
 from contract.records import FireDetection
 
@@ -88,13 +89,17 @@ class FireZones:
 
     def heat_source_near(self, d: FireDetection) -> FireZone | None:
         """A heat-source zone within half of ``d``'s pixel (its hot spot may sit off-site)."""
-        reach_deg = max(d.scan, d.track) / 2 / KM_PER_DEG_LAT
+        reach_km = max(d.scan, d.track) / 2
+        kx = KM_PER_DEG_LON_EQ * max(math.cos(math.radians(d.lat)), 0.1)
         pt = Point(d.lon, d.lat)
-        for i in self._tree.query(pt.buffer(reach_deg / max(math.cos(math.radians(d.lat)),
-                                                             0.1))):
+        box = shapely.box(d.lon - reach_km / kx, d.lat - reach_km / KM_PER_DEG_LAT,
+                          d.lon + reach_km / kx, d.lat + reach_km / KM_PER_DEG_LAT)
+        for i in self._tree.query(box):
             zone = self.zones[i]
-            if zone.heat_source and zone.kind == "enterprise_site" and shapely.dwithin(
-                    zone.geometry, pt, reach_deg / max(math.cos(math.radians(d.lat)), 0.1)):
+            if not (zone.heat_source and zone.kind == "enterprise_site"):
+                continue
+            near = nearest_points(zone.geometry, pt)[0]
+            if math.hypot((near.x - d.lon) * kx, (near.y - d.lat) * KM_PER_DEG_LAT) <= reach_km:
                 return zone
         return None
 

@@ -120,6 +120,13 @@ def test_persistent_heat_and_heat_source_zones_are_masked() -> None:
                               heat_source=True)])
     (event,) = find_events([d], P, zones).events
     assert event.masked == "heat_source_zone:steel"  # within half a pixel of the site
+    reach = max(d.scan, d.track) / 2 / 110.574  # half a pixel north, in degrees
+    edge = FireZones([square(d.lon, d.lat + reach + 0.002 - 0.0005, 0.002, id="in",
+                             kind="enterprise_site", heat_source=True)])
+    assert find_events([d], P, edge).events[0].masked == "heat_source_zone:in"
+    away = FireZones([square(d.lon, d.lat + reach + 0.002 + 0.0005, 0.002, id="out",
+                             kind="enterprise_site", heat_source=True)])
+    assert find_events([d], P, away).events[0].masked is None
     plain = FireZones([square(d.lon + 0.004, d.lat, 0.002, id="mill", kind="enterprise_site")])
     assert find_events([d], P, plain).events[0].masked is None
 
