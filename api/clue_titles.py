@@ -37,9 +37,11 @@ MESSAGES = Path(__file__).resolve().parent.parent / "web" / "static" / "i18n"
 _HIGH = {"impossible", "replay", "flag_abuse", "inconsistent", "occlusion", "defocus", "shift",
          "treatment_off", "production_in_shutdown"}
 _MEDIUM = {"offline", "signal_loss", "unregistered_source", "flatline", "near_limit", "person",
-           "loitering", "line_crossing", "treatment_idle", "meter_offline"}
+           "loitering", "line_crossing", "treatment_idle", "meter_offline", "straw_burning",
+           "open_fire"}
 _SATELLITE = {"vegetation_to_built", "vegetation_loss", "bare_or_built", "water_gain",
               "water_loss"}
+_FIRE = {"straw_burning", "open_fire"}
 HIGH_RATIO = 1.5  # exceedance: worst window mean over the limit
 HIGH_AREA_M2 = 10_000.0  # satellite change: 1 ha
 MEDIUM_AREA_M2 = 1_000.0
@@ -144,6 +146,9 @@ def describe(clue: dict[str, Any]) -> dict[str, Any]:
     elif kind in _SATELLITE:
         area = _num(metrics.get("area_m2"))
         args["area"] = _fmt(round(area / 10_000, 2)) if area is not None else "?"
+    elif kind in _FIRE:  # FIRMS fire events (detectors.fire): hotspots, strongest FRP
+        args.update(detections=_fmt(metrics.get("detections")),
+                    frp=_fmt(metrics.get("max_frp")), zone=args["zone"] or subject)
     elif kind in ("person", "motion", "loitering", "line_crossing"):
         parts = rule.split("/")  # the camera's own zone or line: zone/<name>/<kind>
         if len(parts) > 2 and parts[0] in ("zone", "line"):

@@ -22,9 +22,9 @@ from pydantic import (
 
 from contract.clue import Clue, EvidenceRef
 
-__all__ = ["CameraHealth", "Clue", "EnvReadings", "Evidence", "EvidenceRef", "Frame",
-           "PowerSamples", "Reading", "ReadingBatch", "Record", "Rejected", "Scene", "Tile",
-           "env_records", "readings_of"]
+__all__ = ["CameraHealth", "Clue", "EnvReadings", "Evidence", "EvidenceRef", "FireBatch",
+           "FireDetection", "Frame", "PowerSamples", "Reading", "ReadingBatch", "Record",
+           "Rejected", "Scene", "Tile", "env_records", "readings_of"]
 
 Period = Literal["rtd", "minute", "hour", "day"]
 
@@ -183,6 +183,45 @@ class Tile(Record):
     baseline_scene_id: str | None = None
     baseline_uri: str | None = None
     baseline_time: datetime | None = None
+
+
+class FireDetection(BaseModel):
+    """One active-fire detection (a FIRMS CSV row, MODIS or VIIRS), in common units.
+
+    ``confidence`` is the sensor's own confidence on 0-1 (MODIS 0-100 divided by 100; VIIRS
+    low/nominal/high as 0.3/0.65/0.9); ``confidence_raw`` keeps what the file said. ``scan``
+    and ``track`` are the pixel's footprint in km (about 1 at MODIS nadir, up to 2 x 4.8 at
+    the swath edge; 0.375 for VIIRS I-band), which sets how close two detections must be to
+    be one fire.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lon: float = Field(ge=-180.0, le=180.0)
+    lat: float = Field(ge=-90.0, le=90.0)
+    time: AwareDatetime
+    satellite: str = Field(max_length=32)
+    instrument: Literal["MODIS", "VIIRS"]
+    confidence: float = Field(ge=0.0, le=1.0)
+    confidence_raw: str = Field(max_length=16)
+    frp: float = Field(ge=0.0, le=1e6, description="fire radiative power, MW")
+    scan: float = Field(gt=0.0, le=50.0)
+    track: float = Field(gt=0.0, le=50.0)
+    brightness: float | None = None
+    daynight: str = Field(default="", max_length=1)
+
+
+class FireBatch(Record):
+    """Detections of one region cell from one FIRMS file or poll (``sat.fires``).
+
+    Keyed by the region cell (a coarse geohash) so the persistent-heat history of a place
+    lives on one worker; ``sha256`` is the source file's, carried into the evidence.
+    """
+
+    source: str = Field(max_length=512)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    cell: str = Field(min_length=1, max_length=16)
+    detections: list[FireDetection] = Field(min_length=1)
 
 
 class Evidence(Record):

@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -57,6 +57,33 @@ class Settings(BaseSettings):
                                    " long is offline")
     power_idle_ratio: float = Field(default=0.5, gt=0, lt=1, description="treatment below"
                                     " this share of its usual load is idling")
+    fire_harvest_months: tuple[Annotated[int, Field(ge=1, le=12)], ...] = Field(
+        default=(5, 6, 9, 10), description="months (1-12) in which a fire on protected "
+        "farmland is straw burning (wheat harvest May-June, maize September-October)")
+    fire_dedupe_minutes: float = Field(
+        default=60.0, gt=0, description="two fire detections whose pixels overlap within this "
+        "time are one observation (the same overpass, or Aqua and S-NPP minutes apart)")
+    fire_group_km: float = Field(
+        default=2.0, gt=0, description="detections closer than this (or than their pixels' "
+        "reach, if larger) and within fire_group_hours are one fire event")
+    fire_group_hours: float = Field(
+        default=12.0, gt=0, description="the longest gap between overpasses that still "
+        "continues a fire event")
+    fire_persistent_km: float = Field(
+        default=1.0, gt=0, description="radius of a place for the persistent-heat mask")
+    fire_persistent_days: int = Field(
+        default=4, ge=2, description="days with detections at one place (within "
+        "fire_persistent_window_days) that make it a persistent heat source, masked")
+    fire_persistent_window_days: float = Field(
+        default=30.0, gt=0, description="history kept for the persistent-heat mask")
+    fire_fusion_km: float = Field(
+        default=3.0, ge=0, description="a fire event within this distance of a registered "
+        "camera or station takes that sensor's site, so smoke or motion on the camera or a "
+        "PM2.5 rise at the station fuses with it into one case; 0: the event's own site")
+    firms_poll_url: str | None = Field(
+        default=None, description="a FIRMS-style area URL (CSV) that `offsite ingest "
+        "satellite` polls; unset: no polling, only the inbox")
+    firms_poll_s: float = Field(default=3600.0, ge=1.0, description="FIRMS polling interval")
     mqtt_client_id: str = "offsite-ingest-mqtt"
     api_host: str = "127.0.0.1"
     api_port: int = 8600

@@ -9,6 +9,7 @@ from contract.records import (
     Clue,
     EnvReadings,
     Evidence,
+    FireBatch,
     Frame,
     PowerSamples,
     Rejected,
@@ -30,12 +31,13 @@ VIDEO_FRAMES = TopicSpec("video.frames", Frame, key="camera")
 CAMERA_HEALTH = TopicSpec("camera.health", CameraHealth, key="camera")
 SAT_SCENES = TopicSpec("sat.scenes", Scene, key="scene")
 SAT_TILES = TopicSpec("sat.tiles", Tile, key="tile")
+SAT_FIRES = TopicSpec("sat.fires", FireBatch, key="region cell (geohash of 3 characters)")
 CLUES = TopicSpec("clues", Clue, key="site (zone id, else geohash cell)")
 EVIDENCE = TopicSpec("evidence", Evidence, key="clue")
 INGEST_REJECTED = TopicSpec("ingest.rejected", Rejected, key="source")
 POWER_SAMPLES = TopicSpec("power.samples", PowerSamples, key="entity")
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
-    ENV_READINGS, VIDEO_FRAMES, CAMERA_HEALTH, SAT_SCENES, SAT_TILES, CLUES, EVIDENCE,
+    ENV_READINGS, VIDEO_FRAMES, CAMERA_HEALTH, SAT_SCENES, SAT_TILES, SAT_FIRES, CLUES, EVIDENCE,
     INGEST_REJECTED, POWER_SAMPLES,
 )

@@ -15,7 +15,9 @@ Every detector takes its modality's contract record and returns clue states:
   (background model, tamper reference, tracks) is pixels, rebuilt from the next frames
   after a restart, so ``to_state()`` is ``None``;
 * satellite, ``detectors.satellite_tile.TileMonitor``: ``observe(Tile)``; state is the
-  multi-look confirmation's JSON data.
+  multi-look confirmation's JSON data;
+* fire, ``detectors.fire_monitor.FireMonitor``: ``observe(FireBatch)`` of one region cell;
+  state is the cell's recent detections (persistent-heat mask, events across deliveries).
 
 JSON state lets a Faust table keyed by subject hold it; ``create(config, subject, state)``
 restores from it.
@@ -33,7 +35,8 @@ from contract.clue import Clue
 
 #: the built-in kinds and the modules that register them (imported on first use)
 BUILTIN = {"env": "detectors.env", "video": "detectors.video_plugin",
-           "satellite": "detectors.satellite_tile", "power": "detectors.power"}
+           "satellite": "detectors.satellite_tile", "fire": "detectors.fire_monitor",
+           "power": "detectors.power"}
 
 
 class DetectorConfig(BaseModel):

@@ -13,9 +13,10 @@ baselines) and ``processed.json`` (file path -> size and mtime, so a restart doe
 re-send files; re-sending would be harmless anyway: scene and tile ids are stable and the
 stream ignores an acquisition not later than the last one of its tile).
 
-A file is taken once it has not changed for ``settle_s`` (a file still being copied is
-left for the next scan). STAC Items (``*.json``) need local asset hrefs; single-band assets
-of one grid are stacked into one GeoTIFF under the state folder.
+FIRMS active-fire CSVs (``*.csv``) arrive in the same inbox and go to ``sat.fires``
+(``ingest.firms``). A file is taken once it has not changed for ``settle_s`` (a file still
+being copied is left for the next scan). STAC Items (``*.json``) need local asset hrefs;
+single-band assets of one grid are stacked into one GeoTIFF under the state folder.
 
 Files stay inside the inbox (``detectors.raster_guard``): hrefs with ``..``, absolute paths,
 URLs and GDAL virtual file systems are refused unless they start with a prefix of
@@ -45,6 +46,7 @@ from contract.topics import SAT_SCENES, SAT_TILES
 from detectors.raster_guard import RasterRefused, inbox_path, open_raster
 from detectors.satellite import normalise_role, roles_from_descriptions
 from detectors.satellite_meta import parse_date_text, scene_date, sensor_from_name
+from ingest.firms import ingest_firms_file, is_firms_file
 
 log = logging.getLogger(__name__)
 RASTER_SUFFIXES = (".tif", ".tiff")
@@ -260,7 +262,7 @@ class InboxIngester:
         now = time.time()
         out = []
         for p in sorted(self.inbox.iterdir()):
-            if p.suffix.lower() not in (*RASTER_SUFFIXES, ".json") or not p.is_file():
+            if p.suffix.lower() not in (*RASTER_SUFFIXES, ".json", ".csv") or not p.is_file():
                 continue
             if not p.resolve().is_relative_to(self.inbox.resolve()):
                 out.append(p)  # a symlink out of the inbox: refused (and kept) by scan_once
@@ -280,6 +282,10 @@ class InboxIngester:
             try:
                 if not p.resolve().is_relative_to(self.inbox.resolve()):
                     raise RasterRefused(f"{p.name} links outside the inbox")
+                if is_firms_file(p):  # FIRMS hotspots: to sat.fires (ingest.firms)
+                    await ingest_firms_file(p, self.publisher)
+                    self.index.mark(p)
+                    continue
                 scenes.append((p, await asyncio.to_thread(
                     load_scene, p, self.index.folder / "stacked", self.options)))
             except Exception as exc:

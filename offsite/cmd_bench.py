@@ -1,4 +1,4 @@
-"""``offsite bench env|video|satellite|satellite-speed|satellite-quality|storage|power``:
+"""``offsite bench env|video|satellite|satellite-speed|satellite-quality|storage|power|fires``:
 one JSON line of figures each (most take ``--quick``).
 
 Register in ``offsite/cli.py`` with ``app.add_typer(cmd_bench.app, name="bench")``.
@@ -144,3 +144,9 @@ def satellite_quality(commit: str = typer.Option(
                       ) -> None:
     """Precision/recall/F1 per labelled pair: older detector, naive baseline, this one."""
     _emit(_bench("bench_satellite_quality").main(commit))
+
+
+@app.command()
+def fires(quick: bool = QUICK) -> None:
+    """Fire events on the real FIRMS files: counts and time per step (bench_fires.py)."""
+    _emit(_bench("bench_fires").main(quick=quick))

@@ -236,7 +236,9 @@ def ingest_satellite(
     settle_s: float = typer.Option(1.0, help="take a file once unchanged this long"),
     once: bool = typer.Option(False, help="scan once and exit"),
 ) -> None:
-    """GeoTIFF/COG files and STAC Items in an inbox to sat.scenes and sat.tiles."""
+    """GeoTIFF/COG files and STAC Items in an inbox to sat.scenes and sat.tiles; FIRMS CSVs
+    in the inbox (and from OFFSITE_FIRMS_POLL_URL every OFFSITE_FIRMS_POLL_S) to sat.fires."""
+    from ingest.firms import FirmsPoller
     from ingest.publisher import Publisher
     from ingest.satellite import InboxIngester, InboxOptions
 
@@ -255,10 +257,15 @@ def ingest_satellite(
         try:
             ingester = InboxIngester(inbox, settings.state_dir / "satellite", publisher,
                                      options)
+            poller = (FirmsPoller(settings.firms_poll_url, publisher, settings.firms_poll_s)
+                      if settings.firms_poll_url else None)
             if once:
                 await ingester.scan_once()
+                if poller is not None:
+                    await poller.poll_once()
             else:
-                await ingester.run(stop)
+                await asyncio.gather(ingester.run(stop),
+                                     *([poller.run(stop)] if poller is not None else []))
         finally:
             await publisher.stop()
 

@@ -1,4 +1,4 @@
-"""Subcommands: Satellite: change detection on scene pairs."""
+"""Subcommands: Satellite: change detection on scene pairs, fire events from FIRMS."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, help="Satellite: change detection on scene pairs.")
+app = typer.Typer(no_args_is_help=True,
+                  help="Satellite: change detection on scene pairs, fire events from FIRMS.")
 
 
 @app.command()
@@ -104,3 +105,67 @@ def _detect(before: Path, after: Path, out: Path, zones: Path | None, bands: str
     out.write_text(json.dumps(fc))
     typer.echo(f"{len(result.polygons)} change polygon(s) -> {out} "
                f"(threshold {result.stats.threshold:.2f})")
+
+
+@app.command()
+def fires(
+    files: Annotated[list[Path], typer.Argument(
+        exists=True, dir_okay=False, help="FIRMS active-fire CSV(s), MODIS or VIIRS columns")],
+    out: Annotated[Path, typer.Option("--out", help="one JSON fire event per line")],
+    zones: Annotated[Path | None, typer.Option(
+        "--zones", exists=True, help="zones GeoJSON (protected_farmland, forest, "
+        "enterprise_site with heat_source: true, jurisdiction)")] = None,
+    evidence_dir: Annotated[Path | None, typer.Option(
+        "--evidence-dir", help="write each unmasked event's map PNG and detection CSV here")
+    ] = None,
+) -> None:
+    """Fire events from FIRMS detections: duplicates dropped, grouped in space and time,
+    persistent heat and heat-source zones masked, kinds from the zones and the harvest
+    months (settings ``fire_*``). Every event is a line, masked ones included; without
+    ``--zones`` every event is ``open_fire``. A file that is not a FIRMS table ends the
+    command with exit code 2; bad rows are reported on stderr and skipped."""
+    from collections import Counter
+
+    from contract.settings import get_settings
+    from detectors.fire import FireZones, find_events
+    from detectors.fire_evidence import event_evidence
+    from detectors.fire_firms import FirmsError, parse_firms
+    from detectors.fire_params import fire_config
+
+    detections, shas = [], {}
+    for path in files:
+        try:
+            parsed = parse_firms(path.read_bytes())
+        except FirmsError as exc:
+            typer.echo(f"error: {path}: {exc}", err=True)
+            raise typer.Exit(2) from None
+        for bad in parsed.bad_rows:
+            typer.echo(f"{path}:{bad.line}: skipped: {bad.reason}", err=True)
+        detections += parsed.detections
+        shas[path.name] = parsed.sha256
+    zone_set = None
+    if zones is not None:
+        data = json.loads(zones.read_text(encoding="utf-8-sig"))
+        if data.get("type") != "FeatureCollection":
+            typer.echo(f"error: {zones}: not a GeoJSON FeatureCollection", err=True)
+            raise typer.Exit(2)
+        zone_set = FireZones(data["features"])
+    result = find_events(detections, fire_config(get_settings()).params(), zone_set)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8") as fh:
+        for event in result.events:
+            fh.write(json.dumps(event.to_json(), ensure_ascii=False) + "\n")
+    if evidence_dir is not None:
+        evidence_dir.mkdir(parents=True, exist_ok=True)
+        source = ",".join(shas)
+        for event in (e for e in result.events if e.masked is None):
+            for ref in event_evidence(event, zone_set, source, ",".join(shas.values())):
+                (evidence_dir / ref.name).write_bytes(ref.content)
+    kinds = Counter(e.kind for e in result.events if e.masked is None)
+    masked = Counter(e.masked.split(":")[0] for e in result.events if e.masked)
+    typer.echo(f"{result.detections} detection(s), {result.duplicates} duplicate(s) dropped, "
+               f"{len(result.events)} event(s): "
+               + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))
+               + f"; masked {sum(masked.values())}"
+               + (f" ({', '.join(f'{k} {n}' for k, n in sorted(masked.items()))})"
+                  if masked else "") + f" -> {out}")

@@ -213,3 +213,14 @@ async def audit_of(pool: AsyncConnectionPool, kind: str, resource_id: str) -> li
                              " FROM audit_log WHERE resource_kind = %(k)s AND resource_id ="
                              " %(r)s AND action LIKE 'registry.%%' ORDER BY time, id",
                        {"k": kind, "r": resource_id})
+
+
+async def sensor_points(pool: AsyncConnectionPool) -> list[tuple[str, str, float, float]]:
+    """Active stations and cameras with a position: (kind, id, lon, lat). The fire agent
+    puts a fire event at the site of the nearest one, so their clues fuse into one case."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT kind, id, lon, lat FROM resources WHERE status = 'active'"
+            " AND kind IN ('station', 'camera') AND lon IS NOT NULL AND lat IS NOT NULL"
+            " ORDER BY kind, id")
+        return [(r[0], r[1], float(r[2]), float(r[3])) for r in await cur.fetchall()]

@@ -100,3 +100,15 @@ def test_counts_by_severity_agree_with_each_clue(api: TestClient, fresh_db: str,
     assert counts["total"] == len(cases) and counts["by_kind"]["exceedance"] == 3
     assert api.get("/clues/counts", params={"kind": "motion"},
                    headers=admin).json()["total"] == 1
+
+
+def test_fire_titles_name_the_zone_or_the_place() -> None:
+    clue = {"modality": "satellite", "kind": "straw_burning", "subject": "firms@36.4071,120.4152",
+            "rule": "firms/straw_burning", "metrics": {"detections": 4, "max_frp": 22.44},
+            "zones": [{"id": "cn-1", "kind": "jurisdiction", "name": "历下区"},
+                      {"id": "pf-1", "kind": "protected_farmland", "name": "基本农田 0001"}]}
+    assert titled(clue)["title"] == "秸秆焚烧（4 个火点，最大辐射功率 22.44 MW）：基本农田 0001"
+    assert titled(clue)["severity"] == "medium"
+    bare = {**clue, "kind": "open_fire", "zones": []}
+    assert titled(bare, "en")["title"] == (
+        "Open fire (4 hotspots, max FRP 22.44 MW) in firms@36.4071,120.4152")

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from contract.records import Frame, Reading, Tile
 from detectors.env import StationMonitor
 from detectors.env_config import EnvConfig, StationInfo
+from detectors.fire_monitor import FireConfig
 from detectors.plugin import Detector, create, parse_config, registered
 from detectors.power import PowerConfig
 from detectors.satellite import KINDS
@@ -35,7 +36,9 @@ T0 = datetime(2024, 3, 4, 10, 0, tzinfo=UTC)
 
 def test_all_kinds_registered_and_selected_by_type() -> None:
     assert registered() == {"env": EnvConfig, "video": CameraConfig,
-                            "satellite": SatelliteConfig, "power": PowerConfig}
+                            "satellite": SatelliteConfig, "fire": FireConfig,
+                            "power": PowerConfig}
+    assert parse_config({"type": "fire", "group_km": 3}).group_km == 3
     power = parse_config({"type": "power", "grace_s": 120, "channels": [
         {"entity": "E", "meter": "M", "channel": "fan", "role": "treatment", "idle_kw": 1}]})
     assert isinstance(power, PowerConfig) and power.channels[0].role == "treatment"

@@ -1,9 +1,11 @@
 // Monitoring center, the map: Leaflet with the registry's zones as the base (or the
 // configured tiles), clues as markers clustered and coloured by severity, change polygons as
-// shapes. Loaded before app.js, which declares the shared `state` and helpers it uses.
+// shapes, fire events (FIRMS hotspots of straw_burning / open_fire clues) as a layer of their
+// own. Loaded before app.js, which declares the shared `state` and helpers it uses.
 "use strict";
 
 const SEV_COLOR = { high: "#c62828", medium: "#ef8a00", low: "#1f77b4" };
+const FIRE_KINDS = { straw_burning: "#ff6f00", open_fire: "#d50000" };
 const ZONE_STYLE = {
   jurisdiction: { color: "#6d7f8c", weight: 1.2, dashArray: "4 3", fillColor: "#f4f1e8", fillOpacity: 0.9 },
   protected_farmland: { color: "#a8921e", fillColor: "#e8d36a" },
@@ -45,7 +47,25 @@ function initMap() {
   state.cluster = L.markerClusterGroup({ maxClusterRadius: 36, showCoverageOnHover: false,
     animate: false,
     iconCreateFunction: clusterIcon }).addTo(map);
+  // fire events: each hotspot of a fire clue, sized by its FRP, on a layer one can switch off
+  state.fires = L.layerGroup().addTo(map);
+  const fireName = `<span data-i18n="center.map.fires">${t("center.map.fires")}</span>`;
+  L.control.layers(null, { [fireName]: state.fires }, { collapsed: false }).addTo(map);
   map.setView([32.45, 119.95], 10);
+}
+
+function drawFire(c) {
+  const color = FIRE_KINDS[c.kind];
+  const points = (c.metrics && Array.isArray(c.metrics.points)) ? c.metrics.points : [];
+  for (const [lon, lat, frp] of points) {
+    const dot = L.circleMarker([lat, lon], { radius: 4 + Math.min(8, Math.sqrt(frp || 0)),
+      color, weight: c.clue_id === state.selected ? 3 : 1.5, fillColor: color, fillOpacity: 0.6,
+      className: `fire-dot fire-${c.kind}` });
+    dot.bindTooltip(`${clueTitle(c)} · FRP ${frp} MW`, { sticky: true });
+    dot.on("click", () => select(c.clue_id));
+    dot.addTo(state.fires);
+    if (dot.getElement()) dot.getElement().setAttribute("data-clue-id", c.clue_id);
+  }
 }
 
 function clusterIcon(cluster) {
@@ -84,6 +104,8 @@ function renderRegions() {
   $("legend").replaceChildren(
     ...["high", "medium", "low"].map((s) => el("span", {},
       el("i", { class: "dot", style: `background:${SEV_COLOR[s]}` }), label("severity", s))),
+    ...Object.entries(FIRE_KINDS).map(([k, color]) => el("span", {},
+      el("i", { class: "dot", style: `background:${color}` }), label("kind", k))),
     ...kinds.map((k) => {
       const s = ZONE_STYLE[k] || {};
       return el("span", {}, el("i", { style: `background:${s.fillColor};border-color:${s.color}` }),
@@ -111,11 +133,13 @@ function drawClues() {
   if (!state.map) return;
   state.cluster.clearLayers();
   state.shapes.clearLayers();
+  state.fires.clearLayers();
   state.markers = new Map();
   const markers = [];
   for (const id of state.order) {
     const c = state.clues.get(id);
     if (!c || !matches(c) || !c.location) continue;
+    if (FIRE_KINDS[c.kind]) drawFire(c);
     const color = SEV_COLOR[c.severity] || SEV_COLOR.low;
     const sel = c.clue_id === state.selected ? " selected" : "";
     if (c.location.type !== "Point") {
