@@ -4,7 +4,7 @@ and the time each step takes, offline and through the stream's per-cell monitor.
     .venv/bin/python -m bench.bench_fires [FIRMS.csv ...] [--quick]
     offsite bench fires [--quick]
 
-Default files: ``../shared/data/satellite/firms/*.csv`` (MODIS Collection 6.1 NRT Hotspot /
+Default files: ``samples/satellite/firms/*.csv`` (MODIS Collection 6.1 NRT Hotspot /
 Active Fire Detections MCD14DL, NASA FIRMS, doi:10.5067/FIRMS/MODIS/MCD14DL.NRT.0061), read
 by path. ``--quick`` draws evidence for the first 20 events only.
 """
@@ -33,7 +33,7 @@ from detectors.fire_firms import parse_firms
 from detectors.fire_monitor import FireConfig, FireMonitor
 from ingest.firms import batches
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "satellite" / "firms"
+FIRMS = Path(__file__).resolve().parents[1] / "samples" / "satellite" / "firms"
 
 
 def one_file(paths: list[Path], quick: bool) -> dict[str, Any]:
@@ -80,7 +80,7 @@ def one_file(paths: list[Path], quick: bool) -> dict[str, Any]:
 
 
 def main(quick: bool = False, files: list[Path] | None = None) -> dict[str, Any]:
-    files = files or sorted(SHARED.glob("*.csv"))
+    files = files or sorted(FIRMS.glob("*.csv"))
     runs = [one_file([f], quick) for f in files]
     if len(files) > 1:
         runs.append(one_file(files, quick))  # overlapping downloads together

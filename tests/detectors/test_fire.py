@@ -1,4 +1,4 @@
-"""Fire events from real NASA FIRMS MODIS detections (``../shared/data/satellite/firms``).
+"""Fire events from real NASA FIRMS MODIS detections (``samples/satellite/firms``).
 
 MODIS Collection 6.1 NRT Hotspot / Active Fire Detections MCD14DL, NASA FIRMS,
 doi:10.5067/FIRMS/MODIS/MCD14DL.NRT.0061 -- read by path, never copied.
@@ -18,7 +18,7 @@ from detectors.fire import FireParams, FireZones, dedupe, find_events, group
 from detectors.fire_firms import FirmsError, looks_like_firms, parse_firms
 
 ROOT = Path(__file__).resolve().parents[2]
-FIRMS = ROOT.parent / "shared" / "data" / "satellite" / "firms"
+FIRMS = ROOT / "samples" / "satellite" / "firms"
 SHANDONG = FIRMS / "modis_2022-05-28_06-04_shandong_box.csv"
 EAST_CHINA = FIRMS / "modis_2022-05-28_06-04_east_china_box.csv"
 P = FireParams()

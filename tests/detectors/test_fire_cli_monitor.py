@@ -1,7 +1,7 @@
 """``offsite satellite fires`` and the fire plug-in's per-cell monitor, on real FIRMS rows.
 
 MODIS Collection 6.1 NRT Hotspot / Active Fire Detections MCD14DL, NASA FIRMS,
-doi:10.5067/FIRMS/MODIS/MCD14DL.NRT.0061 -- read by path from ``../shared/data``.
+doi:10.5067/FIRMS/MODIS/MCD14DL.NRT.0061 -- in ``samples/satellite/firms``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from detectors.plugin import create
 from offsite.cmd_satellite import app
 
 ROOT = Path(__file__).resolve().parents[2]
-SHANDONG = ROOT.parent / "shared" / "data" / "satellite" / "firms" / \
+SHANDONG = ROOT / "samples" / "satellite" / "firms" / \
     "modis_2022-05-28_06-04_shandong_box.csv"
 KEYS = {"kind", "start", "end", "lon", "lat", "detections", "max_frp", "confidence", "zones",
         "masked"}

@@ -3,7 +3,7 @@ with evidence and tasks due in 24 h: inbox -> `offsite ingest satellite` -> sat.
 (thread, Faust table) -> clue exit -> clues topic -> clues sink, evidence store, tasks.
 
 MODIS Collection 6.1 NRT Hotspot / Active Fire Detections MCD14DL, NASA FIRMS,
-doi:10.5067/FIRMS/MODIS/MCD14DL.NRT.0061 (read by path from ``../shared/data``; written,
+doi:10.5067/FIRMS/MODIS/MCD14DL.NRT.0061 (in ``samples/satellite/firms``; written,
 with its dates moved, only into the test's inbox).
 """
 
@@ -27,7 +27,7 @@ from detectors.fire import FireParams, find_events
 from detectors.fire_firms import parse_firms
 
 Flow = Any  # the `flow` fixture of tests/e2e/conftest.py
-FIRMS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "satellite" / \
+FIRMS = Path(__file__).resolve().parents[2] / "samples" / "satellite" / \
     "firms" / "modis_2022-05-28_06-04_shandong_box.csv"
 
 

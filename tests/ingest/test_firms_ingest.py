@@ -3,7 +3,7 @@
 On the session's real Kafka (Tansu); the URL is a local HTTP server (these machines reach no
 outside host) answering the real MODIS file. MODIS Collection 6.1 NRT Hotspot / Active Fire
 Detections MCD14DL, NASA FIRMS, doi:10.5067/FIRMS/MODIS/MCD14DL.NRT.0061 (read by path from
-``../shared/data``; copied only into the test's temporary inbox).
+``samples/satellite/firms``; copied only into the test's temporary inbox).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from ingest.satellite import InboxIngester, InboxOptions
 from offsite.services import EmbeddedServices
 from tests.ingest.test_hj212_server import _consume
 
-FIRMS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "satellite" / \
+FIRMS = Path(__file__).resolve().parents[2] / "samples" / "satellite" / \
     "firms" / "modis_2022-05-28_06-04_shandong_box.csv"
 
 

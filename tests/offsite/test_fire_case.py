@@ -2,7 +2,7 @@
 exported like any clue's evidence, and the bundle verifies (real PostgreSQL).
 
 MODIS Collection 6.1 NRT Hotspot / Active Fire Detections MCD14DL, NASA FIRMS,
-doi:10.5067/FIRMS/MODIS/MCD14DL.NRT.0061 (read by path from ``../shared/data``).
+doi:10.5067/FIRMS/MODIS/MCD14DL.NRT.0061 (in ``samples/satellite/firms``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from storage.db import open_pool
 from storage.evidence_store import EvidenceStore
 from tests.offsite.test_case_export import insert_clue
 
-FIRMS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "satellite" / \
+FIRMS = Path(__file__).resolve().parents[2] / "samples" / "satellite" / \
     "firms" / "modis_2022-05-28_06-04_shandong_box.csv"
 
 

@@ -1,7 +1,7 @@
 """The fire agent: real FIRMS rows of one cell to routed fire clues, once, with history.
 
 MODIS Collection 6.1 NRT Hotspot / Active Fire Detections MCD14DL, NASA FIRMS,
-doi:10.5067/FIRMS/MODIS/MCD14DL.NRT.0061 (read by path from ``../shared/data``).
+doi:10.5067/FIRMS/MODIS/MCD14DL.NRT.0061 (in ``samples/satellite/firms``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from streams.fire import FireAgent
 from tests.streams.conftest import Build
 
 ROOT = Path(__file__).resolve().parents[2]
-FIRMS = ROOT.parent / "shared" / "data" / "satellite" / "firms" / \
+FIRMS = ROOT / "samples" / "satellite" / "firms" / \
     "modis_2022-05-28_06-04_shandong_box.csv"
 RULES = ROOT / "samples" / "registry" / "routing.csv"
 

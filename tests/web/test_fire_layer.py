@@ -2,7 +2,7 @@
 
 The clues are made by the fire detector itself from real FIRMS rows (MODIS Collection 6.1
 NRT Hotspot / Active Fire Detections MCD14DL, NASA FIRMS,
-doi:10.5067/FIRMS/MODIS/MCD14DL.NRT.0061; read by path from ``../shared/data``), written
+doi:10.5067/FIRMS/MODIS/MCD14DL.NRT.0061; in ``samples/satellite/firms``), written
 to the database as the clues sink writes them, and looked at in Debian's Chromium.
 """
 
@@ -17,7 +17,7 @@ from detectors.fire_evidence import event_clue
 from detectors.fire_firms import parse_firms
 from tests.web.conftest import OWNER, insert_clue, token_for
 
-FIRMS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "satellite" / \
+FIRMS = Path(__file__).resolve().parents[2] / "samples" / "satellite" / \
     "firms" / "modis_2022-05-28_06-04_shandong_box.csv"
 
 

@@ -102,7 +102,7 @@ async function clueDetail(task) {
 
 function taskTitle(task, clue) {
   if (!task.clue_id || (task.joint && !clue)) {
-    return t(task.joint ? "title.joint" : "title.inspection", { entity: task.entity_name || task.entity });
+    return t(task.joint ? "task.title.joint" : "task.title.inspection", { entity: task.entity_name || task.entity });
   }
   return clue ? clueTitle(clue) : t("title.other", { kind: label("kind", task.kind), place: task.subject });
 }
