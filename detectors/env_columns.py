@@ -11,6 +11,7 @@ offsets and values on demand, for the vectorised rules).
 
 from __future__ import annotations
 
+import hashlib
 from bisect import bisect_left
 from collections.abc import Sequence
 
@@ -57,6 +58,9 @@ class Columns:
     def __init__(self, readings: Sequence[Reading]) -> None:
         self.times = [r.time.timestamp() for r in readings]
         self.codes: dict[str, CodeColumn] = {}
+        self.uniform = False  # every reading with the same codes and no flags
+        if readings and self._uniform(readings):
+            return
         codes = self.codes
         for k, r in enumerate(readings):
             t, flags, declared = self.times[k], r.flags, r.interval_s
@@ -69,3 +73,29 @@ class Columns:
                 col.v.append(value)
                 col.flag.append(flags.get(code, "N") if flags else "N")
                 col.declared.append(declared)
+
+    def _uniform(self, readings: Sequence[Reading]) -> bool:
+        """The common case, every reading with the same codes and no flags, column by
+        column (list comprehensions instead of appends per value); False if not that case."""
+        keys = readings[0].values.keys()
+        if any(r.flags or r.values.keys() != keys for r in readings):
+            return False
+        n = len(readings)
+        pos, flags = list(range(n)), ["N"] * n
+        declared = [r.interval_s for r in readings]
+        for code in keys:
+            col = self.codes[code] = CodeColumn(code)
+            col.pos, col.t, col.flag, col.declared = pos, self.times, flags, declared
+            col.v = [r.values[code] for r in readings]
+        self.uniform = True
+        return True
+
+    def payload_hashes(self, i: int, end: int) -> list[str] | None:
+        """``env_rules.payload_hash`` of readings ``i..end`` (the same text, so the same
+        digests), built column by column; None unless the batch is uniform."""
+        if not self.uniform:
+            return None
+        parts = [[f"{code}={v!r}" for v in self.codes[code].v[i:end]]
+                 for code in sorted(self.codes)]
+        return [hashlib.blake2b(";".join(texts).encode(), digest_size=6).hexdigest()
+                for texts in zip(*parts, strict=True)]

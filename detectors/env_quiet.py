@@ -58,6 +58,7 @@ def _plain_run(mon: StationMonitor, readings: Sequence[Reading], times: list[flo
     last = s["last"].get("hour")
     registered = mon.station.interval_s
     day = W.day_index(times[i], mon.off) if i < len(readings) else 0
+    plain_codes: dict[tuple[str, ...], bool] = {}  # code sets seen: whether they are plain
     e = i
     while e < stop:
         r = readings[e]
@@ -69,14 +70,22 @@ def _plain_run(mon: StationMonitor, readings: Sequence[Reading], times: list[flo
             break
         if one_day and W.day_index(t, mon.off) != day:
             break
-        vals = r.values
-        if any("-" in c for c in vals) or (NOX in vals and NO in vals and NO2 in vals):
-            break
-        if (O2 in vals and mon.station.st == "31") or any(c in mon.o2_refs for c in vals):
+        keys = tuple(r.values)
+        plain = plain_codes.get(keys)
+        if plain is None:
+            plain = plain_codes[keys] = _plain_codes(mon, r.values)
+        if not plain:
             break
         last = t
         e += 1
     return e
+
+
+def _plain_codes(mon: StationMonitor, vals: dict[str, float]) -> bool:
+    """Whether a reading with these codes can be plain (see the module doc)."""
+    if any("-" in c for c in vals) or (NOX in vals and NO in vals and NO2 in vals):
+        return False
+    return not ((O2 in vals and mon.station.st == "31") or any(c in mon.o2_refs for c in vals))
 
 
 def _impossible(code: str, v: np.ndarray) -> np.ndarray:
@@ -212,17 +221,19 @@ def _judge_code(mon: StationMonitor, c: _Code, end: int,
         c.stop = c.pos[first]
 
 
-def _replay_until(mon: StationMonitor, readings: Sequence[Reading], times: list[float], i: int,
+def _replay_until(mon: StationMonitor, readings: Sequence[Reading], cols: Columns, i: int,
                   end: int) -> int:
     """Apply ``_replay``'s state changes for readings ``i..end`` in order; stop (unapplied)
     at the first one whose block was seen before."""
     rp, cfg = mon.s["replay"], mon.cfg
     block, window = cfg.replay_block, cfg.replay_window
+    hashes = cols.payload_hashes(i, end)
     for k in range(i, end):
         vals = readings[k].values
         if len(vals) < 2:
             continue
-        recent = (rp["recent"] + [R.payload_hash(vals)])[-block:]
+        digest = hashes[k - i] if hashes is not None else R.payload_hash(vals)
+        recent = (rp["recent"] + [digest])[-block:]
         n = rp["n"] + 1
         if len(recent) == block and len(set(recent)) > 1:
             key = "".join(recent)
@@ -230,7 +241,7 @@ def _replay_until(mon: StationMonitor, readings: Sequence[Reading], times: list[
             if prev is not None and block <= n - prev[0] <= window:
                 return k
             rp["n"], rp["recent"] = n, recent
-            rp["tri"][key] = [n, times[k]]
+            rp["tri"][key] = [n, cols.times[k]]
             if len(rp["tri"]) > 2 * window:
                 rp["tri"] = {k2: v for k2, v in rp["tri"].items() if n - v[0] <= window}
         else:
@@ -246,7 +257,9 @@ def _apply(mon: StationMonitor, c: _Code, upto: int) -> None:
     cs, cfg = mon.s["codes"][c.code], mon.cfg
     cs["src"] = W.RANK["hour"]
     buf = cs["buf"]
-    buf.extend([t, v, f] for t, v, f in zip(c.t[:m], c.v[:m], c.flag[:m], strict=True))
+    first = max(0, m - cfg.buffer)  # older entries would be dropped again at once
+    buf.extend([[t, v, f] for t, v, f in zip(c.t[first:m], c.v[first:m], c.flag[first:m],
+                                             strict=True)])
     del buf[:-cfg.buffer]
     if m == len(c.pos) and c.walked is not None:
         cs["day"], cs["ratios"], means = c.walked
@@ -325,7 +338,7 @@ def quiet_run(mon: StationMonitor, readings: Sequence[Reading], i: int,
     for c in codes.values():
         _judge_code(mon, c, end, pre)
         end = min(end, c.stop)
-    end = _replay_until(mon, readings, cols.times, i, end)
+    end = _replay_until(mon, readings, cols, i, end)
     if end == i:
         return i
     for c in codes.values():
