@@ -22,6 +22,9 @@ hug ratios, cadence deltas, replay hashes), which is updated in bulk with the sa
 float operations in the same order, so the state stays bit-identical; the first reading
 that might raise a clue goes through ``observe`` itself. Any doubt means "not quiet": the
 fast path never decides a clue, it only skips readings that provably raise none.
+
+The batch is read once (``env_columns``: data times, per code its values and flags, payload
+hashes column by column) and every quiet run and the spike scores take slices of that.
 """
 
 from __future__ import annotations
