@@ -380,6 +380,9 @@ def run_pipeline(svc: EmbeddedServices, seconds: float, stations: int, clue_stat
             "saturated_latency_p50_s": pct(tp_lat, 0.5),
             "saturated_latency_p99_s": pct(tp_lat, 0.99),
             "cpu_s": cpu, "cpu_window_s": round(end - t0, 1),
+            # capacity planning: readings one fully used worker core takes, detection included
+            # (readings sent / worker CPU seconds over the throughput phase, all workers)
+            "readings_per_core_with_detection": round(sent / max(cpu["worker"], 1e-9)),
             "paced_readings_per_s": round(rate), "paced_drained": paced_drained,
             "latency_p50_s": pct(paced_lat, 0.5), "latency_p99_s": pct(paced_lat, 0.99),
             "latency_samples": len(paced_lat),

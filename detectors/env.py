@@ -17,8 +17,6 @@ from datetime import UTC, datetime, timedelta, timezone
 from statistics import median
 from typing import Any
 
-import orjson
-
 from contract.clue import Clue, EvidenceRef
 from contract.records import Reading
 from detectors import env_rules as R
@@ -26,6 +24,7 @@ from detectors.env_config import DETECTOR, O2, VERSION, EnvConfig, StationInfo
 from detectors.env_judge import WindowRules
 from detectors.env_quiet import observe_batch
 from detectors.env_spike import SpikeScores
+from detectors.env_state import copy_state, snapshot_state
 from detectors.limits import LimitTable, o2_correct
 from detectors.plots import SeriesPlot
 from detectors.plugin import register
@@ -38,12 +37,6 @@ def default_limits() -> LimitTable:
     if _TABLE is None:
         _TABLE = LimitTable.load()
     return _TABLE
-
-
-def _copy_state(state: dict[str, Any]) -> dict[str, Any]:
-    """An independent copy of a JSON-typed state: an orjson round trip, which is ~8x faster
-    than ``copy.deepcopy`` on a station's ~50 KB state (the stream copies it per batch)."""
-    return orjson.loads(orjson.dumps(state))
 
 
 class StationMonitor(WindowRules):
@@ -74,10 +67,10 @@ class StationMonitor(WindowRules):
     def from_state(cls, state: dict[str, Any], config: EnvConfig | None = None,
                    limits: LimitTable | None = None) -> StationMonitor:
         return cls(StationInfo.model_validate(state["station"]), config, limits,
-                   _copy_state(state))
+                   copy_state(state))
 
     def to_state(self) -> dict[str, Any]:
-        return _copy_state(self.s)
+        return snapshot_state(self.s)
 
     # ------------------------------------------------------------------ inputs
     def note_restart(self, when: datetime) -> None:

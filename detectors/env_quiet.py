@@ -22,6 +22,9 @@ hug ratios, cadence deltas, replay hashes), which is updated in bulk with the sa
 float operations in the same order, so the state stays bit-identical; the first reading
 that might raise a clue goes through ``observe`` itself. Any doubt means "not quiet": the
 fast path never decides a clue, it only skips readings that provably raise none.
+
+The batch is read once (``env_columns``: data times, per code its values and flags, payload
+hashes column by column) and every quiet run and the spike scores take slices of that.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from contract.clue import Clue
 from contract.records import Reading
 from detectors import env_rules as R
 from detectors import env_windows as W
+from detectors.env_columns import Columns
 from detectors.env_config import NO, NO2, NOX, O2, PH, SIGNED_CODES
 from detectors.env_quiet_days import conditional, day_walk, hour_limit
 from detectors.env_spike import batch_scores
@@ -48,34 +52,43 @@ _SHARED_RULES = ("offline", "replay", "consistency/", "dilution/")
 _MIN_SPAN, _MAX_SPAN = 24, 768  # readings one look ahead covers (see observe_batch)
 
 
-def _plain_run(mon: StationMonitor, readings: Sequence[Reading], i: int, stop: int,
-               one_day: bool) -> int:
+def _plain_run(mon: StationMonitor, readings: Sequence[Reading], times: list[float], i: int,
+               stop: int, one_day: bool) -> int:
     """End of the run of plain readings in ``i..stop`` (see the module doc); within one local
     day if ``one_day`` (a conditional limit reads other codes' day means, which change in
     reading order as the day windows close: left to ``observe``)."""
     s, cfg = mon.s, mon.cfg
     last = s["last"].get("hour")
     registered = mon.station.interval_s
-    day = W.day_index(readings[i].time.timestamp(), mon.off) if i < len(readings) else 0
+    day = W.day_index(times[i], mon.off) if i < len(readings) else 0
+    plain_codes: dict[tuple[str, ...], bool] = {}  # code sets seen: whether they are plain
     e = i
     while e < stop:
         r = readings[e]
         if r.event == "restart" or r.period != "hour" or last is None:
             break
-        t = r.time.timestamp()
+        t = times[e]
         interval = registered or r.interval_s
         if t <= last or not interval or t - last > cfg.offline_factor * interval:
             break
         if one_day and W.day_index(t, mon.off) != day:
             break
-        vals = r.values
-        if any("-" in c for c in vals) or (NOX in vals and NO in vals and NO2 in vals):
-            break
-        if (O2 in vals and mon.station.st == "31") or any(c in mon.o2_refs for c in vals):
+        keys = tuple(r.values)
+        plain = plain_codes.get(keys)
+        if plain is None:
+            plain = plain_codes[keys] = _plain_codes(mon, r.values)
+        if not plain:
             break
         last = t
         e += 1
     return e
+
+
+def _plain_codes(mon: StationMonitor, vals: dict[str, float]) -> bool:
+    """Whether a reading with these codes can be plain (see the module doc)."""
+    if any("-" in c for c in vals) or (NOX in vals and NO in vals and NO2 in vals):
+        return False
+    return not ((O2 in vals and mon.station.st == "31") or any(c in mon.o2_refs for c in vals))
 
 
 def _impossible(code: str, v: np.ndarray) -> np.ndarray:
@@ -156,6 +169,24 @@ class _Code:
         self.run_count: np.ndarray | None = None
 
 
+def _codes(readings: Sequence[Reading], cols: Columns, i: int, end: int,
+           cross: bool) -> dict[str, _Code]:
+    """Each code's entries in readings ``i..end``, codes in order of first appearance there
+    (the order reading by reading would give them)."""
+    found: list[tuple[tuple[int, int], _Code]] = []
+    for code, col in cols.codes.items():
+        a, b = col.span(i, end)
+        if a == b:
+            continue
+        c = _Code(code)
+        c.cross = cross
+        c.pos, c.t, c.v = col.pos[a:b], col.t[a:b], col.v[a:b]
+        c.flag, c.declared = col.flag[a:b], col.declared[a:b]
+        found.append(((c.pos[0], list(readings[c.pos[0]].values).index(code)), c))
+    found.sort(key=lambda e: e[0])
+    return {c.code: c for _, c in found}
+
+
 def _judge_code(mon: StationMonitor, c: _Code, end: int,
                 pre: SpikeScores) -> None:
     """Set ``c.stop``: the first reading offset where a rule of this code may fire."""
@@ -175,11 +206,8 @@ def _judge_code(mon: StationMonitor, c: _Code, end: int,
     flat, c.run_start, c.run_count = _flatline(cs["run"], v, t, valid, cfg.flatline_min_run,
                                                cfg.flatline_min_s)
     stop |= flat
-    half = cfg.spike_window // 2
-    for j in np.flatnonzero(valid):
-        score = pre.get((code, c.t[j]))
-        if score is None or (score[0] >= half and abs(score[1]) > cfg.spike_z):
-            stop[j] = True
+    found, counts, z = pre.lookup(code, t)
+    stop |= valid & (~found | ((counts >= cfg.spike_window // 2) & (np.abs(z) > cfg.spike_z)))
     if (code, "1h") in mon.averagings:
         lim = c.lim = hour_limit(mon, code, c.t[0])
         if lim is not None:
@@ -196,16 +224,19 @@ def _judge_code(mon: StationMonitor, c: _Code, end: int,
         c.stop = c.pos[first]
 
 
-def _replay_until(mon: StationMonitor, readings: Sequence[Reading], i: int, end: int) -> int:
+def _replay_until(mon: StationMonitor, readings: Sequence[Reading], cols: Columns, i: int,
+                  end: int) -> int:
     """Apply ``_replay``'s state changes for readings ``i..end`` in order; stop (unapplied)
     at the first one whose block was seen before."""
     rp, cfg = mon.s["replay"], mon.cfg
     block, window = cfg.replay_block, cfg.replay_window
+    hashes = cols.payload_hashes(i, end)
     for k in range(i, end):
         vals = readings[k].values
         if len(vals) < 2:
             continue
-        recent = (rp["recent"] + [R.payload_hash(vals)])[-block:]
+        digest = hashes[k - i] if hashes is not None else R.payload_hash(vals)
+        recent = (rp["recent"] + [digest])[-block:]
         n = rp["n"] + 1
         if len(recent) == block and len(set(recent)) > 1:
             key = "".join(recent)
@@ -213,7 +244,7 @@ def _replay_until(mon: StationMonitor, readings: Sequence[Reading], i: int, end:
             if prev is not None and block <= n - prev[0] <= window:
                 return k
             rp["n"], rp["recent"] = n, recent
-            rp["tri"][key] = [n, readings[k].time.timestamp()]
+            rp["tri"][key] = [n, cols.times[k]]
             if len(rp["tri"]) > 2 * window:
                 rp["tri"] = {k2: v for k2, v in rp["tri"].items() if n - v[0] <= window}
         else:
@@ -229,7 +260,9 @@ def _apply(mon: StationMonitor, c: _Code, upto: int) -> None:
     cs, cfg = mon.s["codes"][c.code], mon.cfg
     cs["src"] = W.RANK["hour"]
     buf = cs["buf"]
-    buf.extend([t, v, f] for t, v, f in zip(c.t[:m], c.v[:m], c.flag[:m], strict=True))
+    first = max(0, m - cfg.buffer)  # older entries would be dropped again at once
+    buf.extend([[t, v, f] for t, v, f in zip(c.t[first:m], c.v[first:m], c.flag[first:m],
+                                             strict=True)])
     del buf[:-cfg.buffer]
     if m == len(c.pos) and c.walked is not None:
         cs["day"], cs["ratios"], means = c.walked
@@ -263,13 +296,15 @@ def observe_batch(mon: StationMonitor, readings: Sequence[Reading],
     nothing quiet the next try waits a few readings (doubling too), so a stretch of open
     episodes costs about what reading by reading costs."""
     out: list[Clue] = []
-    mon._spike_pre = batch_scores(mon.s, readings, mon.cfg.spike_window, mon.cfg.buffer)
+    cols = Columns(readings)
+    mon._spike_pre = batch_scores(mon.s, readings, mon.cfg.spike_window, mon.cfg.buffer,
+                                  cols)
     i, span, wait, backoff = 0, _MAX_SPAN, 0, 1
     try:
         while i < len(readings):
             if mon._spike_pre is not None and wait <= 0:
                 stop = min(len(readings), i + span)
-                j = quiet_run(mon, readings, i, mon._spike_pre, stop)
+                j = quiet_run(mon, readings, i, mon._spike_pre, stop, cols)
                 span = min(2 * span, _MAX_SPAN) if j == stop else _MIN_SPAN
                 wait, backoff = (backoff, min(2 * backoff, 32)) if j == i else (0, 1)
                 i = j
@@ -289,39 +324,29 @@ def observe_batch(mon: StationMonitor, readings: Sequence[Reading],
 
 
 def quiet_run(mon: StationMonitor, readings: Sequence[Reading], i: int,
-              pre: SpikeScores | None, stop: int) -> int:
+              pre: SpikeScores | None, stop: int, cols: Columns | None = None) -> int:
     """Take the quiet readings of ``i..stop`` : their state changes are applied; returns the
-    offset of the first reading ``observe`` must see (``i`` when it is the very next)."""
+    offset of the first reading ``observe`` must see (``i`` when it is the very next).
+    ``cols``: the batch's columns (``env_columns``), made here if not given."""
     s = mon.s
     if pre is None or s["period"] != "hour" or any(
             rule.startswith(_SHARED_RULES) for rule in s["episodes"]):
         return i
     one_day = conditional(mon.limits, mon.standard)
-    end = _plain_run(mon, readings, i, stop, one_day)
+    cols = cols if cols is not None else Columns(readings)
+    end = _plain_run(mon, readings, cols.times, i, stop, one_day)
     if end == i:
         return i
-    codes: dict[str, _Code] = {}
-    for k in range(i, end):
-        r = readings[k]
-        for code, value in r.values.items():
-            c = codes.get(code)
-            if c is None:
-                c = codes[code] = _Code(code)
-                c.cross = not one_day
-            c.pos.append(k)
-            c.t.append(r.time.timestamp())
-            c.v.append(value)
-            c.flag.append(r.flags.get(code, "N"))
-            c.declared.append(r.interval_s)
+    codes = _codes(readings, cols, i, end, not one_day)
     for c in codes.values():
         _judge_code(mon, c, end, pre)
         end = min(end, c.stop)
-    end = _replay_until(mon, readings, i, end)
+    end = _replay_until(mon, readings, cols, i, end)
     if end == i:
         return i
     for c in codes.values():
         _apply(mon, c, end)
-    times = [readings[k].time.timestamp() for k in range(i, end)]
+    times = cols.times[i:end]
     prev = [s["last"]["hour"], *times[:-1]]
     s["deltas"] = (s["deltas"] + [b - a for a, b in zip(prev, times, strict=True)])[-16:]
     s["last"]["hour"] = times[-1]

@@ -83,6 +83,14 @@ def _add_entries(day: dict[str, Any], flags: list[str], values: list[float],
         day["flags"][f] = day["flags"].get(f, 0) + flags.count(f)
     day["fs"] = reduce(operator.add, values, day["fs"])
     day["fn"] += len(values)
+    if "N" not in day["flags"] or (len(day["flags"]) == 1 and day["n"].is_integer()
+                                   and all((d or 3600) <= 3600 for d in declared)):
+        # every entry valid with weight 1.0 (or none valid): v * 1.0 is v, and adding 1.0
+        # k times to a whole number below 2**53 is adding k
+        if "N" in day["flags"]:
+            day["s"] = reduce(operator.add, values, day["s"])
+            day["n"] += len(values)
+        return
     weights = [max(1.0, (d or 3600) / 3600) for d, f in zip(declared, flags, strict=True)
                if f == "N"]
     valid = [v for v, f in zip(values, flags, strict=True) if f == "N"]

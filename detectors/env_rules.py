@@ -98,5 +98,5 @@ def zs_mismatches(values: Mapping[str, float], o2_refs: Mapping[str, float],
 
 def payload_hash(values: Mapping[str, float]) -> str:
     """Short digest of a reading's values, for spotting replayed blocks cheaply."""
-    text = ";".join(f"{k}={v!r}" for k, v in sorted(values.items()))
+    text = ";".join([f"{k}={v!r}" for k, v in sorted(values.items())])
     return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()

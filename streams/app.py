@@ -17,6 +17,7 @@ from typing import Any
 import faust
 from psycopg_pool import AsyncConnectionPool
 
+from contract.records import EnvReadings, readings_of
 from contract.settings import Settings
 from contract.topics import ALL_TOPICS, CLUES, TopicSpec
 from geo.routing import Router
@@ -24,6 +25,7 @@ from geo.zones import ZoneIndex
 from storage.db import open_pool
 from streams import faust_fixes
 from streams.publish import ClueExit
+from streams.shared_decode import SharedDecode
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -59,6 +61,20 @@ class Streams:
     on_registry_change: list[Callable[[str], None]] = field(default_factory=list)
     _pool: AsyncConnectionPool | None = None
     _pool_lock: asyncio.Lock | None = None
+    _decoders: dict[str, SharedDecode] = field(default_factory=dict)
+
+    def shared_decoder(self, spec: TopicSpec) -> SharedDecode:
+        """The decoder of ``spec``'s records shared by this worker's agents on that topic;
+        each agent calls this once at registration (the count says how long to hold a
+        decoded record). ``env.readings`` records are held by their readings."""
+        decoder = self._decoders.get(spec.name)
+        if decoder is None:
+            size = (lambda r: len(readings_of(r))) if spec.record is EnvReadings else \
+                (lambda _: 1)
+            decoder = self._decoders[spec.name] = SharedDecode(spec.record.model_validate_json,
+                                                               size)
+        decoder.consumers += 1
+        return decoder
 
     def set_router(self, router: Router) -> None:
         """Route with ``router`` from now on (the registry changed)."""

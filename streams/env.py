@@ -228,11 +228,12 @@ def is_live(stored: dict[str, Any], now: float) -> bool:
     return stored["lag"] <= max(LIVE_LAG_S, 2 * interval) and now - last <= MAX_SILENCE_S
 
 
-def decode(raw: Any) -> list[Reading]:
+def decode(raw: Any, validate: Callable[[Any], Any] = EnvReadings.model_validate_json
+           ) -> list[Reading]:
     """The readings of one record (one or a batch), or none: invalid input is dead-lettered
-    by the readings sink already."""
+    by the readings sink already. ``validate``: the worker's decoder shared with the sink."""
     try:
-        return readings_of(EnvReadings.model_validate_json(raw))
+        return readings_of(validate(raw))
     except (ValidationError, ValueError, TypeError):
         return []
 
@@ -259,6 +260,7 @@ class EnvAgent:
         self.plot_pool = PlotPool(settings.plot_processes)
         self.lock = asyncio.Lock()  # one detector thread at a time: monitors are not thread-safe
         self.send_clues: Callable[[Sequence[Clue]], Awaitable[Any]] = streams.clue_exit.publish
+        self.validate = streams.shared_decoder(ENV_READINGS)  # records parsed once per worker
 
         async def env_monitor(stream: Any) -> None:
             async for events in stream.take_events(settings.sink_batch_size,
@@ -286,7 +288,8 @@ class EnvAgent:
     async def handle_batch(self, events: Sequence[Any]) -> int:
         """Observe one batch of reading events; returns the number of clues sent."""
         arrived = time.time()
-        groups = await asyncio.to_thread(group_by_station, events)  # decoding: CPU, off loop
+        groups = await asyncio.to_thread(group_by_station, events,  # decoding: CPU, off loop
+                                         self.validate)
         if not groups:
             return 0
         entries = await self.registry.lookup(groups)
@@ -363,11 +366,13 @@ def registry_clues(station: str, readings: Sequence[Reading], stored: dict[str, 
     return [clue] if clue is not None else []
 
 
-def group_by_station(events: Sequence[Any]) -> dict[str, tuple[int, list[Reading]]]:
+def group_by_station(events: Sequence[Any],
+                     validate: Callable[[Any], Any] = EnvReadings.model_validate_json
+                     ) -> dict[str, tuple[int, list[Reading]]]:
     """The readings of a batch of events by station, with each station's partition."""
     groups: dict[str, tuple[int, list[Reading]]] = {}
     for event in events:
-        readings = decode(event.value)
+        readings = decode(event.value, validate)
         if readings:  # a batch is one station's (ReadingBatch checks it)
             groups.setdefault(readings[0].station,
                               (event.message.partition, []))[1].extend(readings)

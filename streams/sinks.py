@@ -56,8 +56,11 @@ async def flush_until_durable(db_pool: PoolSource, *sinks: CopySink,
             await retry.wait()
 
 
-def decode_or_reject(spec: TopicSpec, raw: bytes, dead: RejectedSink) -> Record | None:
+def decode_or_reject(spec: TopicSpec, raw: bytes, dead: RejectedSink,
+                     decode: Callable[[bytes], Record] | None = None) -> Record | None:
     try:
+        if decode is not None:  # a decoder shared with the topic's other agents
+            return decode(raw)
         return spec.record.model_validate_json(raw)  # Record or the (plain pydantic) Clue
     except ValidationError as exc:
         dead.add(Rejected(time=datetime.now(UTC), source=f"stream:{spec.name}",
@@ -67,15 +70,18 @@ def decode_or_reject(spec: TopicSpec, raw: bytes, dead: RejectedSink) -> Record 
 
 
 def sink_agent(streams: Streams, spec: TopicSpec, make_sink: Callable[[], CopySink],
-               name: str) -> object:
+               name: str, shared: bool = False) -> object:
+    """``shared``: decode through the worker's decoder shared with the topic's other agents
+    (``Streams.shared_decoder``), so a record is parsed once for all of them."""
     settings = streams.settings
+    decode = streams.shared_decoder(spec) if shared else None
 
     async def run(stream: object) -> None:
         sink, dead = make_sink(), RejectedSink()
 
         def fill(batch: list[bytes]) -> None:
             for raw in batch:
-                record = decode_or_reject(spec, raw, dead)
+                record = decode_or_reject(spec, raw, dead, decode)
                 if record is not None:
                     sink.add(record)  # type: ignore[attr-defined]
 
@@ -92,7 +98,8 @@ def sink_agent(streams: Streams, spec: TopicSpec, make_sink: Callable[[], CopySi
 
 def register(streams: Streams) -> dict[str, object]:
     return {
-        "readings_sink": sink_agent(streams, ENV_READINGS, ReadingsSink, "readings_sink"),
+        "readings_sink": sink_agent(streams, ENV_READINGS, ReadingsSink, "readings_sink",
+                                    shared=True),
         "rejected_sink": sink_agent(streams, INGEST_REJECTED, RejectedSink, "rejected_sink"),
         "clues_sink": sink_agent(streams, CLUES, lambda: CluesSink(streams.router),
                                  "clues_sink"),
