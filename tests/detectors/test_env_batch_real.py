@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import random
 from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
 
 import orjson
 
@@ -22,7 +23,7 @@ from detectors.env_io import read_beijing
 from streams.env import EnvProcessor, StationEntry
 
 DONGSI = "samples/sensors/beijing_dongsi_2013-2017.csv"
-UCI = "../shared/data/sensors/uci_air_quality.csv"
+UCI = Path(__file__).resolve().parents[2] / "samples" / "sensors" / "uci_air_quality.csv"
 TURBINE = "samples/sensors/gas_turbine_co_nox.csv"
 CFG = EnvConfig(evidence=False)
 UCI_CODES = {"CO_GT": "a21005", "NO2_GT": "a21004", "C6H6_GT": "a25002"}
