@@ -10,6 +10,7 @@ from contract.records import (
     EnvReadings,
     Evidence,
     Frame,
+    HourSummary,
     Rejected,
     Scene,
     Tile,
@@ -25,6 +26,8 @@ class TopicSpec:
 
 
 ENV_READINGS = TopicSpec("env.readings", EnvReadings, key="station")  # Reading | ReadingBatch
+#: env hour summaries for the neighbour rules, each sent to its own and the adjacent cells
+ENV_HOURS = TopicSpec("env.hours", HourSummary, key="region cell")
 VIDEO_FRAMES = TopicSpec("video.frames", Frame, key="camera")
 CAMERA_HEALTH = TopicSpec("camera.health", CameraHealth, key="camera")
 SAT_SCENES = TopicSpec("sat.scenes", Scene, key="scene")
@@ -34,6 +37,6 @@ EVIDENCE = TopicSpec("evidence", Evidence, key="clue")
 INGEST_REJECTED = TopicSpec("ingest.rejected", Rejected, key="source")
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
-    ENV_READINGS, VIDEO_FRAMES, CAMERA_HEALTH, SAT_SCENES, SAT_TILES, CLUES, EVIDENCE,
+    ENV_READINGS, ENV_HOURS, VIDEO_FRAMES, CAMERA_HEALTH, SAT_SCENES, SAT_TILES, CLUES, EVIDENCE,
     INGEST_REJECTED,
 )
