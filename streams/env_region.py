@@ -15,15 +15,19 @@ partitions, maybe on other workers. The regional state is made explicit instead:
 2. The region agent consumes ``env.hours``. Its table ``env-region`` keyed by cell holds
    the hours not yet judged (``{code: {hour: {station: mean}}}``) and the ``RegionJudge``
    state of the stations whose *home* cell it is. An hour is judged, in time order per code,
-   once every expected station (the home stations and their neighbours) reported it, or
-   once data ``GRACE_H`` hours newer has come (data time, no clock: a replay gives the same
-   clues). Judged hours are dropped, so the table stays a few hours per cell.
+   once every expected station (the home stations and their neighbours) reported it or
+   moved past it (its newest hour, ``seen``, is later: it had no data then), or once data
+   ``MAX_WAIT_H`` hours newer has come (a silent station holds its cell back a day at
+   most). Data time, no clock: a replay gives the same clues. Judged hours are dropped, so
+   the table holds at most about a day per cell.
 
 Delivery is at-least-once end to end: summaries are acked before the env agent commits, a
 redelivered summary overwrites its own value, an hour already judged is not judged again
 (the judge's per-station ``last`` hour), clues leave through ``streams.clue_exit`` before the
 cell's state is written, and clue ids are (station, rule, episode start): the same again.
-A summary for an hour judged already (more than ``GRACE_H`` late) is dropped.
+A summary for an hour judged already (its station was more than ``MAX_WAIT_H`` behind the
+others) is dropped. Only hourly data (period ``hour``) is summarised: an ambient station
+that sends only minute or real-time data is judged alone.
 """
 
 from __future__ import annotations
@@ -49,7 +53,8 @@ if TYPE_CHECKING:
     from streams.app import Streams
 
 log = logging.getLogger(__name__)
-GRACE_H = 3
+#: the longest an hour waits for a silent neighbour, in data hours
+MAX_WAIT_H = 24
 _MAX_COS_LAT = math.cos(math.radians(60.0))
 
 
@@ -172,13 +177,15 @@ class RegionStage:
         out = []
         for cell, (partition, recs) in cells.items():
             stored = self.table.data.get(cell)
-            value = {"hours": {}, "judge": {}, "done": {}} if stored is None else {
+            value = {"hours": {}, "judge": {}, "done": {}, "seen": {}} if stored is None else {
                 "hours": {c: {h: dict(v) for h, v in hs.items()}
                           for c, hs in stored["hours"].items()},
-                "judge": stored["judge"], "done": dict(stored["done"])}
+                "judge": stored["judge"], "done": dict(stored["done"]),
+                "seen": dict(stored["seen"])}
             value["partition"] = partition
             for rec in recs:
                 hour = str(int(rec.hour.timestamp()))
+                value["seen"][rec.station] = max(value["seen"].get(rec.station, 0), int(hour))
                 if int(hour) <= value["done"].get(rec.code, -1):
                     continue  # judged already: too late
                 value["hours"].setdefault(rec.code, {}).setdefault(hour, {})[rec.station] = \
@@ -196,10 +203,12 @@ class RegionStage:
         expected = set(home).union(*(nmap.of(s) for s in home))
         judge = RegionJudge(nmap, value["judge"], evidence=True)
         clues: list[Clue] = []
+        seen = value["seen"]
         for code, hours in value["hours"].items():
             newest = max((int(h) for h in hours), default=0)
             for h in sorted(hours, key=int):
-                if not (expected <= set(hours[h]) or newest - int(h) >= GRACE_H * 3600):
+                ready = all(s in hours[h] or seen.get(s, 0) > int(h) for s in expected)
+                if not (ready or newest - int(h) >= MAX_WAIT_H * 3600):
                     break
                 clues += judge.judge_hour(code, float(h), hours.pop(h), home)
                 value["done"][code] = int(h)
