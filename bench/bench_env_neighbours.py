@@ -9,7 +9,7 @@ Run: ``offsite bench env-neighbours [--quick]`` or
 2. Injection into the real series at seeded random stations and times, one event per
    5-day slot (so no two overlap): interference, both PM channels scaled to 5-50 % of
    their value for 6 h to 4 days while the neighbours' PM2.5 median is over 75 µg/m³;
-   local sources, PM10 + A and PM2.5 + A/2 (A 80-600 µg/m³) for 4 to 12 h while the
+   local sources, PM10 + A and PM2.5 + A/2 (A 80-600 µg/m³) for 6 to 24 h while the
    neighbours' PM2.5 median is under 35 µg/m³. A clue of the doctored run that the clean run
    does not have is a detection; it is true when its kind and station match an injected
    event whose interval it overlaps. Recall per kind and by magnitude.
@@ -91,7 +91,7 @@ def inject(per: dict[str, list[Reading]], nmap: NeighbourMap, rng: random.Random
     for slot, start in enumerate(range(0, len(hours) - SLOT_H, SLOT_H)):
         kind = "interference" if slot % 2 == 0 else "local_source"
         dur = rng.choice([6, 12, 24, 48, 96]) if kind == "interference" \
-            else rng.choice([4, 6, 8, 12])
+            else rng.choice([6, 8, 12, 24])
         for _ in range(200):  # a station and start where the condition holds
             sid = rng.choice(sorted(per))
             t0 = hours[start + rng.randrange(SLOT_H - dur)]

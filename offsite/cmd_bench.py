@@ -44,6 +44,14 @@ def env(quick: bool = QUICK) -> None:
     _emit(main(quick=quick))
 
 
+@app.command("env-neighbours")
+def env_neighbours(quick: bool = QUICK) -> None:
+    """Neighbour rules on the 12 real Beijing stations: clues per station-year, recall."""
+    main = _bench("bench_env_neighbours").main
+
+    _emit(main(quick=quick))
+
+
 @app.command()
 def storage(quick: bool = QUICK) -> None:
     """p95 of the monitoring-center clue query with readings and clues loaded."""

@@ -95,8 +95,8 @@ def planted(winter: dict[str, list[Reading]], tmp_path_factory: pytest.TempPathF
     per = doctor(winter, "BJ-DONGSI", blocked, 24, lambda c, v: round(v * 0.2, 1))
     own = {r.time: r for r in winter["BJ-TIANTAN"]}
     med = neighbour_median(winter, nmap, "BJ-TIANTAN", PM25)
-    source = find_run(med, own, 6, lambda m: m <= 30)
-    per = doctor(per, "BJ-TIANTAN", source, 6,
+    source = find_run(med, own, 8, lambda m: m <= 30)
+    per = doctor(per, "BJ-TIANTAN", source, 8,
                  lambda c, v: v + (150.0 if c == PM25 else 300.0))
     path = write_lines(per, tmp_path_factory.mktemp("nb") / "readings.jsonl")
     return path, {"blocked": blocked, "source": source}
@@ -122,7 +122,7 @@ def test_blocked_sampler_and_local_source_are_found_with_the_contract(
         near = {n["station"] for n in c["detail"]["neighbours"]}
         assert "BJ-NONGZHANGUAN" in near and "BJ-DONGSI" not in near and len(near) >= 3
     local = [c for c in clues if c["kind"] == "local_source" and c["station"] == "BJ-TIANTAN"
-             and overlaps(c, at["source"], 6)]
+             and overlaps(c, at["source"], 8)]
     assert {c["code"] for c in local} == {PM25, PM10}
     for c in local:
         assert c["value"] > c["limit"] + 100
@@ -155,3 +155,32 @@ def test_a_station_without_neighbours_keeps_its_spike_rule_and_says_so(
     assert all("judged alone: 0 ambient neighbours" in c["detail"]["metrics"]
                ["neighbour_rules"] for c in spikes)
     assert not [c for c in alone if c["kind"] in ("interference", "local_source")]
+
+
+def test_replay_needs_a_block_with_enough_information() -> None:
+    """Dingling's real PM2.5 and PM10 alone: two channels repeat three hours of values by
+    chance at an honest station (the old rule, no information needed, calls that a replay);
+    a resent block of all six real channels is still a replay."""
+    from detectors.env import analyze_series, final_clues
+    from detectors.env_config import EnvConfig, StationInfo
+    from detectors.env_io import read_beijing
+
+    full = list(read_beijing(DATA / "PRSA_Data_Dingling_20130301-20150228.csv", "BJ-DINGLING"))
+    two = [r.model_copy(update={"values": {c: v for c, v in r.values.items()
+                                           if c in (PM25, PM10)}}) for r in full]
+    two = [r for r in two if r.values]
+    info = StationInfo(id="BJ-DINGLING")
+
+    def replays(readings: list[Reading], **cfg: Any) -> list:
+        clues = final_clues(analyze_series(readings, info, EnvConfig(evidence=False, **cfg)))
+        return [c for c in clues if c.kind == "replay"]
+
+    assert replays(two, replay_min_info=0)  # chance repeats exist in the real record
+    assert not replays(two)
+    part = [r for r in full[:3000] if len(r.values) == 6]
+    doctored = [r.model_copy(deep=True) for r in part]
+    for i in range(6):  # six hours resent a week later with new timestamps
+        doctored[2000 + i].values = dict(doctored[1832 + i].values)
+    found = replays(doctored)
+    assert len(found) == 1 and found[0].metrics["information"] >= 12
+    assert not replays(part)
