@@ -40,9 +40,9 @@ episode; it becomes a clue once it has ``min_hours`` flagged hours. Stations wit
 ``min_neighbours`` reporting in an hour are not judged that hour.
 
 Pure: hour summaries in, clues out; time comes with the data. The offline CLI
-(``env_contract.analyze_jsonl`` with sites) and the stream's region stage (``streams.env_region``) both
-use ``NeighbourMap`` for the neighbour sets, ``consensus`` for an hour and
-``EpisodeTracker`` (JSON state) for the episodes.
+(``env_contract.analyze_jsonl`` with sites) and the stream's region stage
+(``streams.env_region``) both use ``NeighbourMap`` for the neighbour sets, ``consensus``
+for an hour and ``EpisodeTracker`` (JSON state) for the episodes.
 """
 
 from __future__ import annotations
@@ -73,6 +73,8 @@ class NeighbourConfig(BaseModel):
     min_log_spread: float = Field(default=math.log(1.15) / 0.6745,
                                   description="spread floor: +-15 % agreement at one MAD")
     z: float = 5.0
+    z_extend: float = Field(default=5.0, description="|z| that flags an hour of an episode")
+    min_strong: int = Field(default=0, description="hours at |z| >= z an episode needs")
     high: dict[str, float] = Field(default_factory=lambda: {PM25: 75.0, PM10: 150.0})
     min_difference: dict[str, float] = Field(default_factory=lambda: {PM25: 35.0, PM10: 50.0})
     min_hours: dict[str, int] = Field(
@@ -215,9 +217,10 @@ class EpisodeTracker:
         expected = math.exp(centre) - cfg.offset
         diff = cfg.min_difference.get(code, 0.0)
         kind = None
-        if z <= -cfg.z and h.median >= cfg.high.get(code, 0.0) and expected - h.value >= diff:
+        if z <= -cfg.z_extend and h.median >= cfg.high.get(code, 0.0) \
+                and expected - h.value >= diff:
             kind = "interference"
-        elif z >= cfg.z and h.value - expected >= diff:
+        elif z >= cfg.z_extend and h.value - expected >= diff:
             kind = "local_source"
         if kind is None:
             self._remember(h.residual)
@@ -248,11 +251,13 @@ class EpisodeTracker:
                                        "neighbours": list(v.neighbours)}
             run["last"] = hour
             run["n"] += 1
+            run["strong"] = run.get("strong", 0) + (abs(v.z) >= self.cfg.z)
             run["sum_v"] += v.value
             run["sum_m"] += v.median
             run["z"] = v.z if abs(v.z) > abs(run["z"]) else run["z"]
             run["neighbours"] = sorted(set(run["neighbours"]) | set(v.neighbours))
-            if not run["open"] and run["n"] >= self.cfg.min_hours[run["kind"]]:
+            if not run["open"] and run["n"] >= self.cfg.min_hours[run["kind"]] \
+                    and run["strong"] >= self.cfg.min_strong:
                 run["open"] = True
                 run["emitted"] = run["n"]
                 out.append(("open", dict(run)))
