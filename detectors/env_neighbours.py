@@ -31,13 +31,15 @@ themselves. ``EpisodeTracker.judge`` keeps the station's last ``history_h`` unfl
 residuals (30 days) and scores ``z = (residual - their median) / max(neighbour spread,
 their 1.4826 MAD)``: the threshold scales with the neighbours' spread and the station's own.
 
-An hour is flagged when ``|z| >= z`` (5: beyond any normal hour; real Beijing residuals
-have heavy tails, fronts and plumes reach stations hours apart) *and* the absolute
-difference is one that matters (``min_difference``, the Grade I 24 h limits; interference
-only while the neighbours' median is over ``high``, the Grade II 24 h limit: a sampler
-hidden on clean days hides nothing). Flagged hours, with gaps up to ``max_gap_h``, form an
-episode; it becomes a clue once it has ``min_hours`` flagged hours. Stations without
-``min_neighbours`` reporting in an hour are not judged that hour.
+An hour is flagged when ``|z| >= z_extend`` (3) *and* the absolute difference is one that
+matters (``min_difference``, the Grade I 24 h limits; interference only while the
+neighbours' median is over ``high``, the Grade II 24 h limit: a sampler hidden on clean days
+hides nothing). Flagged hours, with gaps up to ``max_gap_h``, form a run; it becomes a clue
+once it has ``min_hours`` (6) flagged hours of which ``min_strong`` (5) are beyond
+``|z| >= z`` (5). One hour proves nothing: real Beijing residuals have heavy tails (0.1 %
+of station-hours beyond -10), fronts and plumes reach stations hours apart; a quarter of a
+day of strong disagreement is longer than a front takes to cross the 50 km. Stations
+without ``min_neighbours`` reporting in an hour are not judged that hour.
 
 Pure: hour summaries in, clues out; time comes with the data. The offline CLI
 (``env_contract.analyze_jsonl`` with sites) and the stream's region stage
@@ -73,8 +75,8 @@ class NeighbourConfig(BaseModel):
     min_log_spread: float = Field(default=math.log(1.15) / 0.6745,
                                   description="spread floor: +-15 % agreement at one MAD")
     z: float = 5.0
-    z_extend: float = Field(default=5.0, description="|z| that flags an hour of an episode")
-    min_strong: int = Field(default=0, description="hours at |z| >= z an episode needs")
+    z_extend: float = Field(default=3.0, description="|z| that flags an hour of an episode")
+    min_strong: int = Field(default=5, description="hours at |z| >= z an episode needs")
     high: dict[str, float] = Field(default_factory=lambda: {PM25: 75.0, PM10: 150.0})
     min_difference: dict[str, float] = Field(default_factory=lambda: {PM25: 35.0, PM10: 50.0})
     min_hours: dict[str, int] = Field(
