@@ -33,9 +33,10 @@ DEFAULT_LANG = "zh-CN"
 MESSAGES = Path(__file__).resolve().parent.parent / "web" / "static" / "i18n"
 
 # Falsification of data and tampering with a camera: whoever did it meant to hide something.
-_HIGH = {"impossible", "replay", "flag_abuse", "inconsistent", "occlusion", "defocus", "shift"}
+_HIGH = {"impossible", "replay", "flag_abuse", "inconsistent", "occlusion", "defocus", "shift",
+         "interference"}
 _MEDIUM = {"offline", "signal_loss", "unregistered_source", "flatline", "near_limit", "person",
-           "loitering", "line_crossing"}
+           "loitering", "line_crossing", "local_source"}
 _SATELLITE = {"vegetation_to_built", "vegetation_loss", "bare_or_built", "water_gain",
               "water_loss"}
 HIGH_RATIO = 1.5  # exceedance: worst window mean over the limit
@@ -125,6 +126,8 @@ def describe(clue: dict[str, Any]) -> dict[str, Any]:
                     limit=_fmt(metrics.get("limit")),
                     unit=UNITS.get(str(metrics.get("unit", "")), str(metrics.get("unit", ""))),
                     averaging=str(metrics.get("averaging", "")).replace("h", " h"))
+    elif kind in ("interference", "local_source"):  # station mean vs neighbours' median
+        args.update(value=_fmt(metrics.get("value")), limit=_fmt(metrics.get("limit")))
     elif kind == "offline":
         gap = _num(metrics.get("gap_s"))
         args["hours"] = _fmt(round(gap / 3600, 1)) if gap is not None else "?"

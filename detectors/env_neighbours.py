@@ -77,6 +77,9 @@ class NeighbourConfig(BaseModel):
     z: float = 5.0
     z_extend: float = Field(default=3.0, description="|z| that flags an hour of an episode")
     min_strong: int = Field(default=5, description="hours at |z| >= z an episode needs")
+    high_per_episode: bool = Field(
+        default=False, description="interference: the neighbours' median over the episode"
+        " (not each hour) must be over ``high``")
     high: dict[str, float] = Field(default_factory=lambda: {PM25: 75.0, PM10: 150.0})
     min_difference: dict[str, float] = Field(default_factory=lambda: {PM25: 35.0, PM10: 50.0})
     min_hours: dict[str, int] = Field(
@@ -219,7 +222,9 @@ class EpisodeTracker:
         expected = math.exp(centre) - cfg.offset
         diff = cfg.min_difference.get(code, 0.0)
         kind = None
-        if z <= -cfg.z_extend and h.median >= cfg.high.get(code, 0.0) \
+        high = cfg.high.get(code, 0.0)
+        self.s["high"] = high
+        if z <= -cfg.z_extend and (cfg.high_per_episode or h.median >= high) \
                 and expected - h.value >= diff:
             kind = "interference"
         elif z >= cfg.z_extend and h.value - expected >= diff:
@@ -259,6 +264,8 @@ class EpisodeTracker:
             run["z"] = v.z if abs(v.z) > abs(run["z"]) else run["z"]
             run["neighbours"] = sorted(set(run["neighbours"]) | set(v.neighbours))
             if not run["open"] and run["n"] >= self.cfg.min_hours[run["kind"]] \
+                    and (run["kind"] != "interference"
+                         or run["sum_m"] / run["n"] >= self.s.get("high", 0.0)) \
                     and run["strong"] >= self.cfg.min_strong:
                 run["open"] = True
                 run["emitted"] = run["n"]

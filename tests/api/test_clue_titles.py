@@ -100,3 +100,18 @@ def test_counts_by_severity_agree_with_each_clue(api: TestClient, fresh_db: str,
     assert counts["total"] == len(cases) and counts["by_kind"]["exceedance"] == 3
     assert api.get("/clues/counts", params={"kind": "motion"},
                    headers=admin).json()["total"] == 1
+
+
+def test_neighbour_clues_have_titles_in_chinese_first_and_english() -> None:
+    from api.clue_titles import describe, render
+
+    clue = {"kind": "interference", "subject": "BJ-DONGSI", "rule": "interference/a34004",
+            "metrics": {"value": 31.2, "limit": 180.5}}
+    d = describe(clue)
+    assert d["title_key"] == "title.interference" and d["severity"] == "high"
+    zh, en = render(d["title_key"], d["title_args"]), render(d["title_key"], d["title_args"],
+                                                             "en")
+    assert "31.2" in zh and "180.5" in zh and "周边站点" in zh
+    assert "neighbours" in en and "BJ-DONGSI" in en
+    local = describe(dict(clue, kind="local_source", rule="local_source/a34002"))
+    assert local["title_key"] == "title.local_source" and local["severity"] == "medium"
