@@ -184,3 +184,16 @@ def test_replay_needs_a_block_with_enough_information() -> None:
     found = replays(doctored)
     assert len(found) == 1 and found[0].metrics["information"] >= 12
     assert not replays(part)
+
+
+def test_stations_file_as_excel_writes_it(tmp_path: Path) -> None:
+    """The registry's stations.csv from Excel: GB18030 or UTF-8 with BOM, Chinese names;
+    rows without coordinates cannot have neighbours and are left out."""
+    text = ("id,name,lon,lat,st\nBJ-DONGSI,东四,116.417,39.929,22\n"
+            "BJ-TIANTAN,天坛,116.407,39.886,\nWW-1,污水厂,,,32\n")
+    for enc in ("gb18030", "utf-8-sig"):
+        path = tmp_path / f"stations-{enc}.csv"
+        path.write_bytes(text.encode(enc))
+        sites = read_sites(path)
+        assert [(s.id, s.st) for s in sites] == [("BJ-DONGSI", "22"), ("BJ-TIANTAN", "22")]
+        assert NeighbourMap(sites).of("BJ-DONGSI") == ["BJ-TIANTAN"]
