@@ -33,12 +33,13 @@ DEFAULT_LANG = "zh-CN"
 MESSAGES = Path(__file__).resolve().parent.parent / "web" / "static" / "i18n"
 
 # Falsification of data and tampering with a camera: whoever did it meant to hide something.
-# Treatment switched off under production, or production in a declared shutdown: the same.
+# Treatment switched off under production, or production in a declared shutdown, and a
+# sampler reading far below its neighbours (blocked or sprayed): all meant to hide something.
 _HIGH = {"impossible", "replay", "flag_abuse", "inconsistent", "occlusion", "defocus", "shift",
-         "treatment_off", "production_in_shutdown"}
+         "treatment_off", "production_in_shutdown", "interference"}
 _MEDIUM = {"offline", "signal_loss", "unregistered_source", "flatline", "near_limit", "person",
            "loitering", "line_crossing", "treatment_idle", "meter_offline", "straw_burning",
-           "open_fire"}
+           "open_fire", "local_source"}
 _SATELLITE = {"vegetation_to_built", "vegetation_loss", "bare_or_built", "water_gain",
               "water_loss"}
 _FIRE = {"straw_burning", "open_fire"}
@@ -129,6 +130,8 @@ def describe(clue: dict[str, Any]) -> dict[str, Any]:
                     limit=_fmt(metrics.get("limit")),
                     unit=UNITS.get(str(metrics.get("unit", "")), str(metrics.get("unit", ""))),
                     averaging=str(metrics.get("averaging", "")).replace("h", " h"))
+    elif kind in ("interference", "local_source"):  # station mean vs neighbours' median
+        args.update(value=_fmt(metrics.get("value")), limit=_fmt(metrics.get("limit")))
     elif kind == "offline":
         gap = _num(metrics.get("gap_s"))
         args["hours"] = _fmt(round(gap / 3600, 1)) if gap is not None else "?"

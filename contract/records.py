@@ -23,8 +23,8 @@ from pydantic import (
 from contract.clue import Clue, EvidenceRef
 
 __all__ = ["CameraHealth", "Clue", "EnvReadings", "Evidence", "EvidenceRef", "FireBatch",
-           "FireDetection", "Frame", "PowerSamples", "Reading", "ReadingBatch", "Record",
-           "Rejected", "Scene", "Tile", "env_records", "readings_of"]
+           "FireDetection", "Frame", "HourSummary", "PowerSamples", "Reading", "ReadingBatch",
+           "Record", "Rejected", "Scene", "Tile", "env_records", "readings_of"]
 
 Period = Literal["rtd", "minute", "hour", "day"]
 
@@ -76,6 +76,23 @@ class ReadingBatch(Record):
         if other is not None:
             raise ValueError(f"reading of station {other!r} in a batch of {self.station!r}")
         return self
+
+
+class HourSummary(Record):
+    """One station's hour mean of one code, on its way to the neighbour rules.
+
+    Neighbours' readings live on other ``env.readings`` partitions, so the env agent sends
+    this summary to ``env.hours`` keyed by region ``cell``: once to the station's own cell
+    and once to each adjacent one (see ``streams.env_region``); the same summary sent again
+    (a redelivery) overwrites itself there.
+    """
+
+    station: str = Field(min_length=1, max_length=64)
+    code: str = Field(min_length=1, max_length=32)
+    hour: AwareDatetime = Field(description="start of the hour")
+    mean: float
+    n: int = Field(ge=1, description="valid values averaged")
+    cell: str = Field(description="the region cell this copy is for")
 
 
 class EnvReadings:

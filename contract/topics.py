@@ -11,6 +11,7 @@ from contract.records import (
     Evidence,
     FireBatch,
     Frame,
+    HourSummary,
     PowerSamples,
     Rejected,
     Scene,
@@ -27,6 +28,8 @@ class TopicSpec:
 
 
 ENV_READINGS = TopicSpec("env.readings", EnvReadings, key="station")  # Reading | ReadingBatch
+#: env hour summaries for the neighbour rules, each sent to its own and the adjacent cells
+ENV_HOURS = TopicSpec("env.hours", HourSummary, key="region cell")
 VIDEO_FRAMES = TopicSpec("video.frames", Frame, key="camera")
 CAMERA_HEALTH = TopicSpec("camera.health", CameraHealth, key="camera")
 SAT_SCENES = TopicSpec("sat.scenes", Scene, key="scene")
@@ -38,6 +41,6 @@ INGEST_REJECTED = TopicSpec("ingest.rejected", Rejected, key="source")
 POWER_SAMPLES = TopicSpec("power.samples", PowerSamples, key="entity")
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
-    ENV_READINGS, VIDEO_FRAMES, CAMERA_HEALTH, SAT_SCENES, SAT_TILES, SAT_FIRES, CLUES, EVIDENCE,
-    INGEST_REJECTED, POWER_SAMPLES,
+    ENV_READINGS, ENV_HOURS, VIDEO_FRAMES, CAMERA_HEALTH, SAT_SCENES, SAT_TILES, SAT_FIRES,
+    CLUES, EVIDENCE, INGEST_REJECTED, POWER_SAMPLES,
 )

@@ -333,7 +333,8 @@ class StationMonitor(WindowRules):
             key = "".join(rp["recent"])
             prev = rp["tri"].get(key)
             if prev is not None and self.cfg.replay_block <= rp["n"] - prev[0] \
-                    <= self.cfg.replay_window:
+                    <= self.cfg.replay_window and self._block_info(values) \
+                    >= self.cfg.replay_min_info:
                 active, since = True, prev[1]
             rp["tri"][key] = [rp["n"], t]
             if len(rp["tri"]) > 2 * self.cfg.replay_window:
@@ -342,8 +343,20 @@ class StationMonitor(WindowRules):
         if active:
             return self._hold("replay", "replay", None, t, t,
                               {"block": self.cfg.replay_block, "first_seen": self._dt(since)
-                               .isoformat()}, "a block of payloads repeats earlier data")
+                               .isoformat(), "information": self._block_info(values)},
+                              "a block of payloads repeats earlier data")
         return self._clear("replay", t) if "replay" in self.s["episodes"] else []
+
+    def _block_info(self, values: dict[str, float]) -> int:
+        """How much a repeated block says: the distinct values per channel over the block's
+        readings, summed over channels (at most channels x readings). Two channels sitting
+        at a few values recur by chance at honest stations; six varying channels do not."""
+        back = self.cfg.replay_block - 1
+        info = 0
+        for code, value in values.items():
+            buf = self.s["codes"].get(code, {}).get("buf", [])
+            info += len({value, *(p[1] for p in buf[-back:])}) if back else 1
+        return info
 
     def _consistency(self, t: float, values: dict[str, float]) -> list[Clue]:
         out: list[Clue] = []

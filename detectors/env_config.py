@@ -72,4 +72,7 @@ class EnvConfig(DetectorConfig):
     dilution_o2: float = 19.0
     replay_block: int = 3
     replay_window: int = 168
+    replay_min_info: int = Field(
+        default=12, description="distinct values (per channel, summed) a repeated block needs"
+        " before it counts as a replay: enough that chance cannot repeat it")
     buffer: int = 192

@@ -8,6 +8,14 @@ keys: ``period`` (rtd/minute/hour/day; default the CLI's ``--period``) and ``eve
 ``{"station", "time", "event": "restart"}`` is a logger restart (HJ 212 CN 2081), noted
 before a gap.
 
+With a stations file (``--stations``: ``id,name,lon,lat,st``, the registry's
+``stations.csv``) ambient stations are also judged against their neighbours
+(``env_neighbours``): kinds ``interference`` and ``local_source``, one clue per station, code
+and episode, ``value`` the station's mean over the episode, ``limit`` the neighbours' median
+over it, ``standard`` null and the neighbours in ``detail.neighbours``. Then lines may come
+in any order across stations (each station's own lines in time order): every station is read
+before any is judged, and ``station`` filters the output only.
+
 Output: one JSON object per clue (the latest state of each episode), with exactly the keys of
 ``CONTRACT_KEYS``. ``start``/``end`` are ISO 8601 in the station's local offset; for window
 rules (exceedance, near_limit, flag masking) ``end`` is the end of the last window, exclusive
@@ -28,9 +36,11 @@ from contract.input_rules import check_time
 from contract.records import Reading
 from detectors.env import StationMonitor
 from detectors.env_config import EnvConfig, StationInfo
+from detectors.env_neighbours import NeighbourConfig, NeighbourMap, Site
+from detectors.env_region import defer_spikes, judge_series
 
 KINDS = ("exceedance", "flatline", "offline", "near_limit", "impossible", "inconsistent",
-         "replay", "flag_abuse", "spike")
+         "replay", "flag_abuse", "spike", "interference", "local_source")
 CONTRACT_KEYS = ("kind", "station", "code", "start", "end", "standard", "limit", "value",
                  "detail")
 #: Older or internal kind names, mapped onto the contract vocabulary.
@@ -95,10 +105,18 @@ def analyze_jsonl(lines: Iterable[str], config: EnvConfig | None = None, *,
                   standard: str | None = None, utc_offset_hours: float = 8.0,
                   adopted_from: Any = None, default_period: str = "hour",
                   interval_s: int | None = None, default_st: str = "22",
-                  station: str | None = None) -> list[Clue]:
+                  station: str | None = None, sites: list[Site] | None = None,
+                  neighbours: NeighbourConfig | None = None) -> list[Clue]:
     """Every clue event of a JSON-lines file, one ``StationMonitor`` per station (only
-    ``station``'s when given). A line's ``st`` picks the default standard, else
-    ``default_st``; ``standard`` overrides both."""
+    ``station``'s when given). A line's ``st`` picks the default standard, else the stations
+    file's (``sites``), else ``default_st``; ``standard`` overrides them all. With ``sites``
+    the neighbour rules run too (every station's hours count, ``station`` or not)."""
+    if sites is not None:
+        return _analyze_with_neighbours(
+            lines, config, sites, neighbours, station=station, default_st=default_st,
+            info=dict(standard=standard, utc_offset_hours=utc_offset_hours,
+                      adopted_from=adopted_from, interval_s=interval_s),
+            default_period=default_period)
     monitors: dict[str, StationMonitor] = {}
     out: list[Clue] = []
     for st, reading in read_jsonl(lines, default_period, interval_s):
@@ -114,6 +132,35 @@ def analyze_jsonl(lines: Iterable[str], config: EnvConfig | None = None, *,
     for mon in monitors.values():
         out += mon.flush()
     return out
+
+
+def _analyze_with_neighbours(lines: Iterable[str], config: EnvConfig | None,
+                             sites: list[Site], neighbours: NeighbourConfig | None, *,
+                             station: str | None, default_st: str, info: dict[str, Any],
+                             default_period: str) -> list[Clue]:
+    """Read every station first (lines in any order across stations), then run each
+    station's monitor and the neighbour rules over all of them."""
+    per_station: dict[str, list[Reading]] = {}
+    line_st: dict[str, str] = {}
+    for st, reading in read_jsonl(lines, default_period, info["interval_s"]):
+        per_station.setdefault(reading.station, []).append(reading)
+        if st is not None:
+            line_st.setdefault(reading.station, str(st))
+    known = {s.id: s for s in sites}
+    located = [Site(s.id, s.lon, s.lat, line_st.get(s.id, s.st)) for s in sites]
+    nmap = NeighbourMap(located, neighbours)
+    out: list[Clue] = []
+    for sid, readings in per_station.items():
+        if station is not None and sid != station:
+            continue
+        st = line_st.get(sid) or (known[sid].st if sid in known else None) or default_st
+        mon = StationMonitor(StationInfo(id=sid, st=st, **info), config)
+        out += mon.observe_many(readings) + mon.flush()
+    out = defer_spikes(out, nmap)
+    evidence = config.evidence if config is not None else True
+    region = judge_series(per_station, nmap, utc_offset_hours=info["utc_offset_hours"],
+                          evidence=evidence, subjects=None if station is None else [station])
+    return out + region
 
 
 def contract_kind(kind: str) -> str:
@@ -166,6 +213,8 @@ def to_contract(clue: Clue) -> dict[str, Any]:
     if isinstance(m.get("windows"), list):
         detail["windows"] = [{k: v for k, v in w.items() if k not in ("t0", "t1")}
                              for w in m["windows"]]
+    if kind in ("interference", "local_source"):
+        detail["neighbours"] = m.get("neighbours", [])
     if clue.evidence:
         detail["evidence"] = [e.model_dump(exclude={"content"}) for e in clue.evidence]
     return {

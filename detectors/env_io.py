@@ -7,7 +7,8 @@ except CO in mg/m³), so the Beijing file's CO, given in µg/m³, is divided by 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+import json
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -65,3 +66,15 @@ def read_generic(path: Path | str, station: str, utc_offset_hours: float = 8.0,
             if values:
                 yield Reading(station=station, time=when, period=period,  # type: ignore[arg-type]
                               values=values, flags=flags, source="csv")
+
+
+def contract_lines(readings: Iterable[Reading], st: str = "22") -> Iterator[str]:
+    """The ``env analyze`` JSON lines of readings (one line per value), for tools and tests
+    that turn a CSV record into the CLI's input."""
+    for r in readings:
+        for code, value in r.values.items():
+            line = {"station": r.station, "st": st, "time": r.time.isoformat(), "code": code,
+                    "value": value}
+            if r.flags.get(code, "N") != "N":
+                line["flag"] = r.flags[code]
+            yield json.dumps(line)

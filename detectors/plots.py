@@ -22,18 +22,27 @@ from matplotlib.figure import Figure  # noqa: E402
 def series_png(title: str, times: Sequence[datetime], values: Sequence[float], *,
                limit: float | None = None, shade: tuple[datetime, datetime] | None = None,
                flagged: Sequence[tuple[datetime, float]] = (), unit: str = "",
-               means: Sequence[tuple[datetime, datetime, float]] = ()) -> bytes:
+               means: Sequence[tuple[datetime, datetime, float]] = (),
+               band: Sequence[tuple[datetime, float, float, float]] = ()) -> bytes:
     """Render one channel as a small PNG and return its bytes.
 
     ``means`` draws window averages (start, end, value) as horizontal steps so a daily-mean
     exceedance is visible over the hourly series it came from; ``flagged`` marks values that
-    carried a non-N flag (they do not count, but an inspector wants to see them).
+    carried a non-N flag (they do not count, but an inspector wants to see them);
+    ``band`` (time, low, high, median) draws the neighbours' consensus band and median, so a
+    station far outside the band its neighbours set is plain to see.
     """
     fig = Figure(figsize=(7, 3), dpi=80)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     if shade is not None:
         ax.axvspan(shade[0], shade[1], color="tab:red", alpha=0.15, label="episode")
+    if band:
+        bt = [b[0] for b in band]
+        ax.fill_between(bt, [b[1] for b in band], [b[2] for b in band], color="tab:green",
+                        alpha=0.2, step="mid", label="neighbours' band")
+        ax.plot(bt, [b[3] for b in band], lw=0.8, color="tab:green", ls="--",
+                label="neighbours' median")
     if times:
         ax.plot(list(times), list(values), lw=0.9, color="tab:blue", marker=".", ms=2,
                 label="value")
@@ -68,10 +77,12 @@ class SeriesPlot:
     shade: tuple[datetime, datetime] | None = None
     flagged: Sequence[tuple[datetime, float]] = field(default_factory=tuple)
     means: Sequence[tuple[datetime, datetime, float]] = field(default_factory=tuple)
+    band: Sequence[tuple[datetime, float, float, float]] = field(default_factory=tuple)
 
     def render(self) -> bytes:
         return series_png(self.title, self.times, self.values, limit=self.limit,
-                          shade=self.shade, flagged=self.flagged, means=self.means)
+                          shade=self.shade, flagged=self.flagged, means=self.means,
+                          band=self.band)
 
 
 def warm() -> bool:

@@ -45,6 +45,14 @@ def env(quick: bool = QUICK) -> None:
     _emit(main(quick=quick))
 
 
+@app.command("env-neighbours")
+def env_neighbours(quick: bool = QUICK) -> None:
+    """Neighbour rules on the 12 real Beijing stations: clues per station-year, recall."""
+    main = _bench("bench_env_neighbours").main
+
+    _emit(main(quick=quick))
+
+
 @app.command()
 def power() -> None:
     """Power rules on the real IMDELD factory series (../shared/data): real clues, and

@@ -59,6 +59,10 @@ def analyze(
         "--evidence-dir", help="render PNG evidence and write it here")] = None,
     events: Annotated[bool, typer.Option("--events", help="every open/update/closed event")]
     = False,
+    stations: Annotated[Path | None, typer.Option(
+        "--stations", exists=True, dir_okay=False,
+        help="stations file (id,name,lon,lat,st: the registry's stations.csv): ambient "
+        "stations are judged against their neighbours too (JSON lines input)")] = None,
     full: Annotated[bool, typer.Option(
         "--full", help="write the full clue records of the stream instead of the contract")]
     = False,
@@ -66,8 +70,9 @@ def analyze(
     """Run the env detectors over a file on its own timeline and write clues as JSON lines.
 
     Output (the contract): one object per clue with kind (exceedance, flatline, offline,
-    near_limit, impossible, inconsistent, replay, flag_abuse, spike), station, code (null
-    for station-level clues), start, end (ISO 8601), standard, limit, value and detail.
+    near_limit, impossible, inconsistent, replay, flag_abuse, spike; with --stations also
+    interference and local_source), station, code (null for station-level clues), start,
+    end (ISO 8601), standard, limit, value and detail.
     """
     from pydantic import ValidationError
 
@@ -75,18 +80,24 @@ def analyze(
     from detectors.env_config import EnvConfig, StationInfo
     from detectors.env_contract import InputError, analyze_jsonl, to_contract
     from detectors.env_io import read_beijing, read_generic
+    from detectors.env_region import read_sites
 
     adopted = date.fromisoformat(adopted_from) if adopted_from else None
     config = EnvConfig(evidence=evidence_dir is not None)
     if fmt is Format.auto:
         fmt = Format.beijing if path.suffix.lower() == ".csv" else Format.jsonl
+    if stations is not None and fmt is not Format.jsonl:
+        typer.echo("--stations needs JSON lines input (several stations)", err=True)
+        raise typer.Exit(2)
     if fmt is Format.jsonl:
         try:
+            sites = read_sites(stations) if stations is not None else None
             with path.open(encoding="utf-8") as fh:
                 clues = analyze_jsonl(fh, config, standard=standard, utc_offset_hours=utc_offset,
                                       adopted_from=adopted, default_period=period,
-                                      interval_s=interval, default_st=st, station=station)
-        except (InputError, ValidationError) as exc:
+                                      interval_s=interval, default_st=st, station=station,
+                                      sites=sites)
+        except (InputError, ValidationError, KeyError, UnicodeDecodeError) as exc:
             typer.echo(f"bad input: {exc}", err=True)
             raise typer.Exit(2) from None
     else:

@@ -61,3 +61,13 @@ async def station_rows(pool: AsyncConnectionPool, stations: Sequence[str]) -> li
             " FROM stations s WHERE s.id = meter AND s.status = 'active')",
             {"ids": list(stations)})
         return list(await cur.fetchall())
+
+
+async def located_stations(pool: AsyncConnectionPool) -> list[tuple[str, float, float, str]]:
+    """``(id, lon, lat, st)`` of every active station with a location: the neighbour rules'
+    map (``streams.env_region``)."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT id, lon, lat, coalesce(st, '22') FROM stations WHERE status = 'active'"
+            " AND lon IS NOT NULL AND lat IS NOT NULL")
+        return [(r[0], float(r[1]), float(r[2]), r[3]) for r in await cur.fetchall()]

@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 AGENT_MODULES: tuple[str, ...] = (
-    "streams.registry_watch", "streams.sinks", "streams.env", "streams.video",
-    "streams.camera_health", "streams.satellite", "streams.fire", "streams.power",
-    "streams.clues",
+    "streams.registry_watch", "streams.sinks", "streams.env", "streams.env_region",
+    "streams.video", "streams.camera_health", "streams.satellite", "streams.fire",
+    "streams.power", "streams.clues",
 )
 
 

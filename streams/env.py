@@ -261,6 +261,10 @@ class EnvAgent:
         self.lock = asyncio.Lock()  # one detector thread at a time: monitors are not thread-safe
         self.send_clues: Callable[[Sequence[Clue]], Awaitable[Any]] = streams.clue_exit.publish
         self.validate = streams.shared_decoder(ENV_READINGS)  # records parsed once per worker
+        #: set by the region stage (``streams.env_region``): sends the batch's hour summaries
+        #: (acked) and returns the clues that still go (spikes defer to the neighbours)
+        self.region_hook: Callable[[dict[str, tuple[int, list[Reading]]], list[Clue]],
+                                   Awaitable[list[Clue]]] | None = None
 
         async def env_monitor(stream: Any) -> None:
             async for events in stream.take_events(settings.sink_batch_size,
@@ -312,6 +316,8 @@ class EnvAgent:
             results = await asyncio.to_thread(work)
             await plots.fill()  # drawn in the pool meanwhile; a clue goes only with its evidence
             sent = [clue for _, _, _, clues in results for clue in clues]
+            if self.region_hook is not None:
+                sent = await self.region_hook(groups, sent)
             # clues before state: a crash in between re-delivers the batch, which the old
             # state judges again (the same clue ids, written idempotently); the other order
             # would recover a state that has seen the readings, and their clues would be lost

@@ -112,3 +112,18 @@ def test_fire_titles_name_the_zone_or_the_place() -> None:
     bare = {**clue, "kind": "open_fire", "zones": []}
     assert titled(bare, "en")["title"] == (
         "Open fire (4 hotspots, max FRP 22.44 MW) in firms@36.4071,120.4152")
+
+
+def test_neighbour_clues_have_titles_in_chinese_first_and_english() -> None:
+    from api.clue_titles import describe, render
+
+    clue = {"kind": "interference", "subject": "BJ-DONGSI", "rule": "interference/a34004",
+            "metrics": {"value": 31.2, "limit": 180.5}}
+    d = describe(clue)
+    assert d["title_key"] == "title.interference" and d["severity"] == "high"
+    zh, en = render(d["title_key"], d["title_args"]), render(d["title_key"], d["title_args"],
+                                                             "en")
+    assert "31.2" in zh and "180.5" in zh and "周边站点" in zh
+    assert "neighbours" in en and "BJ-DONGSI" in en
+    local = describe(dict(clue, kind="local_source", rule="local_source/a34002"))
+    assert local["title_key"] == "title.local_source" and local["severity"] == "medium"

@@ -1,0 +1,199 @@
+"""Neighbour rules on the 12 real Beijing stations (issue 15, point 4).
+
+Run: ``offsite bench env-neighbours [--quick]`` or
+``.venv/bin/python -m bench.bench_env_neighbours [--quick] [SEED]``
+
+1. Real years alone (2013-03 to 2015-02, PM2.5 and PM10 of all 12 stations, as
+   ``env analyze --stations`` runs them): neighbour-type (interference, local_source) and
+   spike clues per station-year; replay clues per station-year on every channel.
+2. Injection into the real series at seeded random stations and times, one event per
+   5-day slot (so no two overlap): interference, both PM channels scaled to 5-50 % of
+   their value for 6 h to 4 days while the neighbours' PM2.5 median is over 75 µg/m³;
+   local sources, PM10 + A and PM2.5 + A/2 (A 80-600 µg/m³) for 6 to 24 h while the
+   neighbours' PM2.5 median is under 35 µg/m³. A clue of the doctored run that the clean run
+   does not have is a detection; it is true when its kind and station match an injected
+   event whose interval it overlaps. Recall per kind and by magnitude.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import random
+import sys
+import time
+from collections import Counter, defaultdict
+from datetime import datetime
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+from contract.records import Reading
+from detectors.env import StationMonitor, final_clues
+from detectors.env_config import EnvConfig, StationInfo
+from detectors.env_contract import to_contract
+from detectors.env_io import read_beijing
+from detectors.env_neighbours import PM10, PM25, NeighbourMap
+from detectors.env_region import defer_spikes, judge_series, read_sites
+
+# the whole two years (CC BY 4.0; too large for samples/, which keeps the winter the tests use)
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "sensors" / "beijing_12"
+SLOT_H = 5 * 24
+H = 3600.0
+
+
+def load(codes: tuple[str, ...] | None = (PM25, PM10),
+         until: datetime | None = None, data: Path = DATA) -> dict[str, list[Reading]]:
+    """The 12 stations' readings by station id (``codes`` only; None: every channel)."""
+    ids = {s.id.split("-", 1)[1].lower(): s.id for s in read_sites(data / "stations.csv")}
+    out: dict[str, list[Reading]] = {}
+    for path in sorted(glob.glob(str(data / "PRSA_Data_*.csv"))):
+        sid = ids[Path(path).name.split("_")[2].lower()]
+        rows = []
+        for r in read_beijing(path, sid):
+            if until is not None and r.time >= until.replace(tzinfo=r.time.tzinfo):
+                break
+            values = {c: v for c, v in r.values.items() if codes is None or c in codes}
+            if values:
+                rows.append(r.model_copy(update={"values": values}))
+        out[sid] = rows
+    return out
+
+
+def station_years(per: dict[str, list[Reading]]) -> float:
+    return sum((rs[-1].time - rs[0].time).total_seconds() / (365.25 * 86400)
+               for rs in per.values() if rs)
+
+
+def per_station_clues(per: dict[str, list[Reading]], nmap: NeighbourMap) -> list[Any]:
+    cfg = EnvConfig(evidence=False)
+    out = []
+    for sid, rs in per.items():
+        mon = StationMonitor(StationInfo(id=sid), cfg)
+        out += mon.observe_many(rs) + mon.flush()
+    return final_clues(defer_spikes(out, nmap))
+
+
+def hour_index(per: dict[str, list[Reading]]) -> dict[float, dict[str, Reading]]:
+    idx: dict[float, dict[str, Reading]] = defaultdict(dict)
+    for sid, rs in per.items():
+        for r in rs:
+            idx[r.time.timestamp()][sid] = r
+    return idx
+
+
+def inject(per: dict[str, list[Reading]], nmap: NeighbourMap, rng: random.Random
+           ) -> tuple[dict[str, list[Reading]], list[dict[str, Any]]]:
+    """The doctored series and the injected events (see the module doc)."""
+    idx = hour_index(per)
+    hours = sorted(idx)
+    events: list[dict[str, Any]] = []
+    doctored = {sid: {r.time.timestamp(): r for r in rs} for sid, rs in per.items()}
+    for slot, start in enumerate(range(0, len(hours) - SLOT_H, SLOT_H)):
+        kind = "interference" if slot % 2 == 0 else "local_source"
+        dur = rng.choice([6, 12, 24, 48, 96]) if kind == "interference" \
+            else rng.choice([6, 8, 12, 24])
+        for _ in range(200):  # a station and start where the condition holds
+            sid = rng.choice(sorted(per))
+            t0 = hours[start + rng.randrange(SLOT_H - dur)]
+            span = [t0 + k * H for k in range(dur)]
+            meds = []
+            for t in span:
+                nb = [idx[t][n].values.get(PM25) for n in nmap.of(sid) if n in idx.get(t, {})]
+                nb = [v for v in nb if v is not None]
+                if len(nb) < 3 or t not in doctored[sid]:
+                    break
+                meds.append(median(nb))
+            else:
+                high = sum(m >= 75 for m in meds) >= 0.8 * dur
+                clean = all(m <= 35 for m in meds)
+                if (kind == "interference" and high) or (kind == "local_source" and clean):
+                    break
+        else:
+            continue
+        mag = rng.uniform(0.05, 0.5) if kind == "interference" else rng.uniform(80, 600)
+        for t in span:
+            r = doctored[sid][t]
+            vals = dict(r.values)
+            for code in (PM25, PM10):
+                if code in vals:
+                    vals[code] = round(vals[code] * mag if kind == "interference"
+                                       else vals[code] + mag * (0.5 if code == PM25 else 1), 1)
+            doctored[sid][t] = r.model_copy(update={"values": vals})
+        events.append({"kind": kind, "station": sid, "t0": span[0], "t1": span[-1] + H,
+                       "hours": dur, "magnitude": round(mag, 2)})
+    return {sid: [m[t] for t in sorted(m)] for sid, m in doctored.items()}, events
+
+
+def score(clean: list[Any], doctored: list[Any], events: list[dict[str, Any]]
+          ) -> dict[str, Any]:
+    def span(c: Any) -> tuple[float, float]:
+        return c.start.timestamp(), (c.end or c.time).timestamp() + H
+
+    def same(a: Any, b: Any) -> bool:
+        (s1, e1), (s2, e2) = span(a), span(b)
+        return a.kind == b.kind and a.subject == b.subject and a.rule == b.rule \
+            and s1 <= e2 and s2 <= e1
+
+    new = [c for c in doctored if c.kind in ("interference", "local_source")
+           and not any(same(c, b) for b in clean)]
+    hit: set[int] = set()
+    true = 0
+    for c in new:
+        s, e = span(c)
+        match = [i for i, ev in enumerate(events) if ev["kind"] == c.kind
+                 and ev["station"] == c.subject and s < ev["t1"] and ev["t0"] < e]
+        true += bool(match)
+        hit.update(match)
+    out: dict[str, Any] = {}
+    for kind in ("interference", "local_source"):
+        idx = [i for i, ev in enumerate(events) if ev["kind"] == kind]
+        made = [c for c in new if c.kind == kind]
+        ok = sum(1 for c in made if any(
+            events[i]["station"] == c.subject and span(c)[0] < events[i]["t1"]
+            and events[i]["t0"] < span(c)[1] for i in idx))
+        out[kind] = {"injected": len(idx), "recall": round(sum(i in hit for i in idx)
+                                                           / max(len(idx), 1), 3),
+                     "precision": round(ok / max(len(made), 1), 3), "clues": len(made)}
+        buckets: dict[str, list[bool]] = defaultdict(list)
+        for i in idx:
+            m = events[i]["magnitude"]
+            lo = int(m * 10) / 10 if kind == "interference" else int(m // 100) * 100
+            b = (f"scale {lo:.1f}-{lo + 0.1:.1f}" if kind == "interference"
+                 else f"+{lo}-{lo + 99}")
+            buckets[b].append(i in hit)
+        out[kind]["recall_by_magnitude"] = {b: f"{sum(v)}/{len(v)}"
+                                            for b, v in sorted(buckets.items())}
+        missed = [events[i] for i in idx if i not in hit]
+        out[kind]["missed"] = [{k: v for k, v in ev.items() if k not in ("t0", "t1")}
+                               for ev in missed[:8]]
+    return out
+
+
+def main(quick: bool = False, seed: int = 15) -> dict[str, Any]:
+    t = time.perf_counter()
+    until = datetime(2013, 7, 1) if quick else None
+    sites = read_sites(DATA / "stations.csv")
+    nmap = NeighbourMap(sites)
+    per = load(until=until)
+    years = station_years(per)
+    clean = per_station_clues(per, nmap) + final_clues(judge_series(per, nmap))
+    kinds = Counter(to_contract(c)["kind"] for c in clean)
+    figures: dict[str, Any] = {
+        "benchmark": "env-neighbours", "quick": quick, "station_years": round(years, 2),
+        "real_clues_pm": dict(kinds),
+        "neighbour_and_spike_per_station_year": round(
+            sum(kinds[k] for k in ("interference", "local_source", "spike")) / years, 2),
+        "goal_per_station_year": 2}
+    everything = load(codes=None, until=until)
+    replays = sum(1 for c in per_station_clues(everything, nmap) if c.kind == "replay")
+    figures["replay_per_station_year"] = round(replays / years, 2)
+    doctored, events = inject(per, nmap, random.Random(seed))
+    figures["injection"] = score(clean, final_clues(judge_series(doctored, nmap)), events)
+    figures["seconds"] = round(time.perf_counter() - t, 1)
+    return figures
+
+
+if __name__ == "__main__":
+    args = [a for a in sys.argv[1:] if a != "--quick"]
+    print(json.dumps(main("--quick" in sys.argv, int(args[0]) if args else 15), indent=1))

@@ -1,0 +1,180 @@
+"""The neighbour rules over hour summaries: clues, spike deferral and the stations file.
+
+``RegionJudge`` turns the hour means of a region's stations into ``interference`` and
+``local_source`` clue events (``env_neighbours`` has the rules and why). It keeps one
+``EpisodeTracker`` state per (station, code) in a JSON dict, so the stream's region stage
+can keep it in a table; the offline CLI feeds it every hour of a file in time order.
+
+The spike rule defers to the neighbours: at a station with enough neighbours, spike clues
+of the regional pollutants are not raised (a spike the neighbours share is weather; one
+they do not share is a ``local_source``). At a station judged alone, spikes stay and their
+detail says why (``defer_spikes``).
+
+Clue ids are (station, rule, episode start hour): judging the same hours again (a
+redelivery, a rerun) gives the same ids.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from contract.clue import Clue, EvidenceRef
+from contract.records import Reading
+from detectors.env_config import DETECTOR, VERSION
+from detectors.env_neighbours import (
+    EpisodeTracker,
+    NeighbourMap,
+    Site,
+    consensus,
+)
+from detectors.plots import SeriesPlot
+
+HOUR = 3600.0
+KINDS = ("interference", "local_source")
+
+
+def read_sites(path: Path | str) -> list[Site]:
+    """Stations from a registry ``stations.csv`` (``id,name,lon,lat,st``; UTF-8 with or
+    without BOM, else GB18030 as Excel writes it in China). Rows without coordinates are
+    skipped: they cannot have neighbours."""
+    raw = Path(path).read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("gb18030")
+    sites = []
+    for row in csv.DictReader(io.StringIO(text)):
+        try:
+            lon, lat = float(row["lon"]), float(row["lat"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if math.isfinite(lon) and math.isfinite(lat):
+            sites.append(Site(row["id"].strip(), lon, lat, (row.get("st") or "22").strip()))
+    return sites
+
+
+def hour_means(readings: Iterable[Reading], codes: Sequence[str]) -> dict[tuple[str, float],
+                                                                         float]:
+    """Mean of the valid (flag N) values of each (code, hour start) of one station."""
+    sums: dict[tuple[str, float], list[float]] = defaultdict(lambda: [0.0, 0])
+    for r in readings:
+        if r.event == "restart":
+            continue
+        hour = math.floor(r.time.timestamp() / HOUR) * HOUR
+        for code in codes:
+            v = r.values.get(code)
+            if v is not None and math.isfinite(v) and r.flags.get(code, "N") == "N":
+                acc = sums[(code, hour)]
+                acc[0] += v
+                acc[1] += 1
+    return {k: s / n for k, (s, n) in sums.items()}
+
+
+class RegionJudge:
+    """Judges hours of a set of stations against their neighbours; state is JSON."""
+
+    def __init__(self, nmap: NeighbourMap, state: dict[str, Any] | None = None, *,
+                 utc_offset_hours: float = 8.0, evidence: bool = False) -> None:
+        self.nmap = nmap
+        self.cfg = nmap.cfg
+        self.s: dict[str, Any] = state if state is not None else {}
+        self.tz = timezone(timedelta(hours=utc_offset_hours))
+        self.evidence = evidence
+
+    def judge_hour(self, code: str, hour: float, values: dict[str, float],
+                   subjects: Iterable[str] | None = None) -> list[Clue]:
+        """Clue events of one hour: ``values`` are the hour means of every station that
+        reported (neighbours included), ``subjects`` the stations to judge (default all)."""
+        out: list[Clue] = []
+        for station in (values if subjects is None else subjects):
+            if station not in values or not self.nmap.judged(station):
+                continue
+            key = f"{station}/{code}"
+            last = (self.s.get(key) or {}).get("last")
+            if last is not None and hour <= last:
+                continue  # judged already (a redelivery)
+            nb = {n: values[n] for n in self.nmap.of(station) if n in values}
+            h = consensus(self.cfg, values[station], nb)
+            if h is None:
+                continue
+            tracker = EpisodeTracker(self.cfg, self.s.get(key))
+            verdict = tracker.judge(code, h)
+            if verdict is not None:
+                for state, run in tracker.observe(hour, verdict):
+                    out.append(self._clue(station, code, state, run))
+            tracker.s["last"] = hour
+            self.s[key] = tracker.s
+        return out
+
+    def _dt(self, t: float) -> datetime:
+        return datetime.fromtimestamp(t, UTC).astimezone(self.tz)
+
+    def _clue(self, station: str, code: str, state: str, run: dict[str, Any]) -> Clue:
+        kind = run["kind"]
+        mean_v, mean_m = run["sum_v"] / run["n"], run["sum_m"] / run["n"]
+        word = "below" if kind == "interference" else "above"
+        km = dict(self.nmap.neighbours.get(station, []))
+        metrics = {"value": round(mean_v, 2), "limit": round(mean_m, 2), "code": code,
+                   "hours": run["n"], "worst_z": round(run["z"], 2),
+                   "neighbours": [{"station": n, "km": round(km.get(n, math.nan), 1)}
+                                  for n in run["neighbours"]],
+                   "radius_km": self.cfg.radius_km}
+        end = run["last"] + HOUR
+        clue = Clue(modality="env", kind=kind, rule=f"{kind}/{code}", subject=station,
+                    state=state, start=self._dt(run["start"]), time=self._dt(run["last"]),
+                    end=self._dt(end) if state == "closed" else None,
+                    confidence=min(1.0, abs(run["z"]) / (2 * self.cfg.z)), metrics=metrics,
+                    summary=f"{code} {mean_v:.0f} far {word} the neighbours' median "
+                            f"{mean_m:.0f} for {run['n']} h", detector=DETECTOR,
+                    detector_version=VERSION, params={"neighbour_rules": self.cfg.z})
+        if self.evidence and state != "update":
+            clue.evidence.append(self._plot(station, code, run, end))
+        return clue
+
+    def _plot(self, station: str, code: str, run: dict[str, Any], end: float) -> EvidenceRef:
+        pts = run["pts"]
+        plot = SeriesPlot(f"{station} {run['kind']}/{code} vs {len(run['neighbours'])}"
+                          " neighbours", [self._dt(p[0]) for p in pts], [p[1] for p in pts],
+                          shade=(self._dt(run["start"]), self._dt(end)),
+                          band=[(self._dt(p[0]), p[2], p[3], p[4]) for p in pts])
+        return EvidenceRef(media_type="image/png", name=f"{run['kind']}_{code}.png",
+                           content=plot.render())
+
+
+def defer_spikes(clues: Iterable[Clue], nmap: NeighbourMap) -> list[Clue]:
+    """Drop spike clues of the regional pollutants at stations with enough neighbours;
+    the spikes kept (judged alone) say so in their metrics."""
+    out = []
+    for clue in clues:
+        code = clue.rule.partition("/")[2]
+        if clue.kind == "spike" and code in nmap.cfg.codes:
+            if nmap.judged(clue.subject):
+                continue
+            clue.metrics["neighbour_rules"] = nmap.note(clue.subject)
+        out.append(clue)
+    return out
+
+
+def judge_series(per_station: dict[str, list[Reading]], nmap: NeighbourMap, *,
+                 utc_offset_hours: float = 8.0, evidence: bool = False,
+                 subjects: Sequence[str] | None = None) -> list[Clue]:
+    """Offline: every neighbour clue event of whole series, hour by hour in time order
+    (of ``subjects`` only, when given; the others count as neighbours)."""
+    hours: dict[tuple[str, float], dict[str, float]] = defaultdict(dict)
+    for station, readings in per_station.items():
+        if not nmap.judged(station) and not any(station in nmap.of(s) for s in per_station):
+            continue
+        for (code, hour), mean in hour_means(readings, nmap.cfg.codes).items():
+            hours[(code, hour)][station] = mean
+    judge = RegionJudge(nmap, utc_offset_hours=utc_offset_hours, evidence=evidence)
+    out: list[Clue] = []
+    for code, hour in sorted(hours, key=lambda k: (k[1], k[0])):
+        out += judge.judge_hour(code, hour, hours[(code, hour)], subjects)
+    return out

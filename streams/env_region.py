@@ -1,0 +1,220 @@
+"""The neighbour rules in the stream: hour summaries re-keyed by region cell.
+
+A station's readings are keyed by station, so its neighbours' readings are on other
+partitions, maybe on other workers. The regional state is made explicit instead:
+
+1. The env agent (``streams.env``) hands each batch to ``RegionStage.hook`` before it sends
+   its clues and writes its state. The hook turns the batch's hourly readings (HJ 212 CN
+   2061, what ambient stations report) of the regional pollutants into ``HourSummary``
+   records and sends each to ``env.hours`` **nine times**: keyed by the station's own region
+   cell and by the eight around it, and waits for the broker's ack. Cells are at least the
+   neighbour radius wide in both directions (up to 60 degrees of latitude), so all of a
+   station's neighbours are in its own cell or an adjacent one: the worker that owns a
+   cell sees every summary its stations need, without any cross-partition read. The hook
+   also drops the spike clues that defer to the neighbours (``env_region.defer_spikes``).
+2. The region agent consumes ``env.hours``. Its table ``env-region`` keyed by cell holds
+   the hours not yet judged (``{code: {hour: {station: mean}}}``) and the ``RegionJudge``
+   state of the stations whose *home* cell it is. An hour is judged, in time order per code,
+   once every expected station (the home stations and their neighbours) reported it or
+   moved past it (its newest hour, ``seen``, is later: it had no data then), or once data
+   ``MAX_WAIT_H`` hours newer has come (a silent station holds its cell back a day at
+   most). Data time, no clock: a replay gives the same clues. Judged hours are dropped, so
+   the table holds at most about a day per cell.
+
+Delivery is at-least-once end to end: summaries are acked before the env agent commits, a
+redelivered summary overwrites its own value, an hour already judged is not judged again
+(the judge's per-station ``last`` hour), clues leave through ``streams.clue_exit`` before the
+cell's state is written, and clue ids are (station, rule, episode start): the same again.
+A summary for an hour judged already (its station was more than ``MAX_WAIT_H`` behind the
+others) is dropped. Only hourly data (period ``hour``) is summarised: an ambient station
+that sends only minute or real-time data is judged alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from contract.clue import Clue
+from contract.records import HourSummary, Reading
+from contract.topics import ENV_HOURS
+from detectors.env_neighbours import NeighbourConfig, NeighbourMap, Site
+from detectors.env_region import RegionJudge, defer_spikes, hour_means
+from storage.stations import located_stations
+from streams.table_state import put_state
+
+if TYPE_CHECKING:
+    from streams.app import Streams
+
+log = logging.getLogger(__name__)
+#: the longest an hour waits for a silent neighbour, in data hours
+MAX_WAIT_H = 24
+_MAX_COS_LAT = math.cos(math.radians(60.0))
+
+
+def home_cell(lon: float, lat: float, radius_km: float) -> tuple[int, int]:
+    """The cell of a point: rows radius/110.574 km of latitude high, columns radius wide
+    at 60 degrees latitude (wider nearer the equator), so neighbours are one cell away."""
+    dlat = radius_km / 110.574
+    dlon = radius_km / (111.320 * _MAX_COS_LAT)
+    return math.floor(lat / dlat), math.floor(lon / dlon)
+
+
+def cell_key(cell: tuple[int, int]) -> str:
+    return f"cell:{cell[0]}:{cell[1]}"
+
+
+def cells_around(cell: tuple[int, int]) -> list[str]:
+    return [cell_key((cell[0] + i, cell[1] + j)) for i in (-1, 0, 1) for j in (-1, 0, 1)]
+
+
+class RegionStage:
+    """The hook on the env agent and the region agent over ``env.hours``."""
+
+    def __init__(self, streams: Streams, cfg: NeighbourConfig | None = None) -> None:
+        settings = streams.settings
+        self.streams = streams
+        self.cfg = cfg or NeighbourConfig()
+        self.table = streams.app.Table("env-region", default=None,
+                                       partitions=settings.partitions, key_type=str,
+                                       help="hours not yet judged and judge state per cell")
+        self._nmap: NeighbourMap | None = None
+        self.lock = asyncio.Lock()
+        self.send_clues: Callable[[Sequence[Clue]], Awaitable[Any]] = streams.clue_exit.publish
+        topic = streams.topic(ENV_HOURS)
+
+        async def send_summaries(items: Sequence[tuple[str, bytes]]) -> None:
+            futures = [await topic.send(key=key.encode(), value=value) for key, value in items]
+            await asyncio.gather(*futures)
+
+        self.send_summaries: Callable[[Sequence[tuple[str, bytes]]], Awaitable[None]] = \
+            send_summaries
+
+        async def region_agent(stream: Any) -> None:
+            async for events in stream.take_events(settings.sink_batch_size,
+                                                   within=settings.sink_batch_seconds):
+                try:
+                    await self.handle_batch(events)
+                except Exception:  # never let the body raise: Faust would ack the batch
+                    log.exception("env region batch of %d summaries failed", len(events))
+
+        self.agent = streams.app.agent(topic, name="streams.env_region.region")(region_agent)
+        streams.on_registry_change.append(self.registry_changed)
+        env = streams.agents.get("streams.env")
+        if env is not None:
+            env.region_hook = self.hook
+
+    def registry_changed(self, kind: str) -> None:
+        if kind in ("station", "*"):
+            self._nmap = None
+
+    async def nmap(self) -> NeighbourMap:
+        """The neighbour map of the registry's located stations (read on first need)."""
+        if self._nmap is None:
+            rows = await located_stations(await self.streams.db_pool())
+            self._nmap = NeighbourMap([Site(*r) for r in rows], self.cfg)
+        return self._nmap
+
+    # ------------------------------------------------------------------ env agent side
+    async def hook(self, groups: dict[str, tuple[int, list[Reading]]],
+                   clues: list[Clue]) -> list[Clue]:
+        """Send the batch's hour summaries (acked), return the clues that still go."""
+        nmap = await self.nmap()
+        items = await asyncio.to_thread(self.summaries, groups, nmap)
+        if items:
+            await self.send_summaries(items)
+        return defer_spikes(clues, nmap)
+
+    def summaries(self, groups: dict[str, tuple[int, list[Reading]]],
+                  nmap: NeighbourMap) -> list[tuple[str, bytes]]:
+        out = []
+        for station, (_, readings) in groups.items():
+            site = nmap.sites.get(station)
+            if site is None or not site.ambient:
+                continue
+            hourly = [r for r in readings if r.period == "hour"]
+            home = home_cell(site.lon, site.lat, self.cfg.radius_km)
+            for (code, hour), mean in hour_means(hourly, self.cfg.codes).items():
+                for key in cells_around(home):
+                    rec = HourSummary(station=station, code=code, mean=mean, n=1, cell=key,
+                                      hour=datetime.fromtimestamp(hour, UTC))
+                    out.append((key, rec.dumps()))
+        return out
+
+    # ------------------------------------------------------------------ region agent side
+    async def handle_batch(self, events: Sequence[Any]) -> int:
+        """Merge one batch of summaries into their cells, judge what is ready; returns the
+        number of clues sent."""
+        cells: dict[str, tuple[int, list[HourSummary]]] = {}
+        for event in events:
+            try:
+                rec = HourSummary.loads(event.value)
+            except (ValidationError, ValueError):
+                continue  # made by our own env agent: nothing to dead-letter
+            cells.setdefault(rec.cell, (event.message.partition, []))[1].append(rec)
+        if not cells:
+            return 0
+        nmap = await self.nmap()
+        async with self.lock:
+            results = await asyncio.to_thread(self._judge_cells, cells, nmap)
+            sent = [c for _, _, clues in results for c in clues]
+            for clue in sent:
+                site = nmap.sites[clue.subject]
+                clue.location = {"type": "Point", "coordinates": [site.lon, site.lat]}
+            await self.send_clues(sent)  # clues before state, as the env agent does
+            for cell, value, _ in results:
+                put_state(self.table, value["partition"], cell, value)
+        return len(sent)
+
+    def _judge_cells(self, cells: dict[str, tuple[int, list[HourSummary]]],
+                     nmap: NeighbourMap) -> list[tuple[str, dict[str, Any], list[Clue]]]:
+        out = []
+        for cell, (partition, recs) in cells.items():
+            stored = self.table.data.get(cell)
+            value = {"hours": {}, "judge": {}, "done": {}, "seen": {}} if stored is None else {
+                "hours": {c: {h: dict(v) for h, v in hs.items()}
+                          for c, hs in stored["hours"].items()},
+                "judge": stored["judge"], "done": dict(stored["done"]),
+                "seen": dict(stored["seen"])}
+            value["partition"] = partition
+            for rec in recs:
+                hour = str(int(rec.hour.timestamp()))
+                value["seen"][rec.station] = max(value["seen"].get(rec.station, 0), int(hour))
+                if int(hour) <= value["done"].get(rec.code, -1):
+                    continue  # judged already: too late
+                value["hours"].setdefault(rec.code, {}).setdefault(hour, {})[rec.station] = \
+                    rec.mean
+            out.append((cell, value, self._judge(cell, value, nmap)))
+        return out
+
+    def _judge(self, cell: str, value: dict[str, Any], nmap: NeighbourMap) -> list[Clue]:
+        """Judge the ready hours of a cell in order; drop them from the value."""
+        home = [s.id for s in nmap.sites.values() if s.ambient and nmap.judged(s.id)
+                and cell_key(home_cell(s.lon, s.lat, self.cfg.radius_km)) == cell]
+        if not home:  # only neighbours of other cells' stations here: nothing to judge
+            value["hours"] = {}
+            return []
+        expected = set(home).union(*(nmap.of(s) for s in home))
+        judge = RegionJudge(nmap, value["judge"], evidence=True)
+        clues: list[Clue] = []
+        seen = value["seen"]
+        for code, hours in value["hours"].items():
+            newest = max((int(h) for h in hours), default=0)
+            for h in sorted(hours, key=int):
+                ready = all(s in hours[h] or seen.get(s, 0) > int(h) for s in expected)
+                if not (ready or newest - int(h) >= MAX_WAIT_H * 3600):
+                    break
+                clues += judge.judge_hour(code, float(h), hours.pop(h), home)
+                value["done"][code] = int(h)
+        value["judge"] = judge.s
+        return clues
+
+
+def register(streams: Streams) -> RegionStage:
+    return RegionStage(streams)

@@ -1,0 +1,134 @@
+"""The region stage: hour summaries re-keyed by region cell, neighbour clues in the stream.
+
+The 12 real Beijing stations are registered in a real PostgreSQL; a fortnight of their real
+winter PM data goes through the env agent's ``handle_batch`` (stand-in events, as in
+test_env_stream), with Dongsi's sampler blocked for a day while the city is high. The hour
+summaries the hook sends are what ``env.hours`` would carry; they are fed to the region
+agent's ``handle_batch`` in batches, then all of them again (a redelivery).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from bench.bench_env_neighbours import load
+from contract.records import Clue, HourSummary, env_records
+from detectors.env_neighbours import PM10, PM25, NeighbourMap
+from detectors.env_region import read_sites
+from streams import env as E
+from streams.env_region import RegionStage, cell_key, home_cell
+from tests.detectors.test_env_neighbours import CST, doctor, find_run, neighbour_median
+from tests.streams.conftest import Build
+
+# the winter 2013-14 PM of the 12 stations and Dingling's whole record (samples/README.md)
+DATA = Path(__file__).resolve().parents[2] / "samples" / "sensors" / "beijing_12"
+
+START, STOP = datetime(2013, 11, 20, tzinfo=CST), datetime(2013, 12, 20, tzinfo=CST)
+
+
+@dataclass
+class _Msg:
+    partition: int
+
+
+@dataclass
+class _Event:
+    value: bytes
+    message: _Msg
+    key: bytes = b""
+
+
+class _Table:
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+        self.changelog: list[tuple[int, str]] = []
+
+    def send_changelog(self, partition: int, key: str, value: Any) -> None:
+        self.changelog.append((partition, key))
+
+
+@pytest.fixture()
+def stage(fresh_db: str, build: Build) -> tuple[E.EnvAgent, RegionStage, list]:
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute("INSERT INTO departments (id, name) VALUES ('eco', 'Ecology')"
+                     " ON CONFLICT DO NOTHING")
+        with (DATA / "stations.csv").open() as fh:
+            for row in csv.DictReader(fh):
+                conn.execute("INSERT INTO stations (id, owner_dept, st, interval_s, lon, lat)"
+                             " VALUES (%s, 'eco', %s, 3600, %s, %s)",
+                             (row["id"], row["st"], float(row["lon"]), float(row["lat"])))
+    streams, topic = build("streams.env", "streams.env_region", database_url=fresh_db)
+    env: E.EnvAgent = streams.agents["streams.env"]
+    region: RegionStage = streams.agents["streams.env_region"]
+    env.monitors = _Table()  # type: ignore[assignment]
+    env.processor = E.EnvProcessor(E.EnvConfig(evidence=False))
+    region.table = _Table()
+    return env, region, topic.sent
+
+
+def test_region_stage_finds_the_blocked_sampler_once_and_defers_spikes(
+        stage: tuple[E.EnvAgent, RegionStage, list[tuple[str, Clue]]]) -> None:
+    env, region, sent = stage
+    assert env.region_hook == region.hook  # the region stage hooked itself on the env agent
+    per = {sid: [r for r in rs if r.time >= START]
+           for sid, rs in load(until=STOP.replace(tzinfo=None), data=DATA).items()}
+    nmap = NeighbourMap(read_sites(DATA / "stations.csv"))
+    own = {r.time: r for r in per["BJ-DONGSI"]}
+    blocked = find_run(neighbour_median(per, nmap, "BJ-DONGSI", PM25), own, 24,
+                       lambda m: m >= 150)
+    per = doctor(per, "BJ-DONGSI", blocked, 24, lambda c, v: round(v * 0.2, 1))
+    summaries: list[tuple[str, bytes]] = []
+
+    async def capture(items: Any) -> None:
+        summaries.extend(items)
+
+    region.send_summaries = capture
+
+    async def run() -> None:
+        for day in range(30):  # a day of every station per batch, as a worker would see it
+            t0 = START + timedelta(days=day)
+            events = [_Event(rec.dumps(), _Msg(i % 4)) for i, sid in enumerate(sorted(per))
+                      for rec in env_records([r for r in per[sid]
+                                              if t0 <= r.time < t0 + timedelta(days=1)])]
+            await env.handle_batch(events)
+        await env.streams.close_pool()
+
+    asyncio.run(run())
+    assert not [c for _, c in sent if c.kind == "spike" and c.rule.endswith((PM25, PM10))]
+    # every summary goes to the station's own cell and the eight around it
+    dongsi = [HourSummary.loads(v) for k, v in summaries if b'"BJ-DONGSI"' in v]
+    home = cell_key(home_cell(116.417, 39.929, 50.0))
+    assert {s.cell for s in dongsi} >= {home} and len({s.cell for s in dongsi}) == 9
+    assert all(s.cell == k for (k, v), s in zip(
+        [(k, v) for k, v in summaries if b'"BJ-DONGSI"' in v], dongsi, strict=True))
+
+    events = [_Event(v, _Msg(0), k.encode()) for k, v in summaries]
+
+    async def judge(batches: list[list[_Event]]) -> None:
+        for b in batches:
+            await region.handle_batch(b)
+        await env.streams.close_pool()
+
+    asyncio.run(judge([events[i:i + 500] for i in range(0, len(events), 500)]))
+    found = [(site, c) for site, c in sent if c.kind == "interference"
+             and c.subject == "BJ-DONGSI"
+             and c.start < blocked + timedelta(hours=24) and blocked < c.time + timedelta(hours=1)]
+    assert {c.rule for _, c in found} == {f"interference/{PM25}", f"interference/{PM10}"}
+    site, first = found[0]
+    assert first.route is not None and site == first.route["site"]
+    assert first.location == {"type": "Point", "coordinates": [116.417, 39.929]}
+    assert first.metrics["value"] < 0.5 * first.metrics["limit"]
+    ids = {c.clue_id for _, c in sent}
+    count = len(sent)
+    # the table keeps only hours not judged yet: a day at most per cell, not the month
+    assert all(len(hs) <= 25 for v in region.table.data.values() for hs in v["hours"].values())
+    asyncio.run(judge([events]))  # the whole topic redelivered: judged already, nothing new
+    assert len(sent) == count and {c.clue_id for _, c in sent} == ids
