@@ -54,6 +54,14 @@ def env_neighbours(quick: bool = QUICK) -> None:
 
 
 @app.command()
+def capacity(full: bool = typer.Option(False, "--full", help="the longer env and video runs")
+             ) -> None:
+    """The capacity plan's three per-core figures measured in one run (env readings, cameras
+    at 2 fps, Sentinel-2 tiles) and the province's sizing from them."""
+    _emit(_bench("bench_capacity").main(["--full"] if full else []))
+
+
+@app.command()
 def power() -> None:
     """Power rules on the real IMDELD factory series (../shared/data): real clues, and
     precision and recall on injected treatment-off episodes."""
