@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     )
     sink_batch_size: int = Field(default=500, ge=1)
     sink_batch_seconds: float = Field(default=0.5, gt=0)
+    clue_batch_seconds: float = Field(
+        default=0.05, gt=0, description="batch wait of the agents on a clue's path (env "
+        "detector, clues sink, fusion): an idle stream hands a record on after at most this; "
+        "under load batches still fill to sink_batch_size")
     plot_processes: int = Field(
         default=1, ge=0, description="child processes drawing env evidence PNGs; 0: in the worker"
     )

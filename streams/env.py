@@ -4,7 +4,17 @@ A second consumer of ``env.readings`` (next to the readings sink). Each station'
 state lives in the Faust table ``env-monitors`` keyed by station; its changelog is what a
 restarted or rebalanced worker recovers from. Detector work (``observe``) runs in a worker
 thread so the event loop keeps serving Kafka; its PNG evidence plots are drawn meanwhile in
-a child process (``streams.evidence_pool``) and a batch's clues are sent once all are there.
+a child process (``streams.evidence_pool``).
+
+Clue first, pictures after (``send_alerts``). An alert must not wait for its plots (about
+125 ms of CPU each): a batch's clues are sent as soon as the detector has made them, without
+evidence; once the plots are drawn, each clue that has evidence is sent again with it, the
+same clue (same id, state and time), which the clues sink writes as no change but fixes its
+evidence, and fusion adds to the case's evidence list. The stations' new state is written
+only after that second send, and the batch's offsets are committed after the body returns:
+a worker dying between the clue and its evidence re-reads the batch with the old state,
+raises the same clue again (one row, idempotent) and draws its plots again (RELIABILITY.md,
+"Env clues and their evidence").
 
 Clues leave through the one clue exit (``streams.publish``), which routes them by the
 location they carry (a GeoJSON point of the station from the ``stations`` table) and keys
@@ -262,7 +272,7 @@ class EnvAgent:
 
         async def env_monitor(stream: Any) -> None:
             async for events in stream.take_events(settings.sink_batch_size,
-                                                   within=settings.sink_batch_seconds):
+                                                   within=settings.clue_batch_seconds):
                 try:
                     await self.handle_batch(events)
                 except Exception:  # never let the body raise: Faust would ack the batch
@@ -305,15 +315,26 @@ class EnvAgent:
 
         async with self.lock:  # held until the state is written: the offline tick reads it
             results = await asyncio.to_thread(work)
-            await plots.fill()  # drawn in the pool meanwhile; a clue goes only with its evidence
             sent = [clue for _, _, _, clues in results for clue in clues]
-            # clues before state: a crash in between re-delivers the batch, which the old
-            # state judges again (the same clue ids, written idempotently); the other order
-            # would recover a state that has seen the readings, and their clues would be lost
-            await self.send_clues(sent)
+            # clues (and their evidence) before state: a crash in between re-delivers the
+            # batch, which the old state judges again (the same clue ids, written
+            # idempotently); the other order would recover a state that has seen the
+            # readings, and their clues would be lost
+            await self.send_alerts(sent, plots)
             for station, partition, value, _ in results:
                 put_state(monitors, partition, station, value)
         return len(sent)
+
+    async def send_alerts(self, clues: Sequence[Clue], plots: Plots) -> None:
+        """Send ``clues`` at once without their pictures, then, when ``plots`` are drawn,
+        those with evidence again with it: the same clue, attached as an update of itself
+        (module doc). Returns after both sends are acknowledged by the broker."""
+        await self.send_clues([c.model_copy(update={"evidence": []}) if c.evidence else c
+                               for c in clues])
+        await plots.fill()  # drawn in the pool meanwhile
+        pictured = [c for c in clues if c.evidence]
+        if pictured:
+            await self.send_clues(pictured)
 
     async def tick_all(self, now: datetime) -> int:
         """Offline checks of this worker's live stations; returns the number of clues sent."""
@@ -338,9 +359,8 @@ class EnvAgent:
                 return out
 
             results = await asyncio.to_thread(work)
-            await plots.fill()
             sent = [c for _, _, clues in results for c in clues]
-            await self.send_clues(sent)  # clues before state, as in handle_batch
+            await self.send_alerts(sent, plots)  # clues before state, as in handle_batch
             for station, value, _ in results:
                 put_state(monitors, value["partition"], station, value)
         return len(sent)

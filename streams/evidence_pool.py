@@ -6,12 +6,12 @@ waited for it. Now the detector only captures what to draw (``SeriesPlot``, with
 as they were when the clue was made) and a child process draws it while detection goes on;
 on a 2-core machine that is the other core.
 
-The guarantee stays: a clue is sent only with its evidence. ``Plots.fill`` waits for every
-plot of a batch before the batch's clues go to Kafka, and the batch's offsets are committed
-after that (the env agent's body returns only then), so a crash before the PNG exists
-re-reads the readings and draws it again. If the pool fails (a child killed, a pickling
-error, a child stuck past ``timeout_s``) the plot is drawn in this process instead and a
-stuck pool is replaced; nothing is sent without its content.
+The clue does not wait for its plots: the env agent sends it at once and sends it again
+with its evidence once ``Plots.fill`` has every PNG of the batch (``EnvAgent.send_alerts``);
+the batch's offsets are committed after that (the env agent's body returns only then), so a
+crash before the PNG is sent re-reads the readings and draws it again. If the pool fails
+(a child killed, a pickling error, a child stuck past ``timeout_s``) the plot is drawn in
+this process instead and a stuck pool is replaced; no evidence goes out without content.
 """
 
 from __future__ import annotations

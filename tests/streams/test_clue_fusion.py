@@ -57,6 +57,19 @@ def test_repeated_clues_of_one_episode_update_the_case() -> None:
     assert again["confidence"] == case["confidence"]
 
 
+def test_evidence_sent_after_its_clue_reaches_the_case_without_reopening_it() -> None:
+    """An env batch sends open and closed at once, then the open event again with its PNG:
+    the case lists the PNG and the clue stays closed."""
+    case, _ = F.fuse(None, clue(), SITE)
+    case, _ = F.fuse(case, clue(state="closed", hours=4), SITE)
+    assert case["evidence"] == [] and case["state"] == "closed"
+    case, _ = F.fuse(case, clue(evidence=True), SITE)  # the open event, now with evidence
+    assert case["state"] == "closed" and case["clues"][clue().clue_id]["state"] == "closed"
+    assert [e["sha256"] for e in case["evidence"]] == [hashlib.sha256(b"png").hexdigest()]
+    again, _ = F.fuse(case, clue(evidence=True), SITE)  # re-delivered: nothing added
+    assert again["evidence"] == case["evidence"] and again["state"] == "closed"
+
+
 def test_window_separates_cases_and_late_clue_keeps_open_case() -> None:
     case, _ = F.fuse(None, clue(), SITE)
     later, is_open = F.fuse(case, clue(rule="r9", start=T0 + timedelta(days=3)), SITE)

@@ -98,7 +98,9 @@ def test_stuck_pool_is_replaced_and_the_plot_drawn_here() -> None:
         pool.close()
 
 
-def test_handle_batch_sends_clues_with_their_pngs(build: Build) -> None:
+def test_handle_batch_sends_clues_then_their_pngs(build: Build) -> None:
+    """Every clue goes out at once without pictures; those with evidence follow, the same
+    clue again (same id, state, time) carrying the PNGs the detector drew inline."""
     from tests.streams.test_env_stream import _Event, _Msg, _Table
 
     streams, topic = build("streams.env")
@@ -114,9 +116,16 @@ def test_handle_batch_sends_clues_with_their_pngs(build: Build) -> None:
     agent.registry.lookup = lookup  # type: ignore[method-assign]
     events = [_Event(r.dumps(), _Msg(1)) for r in env_records(episode())]
     try:
-        assert asyncio.run(agent.handle_batch(events)) == len(topic.sent)
+        n = asyncio.run(agent.handle_batch(events))
     finally:
         pool.close()
+    first, later = topic.sent[:n], topic.sent[n:]
+    assert all(not c.evidence for _, c in first)  # nothing waited for a picture
     expected = {(c.rule, c.state): [e.content for e in c.evidence] for c in inline_clues()}
-    got = {(c.rule, c.state): [e.content for e in c.evidence] for _, c in topic.sent}
-    assert got == expected and any(got.values())
+    assert {(c.rule, c.state) for _, c in first} == set(expected)
+    got = {(c.rule, c.state): [e.content for e in c.evidence] for _, c in later}
+    assert got == {k: v for k, v in expected.items() if v} and got
+    sent = {(c.clue_id, c.state, c.time): c for _, c in first}
+    for _, clue in later:  # the update is the same clue event, only its evidence added
+        assert clue.model_copy(update={"evidence": []}) == sent[clue.clue_id, clue.state,
+                                                                 clue.time]
