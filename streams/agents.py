@@ -12,7 +12,7 @@ from typing import Any
 
 AGENT_MODULES: tuple[str, ...] = (
     "streams.registry_watch", "streams.sinks", "streams.env", "streams.video",
-    "streams.camera_health", "streams.satellite", "streams.clues",
+    "streams.camera_health", "streams.satellite", "streams.clues", "streams.evidence",
 )
 
 

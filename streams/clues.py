@@ -15,9 +15,9 @@ replaces the old one in the table. The old case's row stays in the ``cases`` tab
 * Evidence: the case lists every clue id and a reference (clue, name, type, sha256) to each
   evidence item its clues carried; the items themselves are in the evidence store. Evidence
   may come after its clue, on a later event of the same clue (an env clue is sent first
-  and again with its PNGs; a video clip comes with an update): it is added all the same,
-  and an event older than the one the case holds adds its evidence but leaves the clue's
-  state as it is.
+  with its plots pending and again with the PNGs; a video clip comes with an update): it
+  is added all the same, and an event older than the one the case holds adds its evidence
+  but leaves the clue's state as it is.
 * Idempotence: ``case_id`` is ``case:<site>:<start of its first clue>`` and ``version``
   counts its changes; the row is upserted only by an equal or newer version, and a clue
   re-delivered after a crash finds itself already in the case and changes nothing but the
@@ -105,6 +105,8 @@ def fuse(case: dict[str, Any] | None, clue: Clue, site: str, department: str | N
         case["department"] = department
     seen = {(e["clue_id"], e["name"], e["sha256"]) for e in case["evidence"]}
     for item in clue.evidence:
+        if not (item.content or item.sha256):
+            continue  # still to be drawn: it comes again with its bytes (streams.evidence)
         sha = item.sha256 or hashlib.sha256(item.content).hexdigest()
         if (cid, item.name, sha) not in seen:
             case["evidence"].append({"clue_id": cid, "name": item.name,

@@ -3,18 +3,15 @@
 A second consumer of ``env.readings`` (next to the readings sink). Each station's monitor
 state lives in the Faust table ``env-monitors`` keyed by station; its changelog is what a
 restarted or rebalanced worker recovers from. Detector work (``observe``) runs in a worker
-thread so the event loop keeps serving Kafka; its PNG evidence plots are drawn meanwhile in
-a child process (``streams.evidence_pool``).
+thread so the event loop keeps serving Kafka.
 
-Clue first, pictures after (``send_alerts``). An alert must not wait for its plots (about
-125 ms of CPU each): a batch's clues are sent as soon as the detector has made them, without
-evidence; once the plots are drawn, each clue that has evidence is sent again with it, the
-same clue (same id, state and time), which the clues sink writes as no change but fixes its
-evidence, and fusion adds to the case's evidence list. The stations' new state is written
-only after that second send, and the batch's offsets are committed after the body returns:
-a worker dying between the clue and its evidence re-reads the batch with the old state,
-raises the same clue again (one row, idempotent) and draws its plots again (RELIABILITY.md,
-"Env clues and their evidence").
+Clue first, pictures after. An alert must not wait for its plots (about 125 ms of CPU
+each): the detector only captures what to draw, the agent keeps it in the evidence item as
+``pending`` (``streams.evidence.defer``) and sends the clue at once; ``streams.evidence``
+draws it in a child process and sends the clue again with its PNG. The pending plot is in
+Kafka with the clue before the stations' new state is written and the batch's offsets are
+committed, so a worker dying before the PNG exists loses nothing (RELIABILITY.md, "Env
+clues and their evidence").
 
 Clues leave through the one clue exit (``streams.publish``), which routes them by the
 location they carry (a GeoJSON point of the station from the ``stations`` table) and keys
@@ -61,7 +58,7 @@ from detectors.env import StationMonitor
 from detectors.env_config import EnvConfig, StationInfo
 from detectors.plots import SeriesPlot
 from storage.stations import StationRow, station_rows
-from streams.evidence_pool import PlotPool, Plots
+from streams.evidence import defer
 from streams.table_state import put_state
 
 if TYPE_CHECKING:
@@ -250,7 +247,7 @@ def decode(raw: Any) -> list[Reading]:
 class EnvAgent:
     """The env detector agent, its ``env-monitors`` table and its offline timer.
 
-    Tests replace ``processor``, ``registry`` or ``send_clues`` on the instance.
+    Tests replace ``processor``, ``registry``, ``send_clues`` or ``on_plot`` on the instance.
     """
 
     def __init__(self, streams: Streams) -> None:
@@ -266,9 +263,9 @@ class EnvAgent:
 
         self.registry = StationRegistry(fetch, settings.local_utc_offset_hours)
         self.processor = EnvProcessor()
-        self.plot_pool = PlotPool(settings.plot_processes)
         self.lock = asyncio.Lock()  # one detector thread at a time: monitors are not thread-safe
         self.send_clues: Callable[[Sequence[Clue]], Awaitable[Any]] = streams.clue_exit.publish
+        self.on_plot: OnPlot | None = defer  # None: the plots are drawn in the detector thread
 
         async def env_monitor(stream: Any) -> None:
             async for events in stream.take_events(settings.sink_batch_size,
@@ -300,7 +297,6 @@ class EnvAgent:
         if not groups:
             return 0
         entries = await self.registry.lookup(groups)
-        plots = Plots(self.plot_pool)
         monitors, processor = self.monitors, self.processor
 
         def work() -> list[tuple[str, int, dict[str, Any], list[Clue]]]:
@@ -308,7 +304,7 @@ class EnvAgent:
             for station, (partition, readings) in groups.items():
                 stored = monitors.data.get(station)
                 clues, value = processor.observe(station, partition, readings, stored,
-                                                 entries[station], arrived, plots.add)
+                                                 entries[station], arrived, self.on_plot)
                 clues += registry_clues(station, readings, stored, value, entries[station])
                 out.append((station, partition, value, clues))
             return out
@@ -316,31 +312,19 @@ class EnvAgent:
         async with self.lock:  # held until the state is written: the offline tick reads it
             results = await asyncio.to_thread(work)
             sent = [clue for _, _, _, clues in results for clue in clues]
-            # clues (and their evidence) before state: a crash in between re-delivers the
-            # batch, which the old state judges again (the same clue ids, written
+            # clues (with their pending plots) before state: a crash in between re-delivers
+            # the batch, which the old state judges again (the same clue ids, written
             # idempotently); the other order would recover a state that has seen the
             # readings, and their clues would be lost
-            await self.send_alerts(sent, plots)
+            await self.send_clues(sent)
             for station, partition, value, _ in results:
                 put_state(monitors, partition, station, value)
         return len(sent)
-
-    async def send_alerts(self, clues: Sequence[Clue], plots: Plots) -> None:
-        """Send ``clues`` at once without their pictures, then, when ``plots`` are drawn,
-        those with evidence again with it: the same clue, attached as an update of itself
-        (module doc). Returns after both sends are acknowledged by the broker."""
-        await self.send_clues([c.model_copy(update={"evidence": []}) if c.evidence else c
-                               for c in clues])
-        await plots.fill()  # drawn in the pool meanwhile
-        pictured = [c for c in clues if c.evidence]
-        if pictured:
-            await self.send_clues(pictured)
 
     async def tick_all(self, now: datetime) -> int:
         """Offline checks of this worker's live stations; returns the number of clues sent."""
         assigned = {tp.partition for tp in self.streams.app.consumer.assignment()
                     if tp.topic == ENV_READINGS.name}
-        plots = Plots(self.plot_pool)
         monitors, processor = self.monitors, self.processor
         async with self.lock:  # the table values read here must not change under the tick
             items = [(s, v) for s, v in list(monitors.data.items())
@@ -353,14 +337,14 @@ class EnvAgent:
                 out = []
                 for station, stored in live:
                     clues, value = processor.tick(station, stored, now, entries[station],
-                                                  plots.add)
+                                                  self.on_plot)
                     if value is not None:
                         out.append((station, value, clues))
                 return out
 
             results = await asyncio.to_thread(work)
             sent = [c for _, _, clues in results for c in clues]
-            await self.send_alerts(sent, plots)  # clues before state, as in handle_batch
+            await self.send_clues(sent)  # clues before state, as in handle_batch
             for station, value, _ in results:
                 put_state(monitors, value["partition"], station, value)
         return len(sent)

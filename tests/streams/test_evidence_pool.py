@@ -1,10 +1,12 @@
 """Evidence plots drawn in the child process are byte for byte the plots the detector drew
-in-line; ``handle_batch`` sends no clue before its PNG is there; a dead pool falls back to
-drawing in the worker, so no clue loses its evidence."""
+in-line; ``handle_batch`` sends its clues without waiting for a PNG and the evidence agent
+sends them again with it; a dead pool falls back to drawing in the worker, so no clue loses
+its evidence."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 from datetime import datetime, timedelta, timezone
@@ -16,6 +18,7 @@ from detectors.env import StationMonitor
 from detectors.env_config import EnvConfig, StationInfo
 from detectors.plots import SeriesPlot
 from streams import env as E
+from streams.evidence import EvidenceAgent, plot_of, plot_spec
 from streams.evidence_pool import PlotPool, Plots
 from tests.streams.conftest import Build
 
@@ -98,34 +101,55 @@ def test_stuck_pool_is_replaced_and_the_plot_drawn_here() -> None:
         pool.close()
 
 
-def test_handle_batch_sends_clues_then_their_pngs(build: Build) -> None:
-    """Every clue goes out at once without pictures; those with evidence follow, the same
-    clue again (same id, state, time) carrying the PNGs the detector drew inline."""
+def test_plot_spec_round_trip_draws_the_same_png() -> None:
+    """The plot travels with its clue as JSON; drawn from it, the PNG is byte for byte the
+    one drawn from the detector's own ``SeriesPlot`` (so a re-drawing is recognised)."""
+    seen: list[tuple[EvidenceRef, SeriesPlot]] = []
+    mon = StationMonitor(StationInfo(id="S1", interval_s=3600))
+    mon.on_plot = lambda ref, plot: seen.append((ref, plot))
+    mon.observe_many(episode())
+    assert seen
+    for _, plot in seen:
+        spec = json.loads(json.dumps(plot_spec(plot)))  # as it crosses Kafka
+        assert plot_of(spec).render() == plot.render()
+
+
+def test_clue_goes_at_once_and_again_with_its_png(build: Build) -> None:
+    """The env agent sends every clue without drawing anything (plots pending); the
+    evidence agent draws them in the pool and sends the same clues again with the PNGs the
+    detector would have drawn inline."""
     from tests.streams.test_env_stream import _Event, _Msg, _Table
 
-    streams, topic = build("streams.env")
+    streams, topic = build("streams.env", "streams.evidence")
     agent: E.EnvAgent = streams.agents["streams.env"]
+    drawer: EvidenceAgent = streams.agents["streams.evidence"]
 
     async def lookup(stations: Any) -> dict[str, E.StationEntry]:
         return {s: E.default_entry(s, known=None) for s in stations}  # registry not judged
 
-    pool = PlotPool(1)
     agent.monitors = _Table()  # type: ignore[assignment]
     agent.processor = E.EnvProcessor(EnvConfig())
-    agent.plot_pool = pool
     agent.registry.lookup = lookup  # type: ignore[method-assign]
     events = [_Event(r.dumps(), _Msg(1)) for r in env_records(episode())]
     try:
         n = asyncio.run(agent.handle_batch(events))
+        first = [c for _, c in topic.sent]
+        assert len(first) == n and all(not i.content for c in first for i in c.evidence)
+        assert any(i.pending for c in first for i in c.evidence)
+        clue_events = [_Event(c.model_dump_json().encode(), _Msg(0)) for c in first]
+        assert asyncio.run(drawer.handle(clue_events)) == sum(
+            1 for c in first if c.evidence)
     finally:
-        pool.close()
-    first, later = topic.sent[:n], topic.sent[n:]
-    assert all(not c.evidence for _, c in first)  # nothing waited for a picture
+        drawer.pool.close()
+    later = [c for _, c in topic.sent[n:]]
     expected = {(c.rule, c.state): [e.content for e in c.evidence] for c in inline_clues()}
-    assert {(c.rule, c.state) for _, c in first} == set(expected)
-    got = {(c.rule, c.state): [e.content for e in c.evidence] for _, c in later}
+    assert {(c.rule, c.state) for c in first} == set(expected)
+    got = {(c.rule, c.state): [e.content for e in c.evidence] for c in later}
     assert got == {k: v for k, v in expected.items() if v} and got
-    sent = {(c.clue_id, c.state, c.time): c for _, c in first}
-    for _, clue in later:  # the update is the same clue event, only its evidence added
-        assert clue.model_copy(update={"evidence": []}) == sent[clue.clue_id, clue.state,
-                                                                 clue.time]
+    assert all(i.pending is None for c in later for i in c.evidence)
+    sent = {(c.clue_id, c.state, c.time): c for c in first}
+    for clue in later:  # the same clue event, only its evidence drawn
+        assert clue.model_copy(update={"evidence": []}) == sent[
+            clue.clue_id, clue.state, clue.time].model_copy(update={"evidence": []})
+    again = [_Event(c.model_dump_json().encode(), _Msg(0)) for c in later]
+    assert asyncio.run(drawer.handle(again)) == 0  # nothing pending: no loop
