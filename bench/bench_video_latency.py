@@ -21,8 +21,10 @@ itself has no separate floor run: the sampling period (0.5 s) bounds how early a
 complete after the event starts, and that part is not in the figure (it starts at capture).
 
 Load: ``--cameras N`` cameras read the same RTSP stream (each its own capture, decode,
-sampling and analyzer lane). Run: ``.venv/bin/python -m offsite bench video --latency
-[--quick] [--cameras N]``.
+sampling and analyzer lane). ``--compare`` first runs with the settings of before issue 19
+(``BEFORE``: Faust's 1.5 s fetch wait, 0.5 s batch wait of the clues sink), then as
+configured, and prints both. Run: ``.venv/bin/python -m offsite bench video --latency
+[--quick] [--cameras N] [--compare]``.
 """
 
 from __future__ import annotations
@@ -121,8 +123,25 @@ def measure(url: str, cameras: list[str], seconds: float, warm_s: float
     return latencies, len(seen), window
 
 
-def main(quick: bool = False, cameras: int = 1, seconds: float | None = None
-         ) -> dict[str, Any]:
+# the settings before issue 19: Faust's own fetch wait and the sinks' 0.5 s batch wait
+BEFORE = {"OFFSITE_CONSUMER_FETCH_WAIT_S": "1.5", "OFFSITE_CLUE_BATCH_SECONDS": "0.5"}
+
+
+def main(quick: bool = False, cameras: int = 1, seconds: float | None = None,
+         compare: bool = False) -> dict[str, Any]:
+    """One run; ``compare``: first with the settings of before (``BEFORE``), then as
+    configured, fresh services each, side by side in one JSON line."""
+    if compare:
+        before = run(quick, cameras, seconds, BEFORE)
+        after = run(quick, cameras, seconds, {})
+        return {**after, "before": {k: v for k, v in before.items()
+                                    if k.startswith(("video_", "detected_", "episodes_"))},
+                "before_settings": BEFORE}
+    return run(quick, cameras, seconds, {})
+
+
+def run(quick: bool, cameras: int, seconds: float | None, extra_env: dict[str, str]
+        ) -> dict[str, Any]:
     seconds = seconds or (40.0 if quick else 120.0)
     remove_state(STATE)
     logs = STATE / "logs"
@@ -140,7 +159,8 @@ def main(quick: bool = False, cameras: int = 1, seconds: float | None = None
                     conn.execute("INSERT INTO cameras (id, url, config) VALUES (%s, %s, '{}')",
                                  (cam, server.url))
             env = {**os.environ, **svc.env(),
-                   "OFFSITE_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING")}
+                   "OFFSITE_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+                   **extra_env}
             procs["worker"] = spawn(env, logs, "worker", "worker")
             procs["ingest-rtsp"] = spawn(env, logs, "ingest-rtsp", "ingest", "rtsp",
                                          "--transport", "udp")
@@ -173,5 +193,7 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--cameras", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=None)
+    parser.add_argument("--compare", action="store_true",
+                        help="run with the settings of before first, side by side")
     args = parser.parse_args()
-    print(json.dumps(main(args.quick, args.cameras, args.seconds)))
+    print(json.dumps(main(args.quick, args.cameras, args.seconds, args.compare)))
