@@ -15,7 +15,8 @@ the clue with its PNG is acknowledged by the broker (the batch body returns only
 worker dying in between re-reads the clue and draws it again; the drawing is deterministic,
 so the evidence store recognises the same bytes by id and keeps them once (RELIABILITY.md,
 "Env clues and their evidence"). A pending item that cannot be drawn (a spec that does not
-validate) is dropped from the re-sent clue and logged, so it never comes back here.
+validate, a plot that fails in the pool and here) is dropped from the re-sent clue and
+logged, so it never comes back here.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pydantic import TypeAdapter, ValidationError
 from contract.clue import Clue, EvidenceRef
 from contract.topics import CLUES
 from detectors.plots import SeriesPlot
+from streams.clues import decode  # None for what the clues sink dead-letters
 from streams.evidence_pool import PlotPool, Plots
 
 if TYPE_CHECKING:
@@ -55,13 +57,6 @@ def defer(ref: EvidenceRef, plot: SeriesPlot) -> None:
 
 def is_pending(item: EvidenceRef) -> bool:
     return item.pending is not None and not item.content
-
-
-def decode(raw: Any) -> Clue | None:
-    try:
-        return Clue.model_validate_json(raw)
-    except (ValidationError, ValueError, TypeError):
-        return None  # the clues sink dead-letters it
 
 
 class EvidenceAgent:
@@ -101,9 +96,13 @@ class EvidenceAgent:
                     clue.evidence.remove(item)
         await plots.fill()  # in the pool; a failed child: drawn here instead
         for clue in todo:
-            for item in clue.evidence:
+            for item in list(clue.evidence):
                 if item.content:
                     item.pending = None
+                elif item.pending is not None:  # drawing failed for good: never loops
+                    log.error("evidence %s of %s could not be drawn; dropped", item.name,
+                              clue.clue_id)
+                    clue.evidence.remove(item)
         await self.send_clues(todo)  # acked before this batch's offsets are committed
         return len(todo)
 

@@ -90,5 +90,8 @@ class Plots:
                                 exc)
                     if isinstance(exc, TimeoutError):
                         self.pool.close(kill=True)  # a new pool starts with the next plot
-                ref.content = await asyncio.to_thread(plot.render)
+                try:
+                    ref.content = await asyncio.to_thread(plot.render)
+                except Exception:  # a plot that cannot be drawn must not stop the others
+                    log.exception("plot %s cannot be drawn; left without content", ref.name)
         self.pending.clear()

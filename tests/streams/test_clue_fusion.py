@@ -137,3 +137,39 @@ def test_fusion_batch_and_sinks_write_idempotently(fresh_db: str) -> None:
     assert stored == [(SITE, "110101-ecology-environment", "cn-110101",
                        [{"id": "cn-110101", "kind": "jurisdiction", "name": "Dongcheng District",
                          "overlap_m2": 0.0}], "update")]
+
+
+def test_clues_sink_writes_the_clue_first_and_its_evidence_when_it_comes(fresh_db: str
+                                                                         ) -> None:
+    """A clue whose plot is still pending is written without evidence; the same clue sent
+    again with the PNG changes nothing in the row or the events and fixes the PNG once,
+    also when it is re-delivered."""
+    routed = ClueExit(None, Router.demo()).routed
+    waiting = clue()
+    waiting.evidence = [EvidenceRef(media_type="image/png", name="p.png",
+                                    pending={"series": {"title": "t"}})]
+    drawn = clue(evidence=True)
+
+    async def write(*clues: Clue) -> None:
+        pool = await open_pool(fresh_db)
+        try:
+            sink = CluesSink()
+            for c in clues:
+                sink.add(routed(c))
+            await sink.flush(pool)
+        finally:
+            await pool.close()
+
+    def stored() -> tuple[list[tuple], list[tuple], list[tuple]]:
+        with psycopg.connect(fresh_db) as conn:
+            return (conn.execute("SELECT clue_id, state, time FROM clues").fetchall(),
+                    conn.execute("SELECT clue_id, state FROM clue_events").fetchall(),
+                    conn.execute("SELECT clue_id, name, sha256 FROM evidence").fetchall())
+
+    asyncio.run(write(waiting))
+    rows, events, evidence = stored()
+    assert rows == [(waiting.clue_id, "open", waiting.time)] and evidence == []
+    asyncio.run(write(drawn))
+    asyncio.run(write(drawn))  # re-delivered after a crash
+    assert stored()[:2] == (rows, events)
+    assert stored()[2] == [(waiting.clue_id, "p.png", hashlib.sha256(b"png").hexdigest())]

@@ -153,3 +153,33 @@ def test_clue_goes_at_once_and_again_with_its_png(build: Build) -> None:
             clue.clue_id, clue.state, clue.time].model_copy(update={"evidence": []})
     again = [_Event(c.model_dump_json().encode(), _Msg(0)) for c in later]
     assert asyncio.run(drawer.handle(again)) == 0  # nothing pending: no loop
+
+
+def test_undrawable_evidence_is_dropped_and_the_rest_drawn(build: Build) -> None:
+    """A pending item that cannot be drawn leaves its clue (logged), so the clue sent again
+    carries nothing pending and never comes back; the other items are drawn."""
+    streams, topic = build("streams.evidence")
+    drawer: EvidenceAgent = streams.agents["streams.evidence"]
+    plot = SeriesPlot("t", [datetime(2025, 1, 1, tzinfo=CST)], [1.0], limit=2.0)
+    clues = []
+    for rule, spec in (("good", plot_spec(plot)), ("bad", {"nope": 1})):
+        clues.append(Clue(modality="env", kind="exceedance", rule=rule, subject="S1",
+                          start=datetime(2025, 1, 1, tzinfo=CST),
+                          time=datetime(2025, 1, 1, tzinfo=CST),
+                          evidence=[EvidenceRef(media_type="image/png", name=f"{rule}.png",
+                                                pending=spec)]))
+    events = [_ClueEvent(c.model_dump_json().encode()) for c in clues]
+    try:
+        assert asyncio.run(drawer.handle(events)) == 2
+    finally:
+        drawer.pool.close()
+    sent = {c.rule: c for _, c in topic.sent}
+    assert [(e.content, e.pending) for e in sent["good"].evidence] == [(plot.render(), None)]
+    assert sent["bad"].evidence == []
+    again = [_ClueEvent(c.model_dump_json().encode()) for c in sent.values()]
+    assert asyncio.run(drawer.handle(again)) == 0
+
+
+class _ClueEvent:
+    def __init__(self, value: bytes) -> None:
+        self.value = value
