@@ -19,7 +19,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 
@@ -27,6 +29,20 @@ from contract.clue import EvidenceRef
 from detectors.plots import SeriesPlot, warm
 
 log = logging.getLogger(__name__)
+
+
+def exit_with(parent: int) -> None:
+    """Pool child initializer: exit once the worker ``parent`` is gone. A worker killed
+    outright (SIGKILL, OOM) cannot shut its pool down, and a spawned child holds both ends
+    of its call queue, so it would wait for work for ever; it also inherits the worker's
+    ignored SIGTERM. Seen: orphaned pool children after benchmark runs."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 class PlotPool:
@@ -46,7 +62,8 @@ class PlotPool:
             try:
                 if self._pool is None:
                     self._pool = ProcessPoolExecutor(
-                        self.processes, mp_context=multiprocessing.get_context("spawn"))
+                        self.processes, mp_context=multiprocessing.get_context("spawn"),
+                        initializer=exit_with, initargs=(os.getpid(),))
                     self._pool.submit(warm)
                 return self._pool.submit(plot.render)
             except Exception as exc:  # broken pool: start a new one next time

@@ -183,3 +183,45 @@ def test_undrawable_evidence_is_dropped_and_the_rest_drawn(build: Build) -> None
 class _ClueEvent:
     def __init__(self, value: bytes) -> None:
         self.value = value
+
+
+def test_pool_children_exit_when_the_worker_is_killed(tmp_path: Any) -> None:
+    """A worker SIGKILLed cannot close its pool: the children notice and exit."""
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import os, sys\n"
+        "from datetime import datetime, timezone\n"
+        "from detectors.plots import SeriesPlot\n"
+        "from streams.evidence_pool import PlotPool\n"
+        "pool = PlotPool(1)\n"
+        "plot = SeriesPlot('t', [datetime(2025, 1, 1, tzinfo=timezone.utc)], [1.0])\n"
+        "pool.submit(plot).result(timeout=120)\n"
+        "print(' '.join(str(p) for p in pool._pool._processes), flush=True)\n"
+        "sys.stdin.read()\n")
+    worker = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert worker.stdout is not None
+        children = [int(p) for p in worker.stdout.readline().split()]
+        assert children and all(os.path.exists(f"/proc/{p}") for p in children)
+    finally:
+        worker.kill()
+        worker.wait()
+    deadline = time.monotonic() + 20
+    while any(_running(p) for p in children) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = [p for p in children if _running(p)]
+    for pid in left:  # ours; do not leave them behind if the check fails
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"pool children {left} outlived their worker"
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
