@@ -24,6 +24,10 @@ class EvidenceRef(BaseModel):
     name: str
     content: bytes = b""
     sha256: str | None = None
+    pending: dict[str, Any] | None = Field(
+        default=None, description="what is still to be drawn (an env plot's data, captured "
+        "with the clue): the clue is sent at once with this, and again with ``content`` once "
+        "``streams.evidence`` has drawn it")
 
 
 class Clue(BaseModel):

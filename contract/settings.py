@@ -40,6 +40,13 @@ class Settings(BaseSettings):
     )
     sink_batch_size: int = Field(default=500, ge=1)
     sink_batch_seconds: float = Field(default=0.5, gt=0)
+    clue_batch_seconds: float = Field(
+        default=0.05, gt=0, description="batch wait of the agents on a clue's path (env "
+        "detector, clues sink, fusion): an idle stream hands a record on after at most this; "
+        "under load batches still fill to sink_batch_size")
+    consumer_fetch_wait_s: float = Field(
+        default=0.05, gt=0, le=1.5, description="longest wait of a worker's Kafka fetch at "
+        "the broker (Faust's own: 1.5 s, which Tansu holds in full: streams/faust_fetch.py)")
     plot_processes: int = Field(
         default=1, ge=0, description="child processes drawing env evidence PNGs; 0: in the worker"
     )

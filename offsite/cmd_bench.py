@@ -77,9 +77,18 @@ def storage(quick: bool = QUICK) -> None:
 
 
 @app.command()
-def video(quick: bool = QUICK) -> None:
+def video(quick: bool = QUICK,
+          latency: bool = typer.Option(False, help="clue latency through RTSP, ingester and "
+                                       "worker (bench/bench_video_latency.py)"),
+          cameras: int = typer.Option(1, help="--latency: cameras on the stream"),
+          compare: bool = typer.Option(False, help="--latency: the settings of before too")
+          ) -> None:
     """Decode vs detector CPU per core on 720p H.264, and cameras per core at 2 fps
-    (wraps bench/bench_video.py)."""
+    (wraps bench/bench_video.py); with ``--latency``: capture -> clue row of planted events."""
+    if latency:
+        _emit(_bench("bench_video_latency").main(quick=quick, cameras=cameras,
+                                                 compare=compare))
+        return
     bench_video = _bench("bench_video")
 
     out = io.StringIO()

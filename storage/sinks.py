@@ -208,8 +208,10 @@ class CluesSink(CopySink):
                       Jsonb(payload["metrics"]), clue.summary, clue.detector, route["site"],
                       route["department"], juris, Jsonb(route["zones"])))
         self.events.add_row((clue.time, clue.clue_id, clue.kind, clue.state, Jsonb(payload)))
-        if clue.evidence:
-            self.with_evidence.append(clue)
+        ready = [item for item in clue.evidence if item.content or item.sha256]
+        if ready:  # an item still to be drawn (``pending``) comes again with its bytes
+            self.with_evidence.append(clue if len(ready) == len(clue.evidence)
+                                      else clue.model_copy(update={"evidence": ready}))
 
     async def flush(self, pool: AsyncConnectionPool) -> int:
         # a batch may hold several updates of one clue: keep the newest per clue for the upsert

@@ -13,7 +13,7 @@ from typing import Any
 AGENT_MODULES: tuple[str, ...] = (
     "streams.registry_watch", "streams.sinks", "streams.env", "streams.env_region",
     "streams.video", "streams.camera_health", "streams.satellite", "streams.fire",
-    "streams.power", "streams.clues",
+    "streams.power", "streams.clues", "streams.evidence",
 )
 
 

@@ -23,7 +23,7 @@ from contract.topics import ALL_TOPICS, CLUES, TopicSpec
 from geo.routing import Router
 from geo.zones import ZoneIndex
 from storage.db import open_pool
-from streams import faust_fixes
+from streams import faust_fetch, faust_fixes
 from streams.publish import ClueExit
 from streams.shared_decode import SharedDecode
 
@@ -122,6 +122,7 @@ def build_streams(settings: Settings, router: Router | None = None,
     from streams import agents  # the agent modules import this one for its types
 
     faust_fixes.apply()  # before any consumer exists; refuses a Faust it was not made for
+    faust_fetch.apply(settings.consumer_fetch_wait_s)  # Tansu holds a fetch its whole wait
     app = create_app(settings)
     topics = {spec.name: app.topic(spec.name, key_type=bytes, value_type=bytes,
                                    key_serializer="raw", value_serializer="raw",

@@ -13,7 +13,11 @@ replaces the old one in the table. The old case's row stays in the ``cases`` tab
   clue of that modality. Combining per modality, not per clue, keeps ten env clues of one
   station from looking like ten independent witnesses.
 * Evidence: the case lists every clue id and a reference (clue, name, type, sha256) to each
-  evidence item its clues carried; the items themselves are in the evidence store.
+  evidence item its clues carried; the items themselves are in the evidence store. Evidence
+  may come after its clue, on a later event of the same clue (an env clue is sent first
+  with its plots pending and again with the PNGs; a video clip comes with an update): it
+  is added all the same, and an event older than the one the case holds adds its evidence
+  but leaves the clue's state as it is.
 * Idempotence: ``case_id`` is ``case:<site>:<start of its first clue>`` and ``version``
   counts its changes; the row is upserted only by an equal or newer version, and a clue
   re-delivered after a crash finds itself already in the case and changes nothing but the
@@ -86,9 +90,13 @@ def fuse(case: dict[str, Any] | None, clue: Clue, site: str, department: str | N
         is_open = case is None or _ts(clue.time) >= case["first"] - window
         case = new_case(site, clue, department)
     cid = clue.clue_id
-    case["clues"][cid] = {"modality": clue.modality, "kind": clue.kind, "rule": clue.rule,
-                          "subject": clue.subject, "state": clue.state,
-                          "confidence": clue.confidence}
+    known = case["clues"].get(cid)
+    if known is None or _ts(clue.time) >= known.get("time", float("-inf")):
+        # an older event arriving late (an env clue's evidence follows its batch's later
+        # events: open, closed, then open again with its PNGs) must not reopen the entry
+        case["clues"][cid] = {"modality": clue.modality, "kind": clue.kind, "rule": clue.rule,
+                              "subject": clue.subject, "state": clue.state,
+                              "confidence": clue.confidence, "time": _ts(clue.time)}
     case["first"] = min(case["first"], _ts(clue.start))
     case["last"] = max(case["last"], _ts(clue.time))
     if case["location"] is None:
@@ -97,6 +105,8 @@ def fuse(case: dict[str, Any] | None, clue: Clue, site: str, department: str | N
         case["department"] = department
     seen = {(e["clue_id"], e["name"], e["sha256"]) for e in case["evidence"]}
     for item in clue.evidence:
+        if not (item.content or item.sha256):
+            continue  # still to be drawn: it comes again with its bytes (streams.evidence)
         sha = item.sha256 or hashlib.sha256(item.content).hexdigest()
         if (cid, item.name, sha) not in seen:
             case["evidence"].append({"clue_id": cid, "name": item.name,
@@ -164,7 +174,7 @@ def register(streams: Streams) -> Any:
     async def fusion(stream: Any) -> None:
         sink = CasesSink()
         async for events in stream.take_events(settings.sink_batch_size,
-                                               within=settings.sink_batch_seconds):
+                                               within=settings.clue_batch_seconds):
             try:
                 apply_events(events, open_cases, sink, streams.router)
             except Exception:  # never let the body raise: Faust would ack the batch anyway

@@ -3,8 +3,15 @@
 A second consumer of ``env.readings`` (next to the readings sink). Each station's monitor
 state lives in the Faust table ``env-monitors`` keyed by station; its changelog is what a
 restarted or rebalanced worker recovers from. Detector work (``observe``) runs in a worker
-thread so the event loop keeps serving Kafka; its PNG evidence plots are drawn meanwhile in
-a child process (``streams.evidence_pool``) and a batch's clues are sent once all are there.
+thread so the event loop keeps serving Kafka.
+
+Clue first, pictures after. An alert must not wait for its plots (about 125 ms of CPU
+each): the detector only captures what to draw, the agent keeps it in the evidence item as
+``pending`` (``streams.evidence.defer``) and sends the clue at once; ``streams.evidence``
+draws it in a child process and sends the clue again with its PNG. The pending plot is in
+Kafka with the clue before the stations' new state is written and the batch's offsets are
+committed, so a worker dying before the PNG exists loses nothing (RELIABILITY.md, "Env
+clues and their evidence").
 
 Clues leave through the one clue exit (``streams.publish``), which routes them by the
 location they carry (a GeoJSON point of the station from the ``stations`` table) and keys
@@ -51,7 +58,7 @@ from detectors.env import StationMonitor
 from detectors.env_config import EnvConfig, StationInfo
 from detectors.plots import SeriesPlot
 from storage.stations import POWER_METER_ST, StationRow, station_rows
-from streams.evidence_pool import PlotPool, Plots
+from streams.evidence import defer
 from streams.table_state import put_state
 
 if TYPE_CHECKING:
@@ -241,7 +248,7 @@ def decode(raw: Any, validate: Callable[[Any], Any] = EnvReadings.model_validate
 class EnvAgent:
     """The env detector agent, its ``env-monitors`` table and its offline timer.
 
-    Tests replace ``processor``, ``registry`` or ``send_clues`` on the instance.
+    Tests replace ``processor``, ``registry``, ``send_clues`` or ``on_plot`` on the instance.
     """
 
     def __init__(self, streams: Streams) -> None:
@@ -257,7 +264,6 @@ class EnvAgent:
 
         self.registry = StationRegistry(fetch, settings.local_utc_offset_hours)
         self.processor = EnvProcessor()
-        self.plot_pool = PlotPool(settings.plot_processes)
         self.lock = asyncio.Lock()  # one detector thread at a time: monitors are not thread-safe
         self.send_clues: Callable[[Sequence[Clue]], Awaitable[Any]] = streams.clue_exit.publish
         self.validate = streams.shared_decoder(ENV_READINGS)  # records parsed once per worker
@@ -265,10 +271,11 @@ class EnvAgent:
         #: (acked) and returns the clues that still go (spikes defer to the neighbours)
         self.region_hook: Callable[[dict[str, tuple[int, list[Reading]]], list[Clue]],
                                    Awaitable[list[Clue]]] | None = None
+        self.on_plot: OnPlot | None = defer  # None: the plots are drawn in the detector thread
 
         async def env_monitor(stream: Any) -> None:
             async for events in stream.take_events(settings.sink_batch_size,
-                                                   within=settings.sink_batch_seconds):
+                                                   within=settings.clue_batch_seconds):
                 try:
                     await self.handle_batch(events)
                 except Exception:  # never let the body raise: Faust would ack the batch
@@ -297,7 +304,6 @@ class EnvAgent:
         if not groups:
             return 0
         entries = await self.registry.lookup(groups)
-        plots = Plots(self.plot_pool)
         monitors, processor = self.monitors, self.processor
 
         def work() -> list[tuple[str, int, dict[str, Any], list[Clue]]]:
@@ -307,20 +313,20 @@ class EnvAgent:
                     continue  # a registered power meter: streams.power judges it
                 stored = monitors.data.get(station)
                 clues, value = processor.observe(station, partition, readings, stored,
-                                                 entries[station], arrived, plots.add)
+                                                 entries[station], arrived, self.on_plot)
                 clues += registry_clues(station, readings, stored, value, entries[station])
                 out.append((station, partition, value, clues))
             return out
 
         async with self.lock:  # held until the state is written: the offline tick reads it
             results = await asyncio.to_thread(work)
-            await plots.fill()  # drawn in the pool meanwhile; a clue goes only with its evidence
             sent = [clue for _, _, _, clues in results for clue in clues]
             if self.region_hook is not None:
                 sent = await self.region_hook(groups, sent)
-            # clues before state: a crash in between re-delivers the batch, which the old
-            # state judges again (the same clue ids, written idempotently); the other order
-            # would recover a state that has seen the readings, and their clues would be lost
+            # clues (with their pending plots) before state: a crash in between re-delivers
+            # the batch, which the old state judges again (the same clue ids, written
+            # idempotently); the other order would recover a state that has seen the
+            # readings, and their clues would be lost
             await self.send_clues(sent)
             for station, partition, value, _ in results:
                 put_state(monitors, partition, station, value)
@@ -330,7 +336,6 @@ class EnvAgent:
         """Offline checks of this worker's live stations; returns the number of clues sent."""
         assigned = {tp.partition for tp in self.streams.app.consumer.assignment()
                     if tp.topic == ENV_READINGS.name}
-        plots = Plots(self.plot_pool)
         monitors, processor = self.monitors, self.processor
         async with self.lock:  # the table values read here must not change under the tick
             items = [(s, v) for s, v in list(monitors.data.items())
@@ -343,13 +348,12 @@ class EnvAgent:
                 out = []
                 for station, stored in live:
                     clues, value = processor.tick(station, stored, now, entries[station],
-                                                  plots.add)
+                                                  self.on_plot)
                     if value is not None:
                         out.append((station, value, clues))
                 return out
 
             results = await asyncio.to_thread(work)
-            await plots.fill()
             sent = [c for _, _, clues in results for c in clues]
             await self.send_clues(sent)  # clues before state, as in handle_batch
             for station, value, _ in results:

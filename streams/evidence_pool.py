@@ -6,12 +6,12 @@ waited for it. Now the detector only captures what to draw (``SeriesPlot``, with
 as they were when the clue was made) and a child process draws it while detection goes on;
 on a 2-core machine that is the other core.
 
-The guarantee stays: a clue is sent only with its evidence. ``Plots.fill`` waits for every
-plot of a batch before the batch's clues go to Kafka, and the batch's offsets are committed
-after that (the env agent's body returns only then), so a crash before the PNG exists
-re-reads the readings and draws it again. If the pool fails (a child killed, a pickling
-error, a child stuck past ``timeout_s``) the plot is drawn in this process instead and a
-stuck pool is replaced; nothing is sent without its content.
+The clue does not wait for its plots: the env agent sends it at once and sends it again
+with its evidence once ``Plots.fill`` has every PNG of the batch (``EnvAgent.send_alerts``);
+the batch's offsets are committed after that (the env agent's body returns only then), so a
+crash before the PNG is sent re-reads the readings and draws it again. If the pool fails
+(a child killed, a pickling error, a child stuck past ``timeout_s``) the plot is drawn in
+this process instead and a stuck pool is replaced; no evidence goes out without content.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 
@@ -27,6 +29,20 @@ from contract.clue import EvidenceRef
 from detectors.plots import SeriesPlot, warm
 
 log = logging.getLogger(__name__)
+
+
+def exit_with(parent: int) -> None:
+    """Pool child initializer: exit once the worker ``parent`` is gone. A worker killed
+    outright (SIGKILL, OOM) cannot shut its pool down, and a spawned child holds both ends
+    of its call queue, so it would wait for work for ever; it also inherits the worker's
+    ignored SIGTERM. Seen: orphaned pool children after benchmark runs."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 class PlotPool:
@@ -46,7 +62,8 @@ class PlotPool:
             try:
                 if self._pool is None:
                     self._pool = ProcessPoolExecutor(
-                        self.processes, mp_context=multiprocessing.get_context("spawn"))
+                        self.processes, mp_context=multiprocessing.get_context("spawn"),
+                        initializer=exit_with, initargs=(os.getpid(),))
                     self._pool.submit(warm)
                 return self._pool.submit(plot.render)
             except Exception as exc:  # broken pool: start a new one next time
@@ -90,5 +107,8 @@ class Plots:
                                 exc)
                     if isinstance(exc, TimeoutError):
                         self.pool.close(kill=True)  # a new pool starts with the next plot
-                ref.content = await asyncio.to_thread(plot.render)
+                try:
+                    ref.content = await asyncio.to_thread(plot.render)
+                except Exception:  # a plot that cannot be drawn must not stop the others
+                    log.exception("plot %s cannot be drawn; left without content", ref.name)
         self.pending.clear()

@@ -3,6 +3,13 @@
 Faust acks a ``take`` batch only after the loop body returns, so offsets are committed
 after the batch is durable. A database error therefore must not escape the body (Faust
 would ack the batch on the way out): the flush is retried until it succeeds.
+
+Batch wait. Faust's ``take(max, within)`` hands a batch on when it is full or when
+``within`` has passed, so on an idle stream a record waits up to ``within``. Readings and
+dead letters wait ``sink_batch_seconds`` (0.5 s: bigger COPYs); the clues sink, like the
+other agents on a clue's path, waits ``clue_batch_seconds`` (0.05 s): an alert must not sit
+in a buffer. Under load nothing changes much: records queue while a batch is written, and
+the next batch takes what queued, up to ``sink_batch_size``.
 """
 
 from __future__ import annotations
@@ -70,10 +77,13 @@ def decode_or_reject(spec: TopicSpec, raw: bytes, dead: RejectedSink,
 
 
 def sink_agent(streams: Streams, spec: TopicSpec, make_sink: Callable[[], CopySink],
-               name: str, shared: bool = False) -> object:
-    """``shared``: decode through the worker's decoder shared with the topic's other agents
+               name: str, within: float | None = None, shared: bool = False) -> object:
+    """A sink of ``spec``'s records; ``within`` is its batch wait (default
+    ``sink_batch_seconds``; a sink on a clue's path waits ``clue_batch_seconds``).
+    ``shared``: decode through the worker's decoder shared with the topic's other agents
     (``Streams.shared_decoder``), so a record is parsed once for all of them."""
     settings = streams.settings
+    within = settings.sink_batch_seconds if within is None else within
     decode = streams.shared_decoder(spec) if shared else None
 
     async def run(stream: object) -> None:
@@ -86,7 +96,7 @@ def sink_agent(streams: Streams, spec: TopicSpec, make_sink: Callable[[], CopySi
                     sink.add(record)  # type: ignore[attr-defined]
 
         async for batch in stream.take(settings.sink_batch_size,  # type: ignore[attr-defined]
-                                       within=settings.sink_batch_seconds):
+                                       within=within):
             # a batch can hold 50,000 readings: decoding them is CPU work, off the loop
             await asyncio.to_thread(fill, batch)
             await flush_until_durable(streams.db_pool, sink, dead,
@@ -102,5 +112,5 @@ def register(streams: Streams) -> dict[str, object]:
                                     shared=True),
         "rejected_sink": sink_agent(streams, INGEST_REJECTED, RejectedSink, "rejected_sink"),
         "clues_sink": sink_agent(streams, CLUES, lambda: CluesSink(streams.router),
-                                 "clues_sink"),
+                                 "clues_sink", within=streams.settings.clue_batch_seconds),
     }

@@ -48,7 +48,10 @@ def test_pm25_day_over_limit_gives_routed_clue_and_case(flow: Flow) -> None:
 
     cases = flow.wait_for(
         "SELECT case_id, modalities, clue_ids, confidence, department, evidence FROM cases"
-        " WHERE site = %s AND %s = ANY(clue_ids)", bool, timeout=30, params=(site, clue_id))
+        " WHERE site = %s AND %s = ANY(clue_ids)",
+        # the clue comes first, its PNG after it (streams.evidence): wait for both
+        lambda r: bool(r) and any(e["clue_id"] == clue_id for e in r[0][5]),
+        timeout=30, params=(site, clue_id))
     case_id, modalities, clue_ids, confidence, case_dept, evidence = cases[0]
     assert case_id.startswith(f"case:{site}:") and modalities == ["env"]
     assert confidence == 1.0 and case_dept == dept

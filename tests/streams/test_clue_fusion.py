@@ -57,6 +57,19 @@ def test_repeated_clues_of_one_episode_update_the_case() -> None:
     assert again["confidence"] == case["confidence"]
 
 
+def test_evidence_sent_after_its_clue_reaches_the_case_without_reopening_it() -> None:
+    """An env batch sends open and closed at once, then the open event again with its PNG:
+    the case lists the PNG and the clue stays closed."""
+    case, _ = F.fuse(None, clue(), SITE)
+    case, _ = F.fuse(case, clue(state="closed", hours=4), SITE)
+    assert case["evidence"] == [] and case["state"] == "closed"
+    case, _ = F.fuse(case, clue(evidence=True), SITE)  # the open event, now with evidence
+    assert case["state"] == "closed" and case["clues"][clue().clue_id]["state"] == "closed"
+    assert [e["sha256"] for e in case["evidence"]] == [hashlib.sha256(b"png").hexdigest()]
+    again, _ = F.fuse(case, clue(evidence=True), SITE)  # re-delivered: nothing added
+    assert again["evidence"] == case["evidence"] and again["state"] == "closed"
+
+
 def test_window_separates_cases_and_late_clue_keeps_open_case() -> None:
     case, _ = F.fuse(None, clue(), SITE)
     later, is_open = F.fuse(case, clue(rule="r9", start=T0 + timedelta(days=3)), SITE)
@@ -124,3 +137,39 @@ def test_fusion_batch_and_sinks_write_idempotently(fresh_db: str) -> None:
     assert stored == [(SITE, "110101-ecology-environment", "cn-110101",
                        [{"id": "cn-110101", "kind": "jurisdiction", "name": "Dongcheng District",
                          "overlap_m2": 0.0}], "update")]
+
+
+def test_clues_sink_writes_the_clue_first_and_its_evidence_when_it_comes(fresh_db: str
+                                                                         ) -> None:
+    """A clue whose plot is still pending is written without evidence; the same clue sent
+    again with the PNG changes nothing in the row or the events and fixes the PNG once,
+    also when it is re-delivered."""
+    routed = ClueExit(None, Router.demo()).routed
+    waiting = clue()
+    waiting.evidence = [EvidenceRef(media_type="image/png", name="p.png",
+                                    pending={"series": {"title": "t"}})]
+    drawn = clue(evidence=True)
+
+    async def write(*clues: Clue) -> None:
+        pool = await open_pool(fresh_db)
+        try:
+            sink = CluesSink()
+            for c in clues:
+                sink.add(routed(c))
+            await sink.flush(pool)
+        finally:
+            await pool.close()
+
+    def stored() -> tuple[list[tuple], list[tuple], list[tuple]]:
+        with psycopg.connect(fresh_db) as conn:
+            return (conn.execute("SELECT clue_id, state, time FROM clues").fetchall(),
+                    conn.execute("SELECT clue_id, state FROM clue_events").fetchall(),
+                    conn.execute("SELECT clue_id, name, sha256 FROM evidence").fetchall())
+
+    asyncio.run(write(waiting))
+    rows, events, evidence = stored()
+    assert rows == [(waiting.clue_id, "open", waiting.time)] and evidence == []
+    asyncio.run(write(drawn))
+    asyncio.run(write(drawn))  # re-delivered after a crash
+    assert stored()[:2] == (rows, events)
+    assert stored()[2] == [(waiting.clue_id, "p.png", hashlib.sha256(b"png").hexdigest())]

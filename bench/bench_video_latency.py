@@ -1,0 +1,199 @@
+"""Video clue latency: capture of the frame that completes a rule -> the clue's row (issue 19.1).
+
+The same way as env: the real path end to end. A synthetic camera scene with planted
+events (a static textured room; a bright square enters at 2.0 s, crosses for 3 s and
+leaves, every ``PERIOD_S`` = 10 s) is encoded to H.264 and served by a real RTSP server
+(``offsite.rtsp_server``: rtsp-server-perl fed by ffmpeg, looping); ``offsite ingest rtsp``
+samples it (2 fps, as deployed) and publishes ``video.frames``; the ``offsite worker``'s
+video agent runs the camera's detectors (the registry's default config: tamper, a
+full-frame motion zone, person detection, evidence snapshots and clips) and the clue exit
+sends the motion clue to the clues sink. Services are embedded (Tansu, PostgreSQL,
+Mosquitto) in ``.state/bench-video``.
+
+Latency of one event = the moment its ``open`` event row is seen in ``clue_events`` (polled
+every ``POLL_S``; it is written right after the clue row, so this is conservative) minus
+the clue's ``time``, which is the capture time of the frame that completed the rule (the
+ingester stamps each frame with the wall clock at grab; same machine, same clock).
+
+Floor: the planted events in the measured window (what a detector that misses nothing
+opens); ``detected_ratio_to_floor`` = motion episodes opened / events planted. The latency
+itself has no separate floor run: the sampling period (0.5 s) bounds how early a rule can
+complete after the event starts, and that part is not in the figure (it starts at capture).
+
+Load: ``--cameras N`` cameras read the same RTSP stream (each its own capture, decode,
+sampling and analyzer lane). ``--compare`` first runs with the settings of before issue 19
+(``BEFORE``: Faust's 1.5 s fetch wait, 0.5 s batch wait of the clues sink), then as
+configured, and prints both. Run: ``.venv/bin/python -m offsite bench video --latency
+[--quick] [--cameras N] [--compare]``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import psycopg
+
+from offsite.rtsp_server import RtspTestServer
+from offsite.services import EmbeddedServices, remove_state
+from storage.migrate import migrate
+
+STATE = Path(".state/bench-video")
+PERIOD_S = 10.0
+ENTER_S, LEAVE_S = 2.0, 5.0
+FPS = 10
+SIZE = (640, 360)
+POLL_S = 0.05
+
+
+def make_clip(path: Path) -> Path:
+    """``PERIOD_S`` seconds of H.264: a static textured room, one square crossing it."""
+    rng = np.random.default_rng(19)
+    room = cv2.GaussianBlur(rng.integers(60, 140, (SIZE[1], SIZE[0], 3), dtype=np.uint8),
+                            (0, 0), 3)
+    cv2.rectangle(room, (40, 200), (600, 330), (90, 80, 70), -1)  # a table, some structure
+    ffmpeg = subprocess.Popen(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo",
+         "-pix_fmt", "bgr24", "-s", f"{SIZE[0]}x{SIZE[1]}", "-r", str(FPS), "-i", "-",
+         "-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", str(FPS), "-bf", "0", str(path)],
+        stdin=subprocess.PIPE)
+    assert ffmpeg.stdin is not None
+    for k in range(int(PERIOD_S * FPS)):
+        t = k / FPS
+        frame = room.copy()
+        if ENTER_S <= t < LEAVE_S:
+            x = int(60 + (t - ENTER_S) / (LEAVE_S - ENTER_S) * 440)
+            cv2.rectangle(frame, (x, 120), (x + 90, 230), (235, 235, 235), -1)
+        ffmpeg.stdin.write(frame.tobytes())
+    ffmpeg.stdin.close()
+    if ffmpeg.wait() != 0:
+        raise RuntimeError("ffmpeg could not encode the planted-events clip")
+    return path
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 4)
+
+
+def spawn(env: dict[str, str], logs: Path, name: str, *args: str) -> subprocess.Popen:
+    fh = open(logs / f"{name}.log", "wb")  # noqa: SIM115 - owned by the child
+    return subprocess.Popen([sys.executable, "-m", "offsite", *args], env=env, stdout=fh,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def opened(conn: psycopg.Connection, cameras: list[str], since: datetime
+           ) -> list[tuple[str, datetime]]:
+    return conn.execute(
+        "SELECT e.clue_id, e.time FROM clue_events e JOIN clues c USING (clue_id)"
+        " WHERE e.state = 'open' AND e.kind = 'motion' AND c.subject = ANY(%s)"
+        " AND e.time >= %s", (cameras, since)).fetchall()
+
+
+def measure(url: str, cameras: list[str], seconds: float, warm_s: float
+            ) -> tuple[list[float], int, float]:
+    """Latencies of motion clues opened after warm-up, episodes, and the window length."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        deadline = time.monotonic() + warm_s
+        while not opened(conn, cameras, datetime(2000, 1, 1, tzinfo=UTC)):
+            if time.monotonic() > deadline:
+                raise RuntimeError("no motion clue during the warm-up")
+            time.sleep(0.2)
+        start = datetime.now(UTC)
+        seen: dict[str, float] = {}
+        latencies: list[float] = []
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            for clue_id, moment in opened(conn, cameras, start):
+                if clue_id not in seen:
+                    seen[clue_id] = time.time()
+                    latencies.append(seen[clue_id] - moment.timestamp())
+            time.sleep(POLL_S)
+        window = (datetime.now(UTC) - start).total_seconds()
+    return latencies, len(seen), window
+
+
+# the settings before issue 19: Faust's own fetch wait and the sinks' 0.5 s batch wait
+BEFORE = {"OFFSITE_CONSUMER_FETCH_WAIT_S": "1.5", "OFFSITE_CLUE_BATCH_SECONDS": "0.5"}
+
+
+def main(quick: bool = False, cameras: int = 1, seconds: float | None = None,
+         compare: bool = False) -> dict[str, Any]:
+    """One run; ``compare``: first with the settings of before (``BEFORE``), then as
+    configured, fresh services each, side by side in one JSON line."""
+    if compare:
+        before = run(quick, cameras, seconds, BEFORE)
+        after = run(quick, cameras, seconds, {})
+        return {**after, "before": {k: v for k, v in before.items()
+                                    if k.startswith(("video_", "detected_", "episodes_"))},
+                "before_settings": BEFORE}
+    return run(quick, cameras, seconds, {})
+
+
+def run(quick: bool, cameras: int, seconds: float | None, extra_env: dict[str, str]
+        ) -> dict[str, Any]:
+    seconds = seconds or (40.0 if quick else 120.0)
+    remove_state(STATE)
+    logs = STATE / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    clip = make_clip((STATE / "planted.mp4").resolve())
+    procs: dict[str, subprocess.Popen] = {}
+    server = RtspTestServer((STATE / "rtsp").resolve(), clip)
+    with EmbeddedServices(STATE / "services").start() as svc:
+        migrate(svc.database_url)
+        server.start()
+        try:
+            ids = [f"BENCH-CAM-{k:02d}" for k in range(cameras)]
+            with psycopg.connect(svc.database_url) as conn:
+                for cam in ids:
+                    conn.execute("INSERT INTO cameras (id, url, config) VALUES (%s, %s, '{}')",
+                                 (cam, server.url))
+            env = {**os.environ, **svc.env(),
+                   "OFFSITE_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+                   **extra_env}
+            procs["worker"] = spawn(env, logs, "worker", "worker")
+            procs["ingest-rtsp"] = spawn(env, logs, "ingest-rtsp", "ingest", "rtsp",
+                                         "--transport", "udp")
+            latencies, episodes, window = measure(svc.database_url, ids, seconds,
+                                                  warm_s=180.0)
+        finally:
+            for proc in procs.values():
+                proc.terminate()
+            for proc in procs.values():
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+            server.stop()
+    planted = cameras * int(window // PERIOD_S)
+    return {"benchmark": "video-latency", "quick": quick, "cameras": cameras,
+            "window_s": round(window, 1), "events_planted": planted,
+            "episodes_opened": episodes,
+            "detected_ratio_to_floor": round(episodes / planted, 3) if planted else None,
+            "video_clue_latency_p50_s": pct(latencies, 0.5),
+            "video_clue_latency_p99_s": pct(latencies, 0.99),
+            "video_clue_latency_max_s": round(max(latencies), 4) if latencies else None,
+            "clue_samples": len(latencies), "poll_s": POLL_S, "goal_clue_p99_s": 1.0}
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--cameras", type=int, default=1)
+    parser.add_argument("--seconds", type=float, default=None)
+    parser.add_argument("--compare", action="store_true",
+                        help="run with the settings of before first, side by side")
+    args = parser.parse_args()
+    print(json.dumps(main(args.quick, args.cameras, args.seconds, args.compare)))
