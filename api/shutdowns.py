@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, model_validator
 
 from api.auth import User, current_user, require_roles
-from api.errors import Text, in_range, invalid
+from api.errors import Text, errors, in_range, invalid
 from storage.power import declare_shutdown, shutdown_list
 
 router = APIRouter(tags=["shutdowns"])
@@ -45,7 +45,7 @@ class ShutdownOut(BaseModel):
     status: str
 
 
-@router.post("/shutdowns", status_code=201)
+@router.post("/shutdowns", status_code=201, responses=errors(400))
 async def declare(request: Request, body: ShutdownIn,
                   user: User = Depends(require_roles("admin", "center_operator"))
                   ) -> ShutdownOut:

@@ -46,11 +46,13 @@ def test_import_prints_counts_and_export_round_trips(fresh_db: str, tmp_path: Pa
     assert first.returncode == 0, first.stdout + first.stderr
     assert first.stdout.splitlines() == [
         "department: 25 added, 0 changed, 0 unchanged, 0 retired",
+        "entity: 2 added, 0 changed, 0 unchanged, 0 retired",
         "station: 2 added, 0 changed, 0 unchanged, 0 retired",
         "camera: 1 added, 0 changed, 0 unchanged, 0 retired",
         "scene_collection: 1 added, 0 changed, 0 unchanged, 0 retired",
         "zone: 15 added, 0 changed, 0 unchanged, 0 retired",
-        "routing_rule: 12 added, 0 changed, 0 unchanged, 0 retired",
+        "routing_rule: 16 added, 0 changed, 0 unchanged, 0 retired",
+        "power_channel: 3 added, 0 changed, 0 unchanged, 0 retired",
     ]
     out = tmp_path / "export"
     exported = offsite("export", out, "--with-secrets", db=fresh_db)
