@@ -37,7 +37,7 @@ from contract.clue import Modality
 from contract.settings import get_settings
 from storage import access as store
 from storage.evidence_store import MediaFolder
-from storage.notify import CLUES_CHANNEL, listen
+from storage.notify import CLUES_CHANNEL, follow
 
 log = logging.getLogger(__name__)
 CHANNEL = CLUES_CHANNEL
@@ -74,22 +74,14 @@ class ClueFeed:
         self.subscribers.discard(event)
 
     async def _run(self) -> None:
-        backoff = 0.5
-        while True:
-            try:
-                async with listen(self.url, CHANNEL) as notices:
-                    self.listening.set()
-                    backoff = 0.5
-                    self._wake()  # catch up on anything missed while not listening
-                    async for _ in notices:
-                        self._wake()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # database gone: streams keep polling meanwhile
-                self.listening.clear()
-                log.warning("clue feed: %s; reconnecting in %.1fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+        def notice(payload: str | None) -> None:
+            if payload is None:  # listening (again): catch up on anything missed meanwhile
+                self.listening.set()
+            self._wake()
+
+        # database gone: the streams keep polling meanwhile
+        await follow(self.url, CHANNEL, notice, name="clue feed",
+                     on_lost=self.listening.clear)
 
     def _wake(self) -> None:
         for event in self.subscribers:

@@ -20,7 +20,7 @@ from fastapi import FastAPI
 
 from contract.settings import get_settings
 from storage import inspections as store
-from storage.notify import TASKS_CHANNEL, listen
+from storage.notify import TASKS_CHANNEL, follow
 
 log = logging.getLogger(__name__)
 
@@ -40,20 +40,7 @@ class JointWatch:
         self.last_seq = seq
 
     async def run(self) -> None:
-        backoff = 0.5
-        while True:
-            try:
-                async with listen(self.url, TASKS_CHANNEL) as notices:
-                    backoff = 0.5
-                    await self.catch_up()
-                    async for _ in notices:
-                        await self.catch_up()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("joint watch: %s; reconnecting in %.1fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+        await follow(self.url, TASKS_CHANNEL, lambda _: self.catch_up(), name="joint watch")
 
 
 @contextlib.asynccontextmanager

@@ -28,7 +28,7 @@ from fastapi import FastAPI
 from contract.settings import Settings, get_settings
 from oversight.risk import RiskWeights
 from storage import risk as store
-from storage.notify import RISK_CHANNEL, listen
+from storage.notify import RISK_CHANNEL, follow
 
 log = logging.getLogger(__name__)
 DEBOUNCE_S = 0.2
@@ -61,20 +61,8 @@ class RiskRecomputer:
             await asyncio.to_thread(self._conn.close)
 
     async def _listen(self) -> None:
-        backoff = 0.5
-        while True:
-            try:
-                async with listen(self.url, RISK_CHANNEL) as notices:
-                    backoff = 0.5
-                    self._wake.set()  # whatever was queued while not listening
-                    async for _ in notices:
-                        self._wake.set()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("risk listener: %s; reconnecting in %.1fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+        # on connecting too: whatever was queued while not listening
+        await follow(self.url, RISK_CHANNEL, lambda _: self._wake.set(), name="risk listener")
 
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()

@@ -32,7 +32,7 @@ from fastapi import FastAPI
 
 from contract.settings import get_settings
 from storage import tasks as store
-from storage.notify import TASKS_CHANNEL, listen
+from storage.notify import TASKS_CHANNEL, follow
 
 CHANNEL = TASKS_CHANNEL
 TOPIC = "offsite/tasks/{inspector}"
@@ -99,20 +99,7 @@ class TaskPusher:
                 break
 
     async def _run(self) -> None:
-        backoff = 0.5
-        while True:
-            try:
-                async with listen(self.url, CHANNEL) as notices:
-                    backoff = 0.5
-                    await self.catch_up()
-                    async for _ in notices:
-                        await self.catch_up()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("task pusher: %s; reconnecting in %.1fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+        await follow(self.url, CHANNEL, lambda _: self.catch_up(), name="task pusher")
 
 
 @contextlib.asynccontextmanager

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 
 from psycopg import AsyncConnection
 
-from storage.notify import listen
+from storage.notify import follow
 
 log = logging.getLogger(__name__)
 CHANNEL = "offsite_registry"
@@ -80,20 +80,14 @@ class RegistryListener:
             log.exception("registry listener: callback failed for %r", kind)
 
     async def _run(self) -> None:
-        backoff = 0.5
-        while True:
-            try:
-                async with listen(self.url, CHANNEL) as notices:
-                    self.listening.set()
-                    backoff = 0.5
-                    await self._call(ALL)  # whatever changed while we were not listening
-                    async for notice in notices:
-                        self.notices += 1
-                        await self._call(notice.payload or ALL)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # database away: the caller's poll covers meanwhile
-                self.listening.clear()
-                log.warning("registry listener: %s; reconnecting in %.1fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self.max_backoff_s)
+        async def notice(payload: str | None) -> None:
+            if payload is None:  # listening (again): whatever changed while we were not
+                self.listening.set()
+                await self._call(ALL)
+                return
+            self.notices += 1
+            await self._call(payload or ALL)
+
+        # database away: the caller's poll covers meanwhile
+        await follow(self.url, CHANNEL, notice, name="registry listener",
+                     on_lost=self.listening.clear, max_backoff_s=self.max_backoff_s)
