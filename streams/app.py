@@ -10,7 +10,8 @@ becomes a dead letter instead of crashing the agent.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,8 @@ from storage.db import open_pool
 from streams import faust_fetch, faust_fixes
 from streams.publish import ClueExit
 from streams.shared_decode import SharedDecode
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -88,6 +91,25 @@ class Streams:
 
     def topic(self, spec: TopicSpec) -> faust.TopicT:
         return self.topics[spec.name]
+
+    def batch_agent(self, topic: faust.TopicT, name: str,
+                    handle: Callable[[Sequence[Any]], Awaitable[Any]], *, within: float,
+                    what: str) -> Any:
+        """An agent handing ``handle`` batches of events (``take_events``: each event's
+        partition is known) of up to ``sink_batch_size``, waiting at most ``within`` when
+        idle. A batch that fails is logged (``what`` names its records), never raised: an
+        agent body that raised would stop consuming for good."""
+        size = self.settings.sink_batch_size
+
+        async def run(stream: Any) -> None:
+            async for events in stream.take_events(size, within=within):
+                try:
+                    await handle(events)
+                except Exception:
+                    log.exception("%s: a batch of %d %s failed", name, len(events), what)
+
+        run.__name__ = name.rsplit(".", 1)[-1]
+        return self.app.agent(topic, name=name)(run)
 
     async def db_pool(self) -> AsyncConnectionPool:
         """The worker's connection pool, opened on first use inside the worker's loop.

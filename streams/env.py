@@ -273,22 +273,15 @@ class EnvAgent:
                                    Awaitable[list[Clue]]] | None = None
         self.on_plot: OnPlot | None = defer  # None: the plots are drawn in the detector thread
 
-        async def env_monitor(stream: Any) -> None:
-            async for events in stream.take_events(settings.sink_batch_size,
-                                                   within=settings.clue_batch_seconds):
-                try:
-                    await self.handle_batch(events)
-                except Exception:  # never let the body raise: Faust would ack the batch
-                    log.exception("env batch of %d readings failed", len(events))
-
         async def offline_tick() -> None:
             try:
                 await self.tick_all(datetime.now(UTC))
             except Exception:
                 log.exception("offline tick failed")
 
-        self.agent = streams.app.agent(streams.topic(ENV_READINGS),
-                                       name="streams.env.env_monitor")(env_monitor)
+        self.agent = streams.batch_agent(streams.topic(ENV_READINGS), "streams.env.env_monitor",
+                                         lambda events: self.handle_batch(events),
+                                         within=settings.clue_batch_seconds, what="readings")
         streams.on_registry_change.append(self.registry_changed)
         streams.app.timer(interval=TICK_S, name="streams.env.offline_tick")(offline_tick)
 

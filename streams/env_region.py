@@ -96,15 +96,10 @@ class RegionStage:
         self.send_summaries: Callable[[Sequence[tuple[str, bytes]]], Awaitable[None]] = \
             send_summaries
 
-        async def region_agent(stream: Any) -> None:
-            async for events in stream.take_events(settings.sink_batch_size,
-                                                   within=settings.sink_batch_seconds):
-                try:
-                    await self.handle_batch(events)
-                except Exception:  # never let the body raise: Faust would ack the batch
-                    log.exception("env region batch of %d summaries failed", len(events))
-
-        self.agent = streams.app.agent(topic, name="streams.env_region.region")(region_agent)
+        self.agent = streams.batch_agent(topic, "streams.env_region.region",
+                                         lambda events: self.handle_batch(events),
+                                         within=settings.sink_batch_seconds,
+                                         what="hour summaries")
         streams.on_registry_change.append(self.registry_changed)
         env = streams.agents.get("streams.env")
         if env is not None:

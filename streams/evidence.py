@@ -68,16 +68,10 @@ class EvidenceAgent:
         self.send_clues: Callable[[Sequence[Clue]], Awaitable[Any]] = \
             streams.clue_exit.publish
 
-        async def draw_evidence(stream: Any) -> None:
-            async for events in stream.take_events(settings.sink_batch_size,
-                                                   within=settings.clue_batch_seconds):
-                try:
-                    await self.handle(events)
-                except Exception:  # never let the body raise: Faust would ack the batch
-                    log.exception("evidence of %d clue events failed", len(events))
-
-        self.agent = streams.app.agent(streams.topic(CLUES),
-                                       name="streams.evidence.draw_evidence")(draw_evidence)
+        self.agent = streams.batch_agent(streams.topic(CLUES), "streams.evidence.draw_evidence",
+                                         lambda events: self.handle(events),
+                                         within=settings.clue_batch_seconds,
+                                         what="clue events")
 
     async def handle(self, events: Sequence[Any]) -> int:
         """Draw the batch's pending items and send their clues again; returns clues sent."""

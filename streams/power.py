@@ -127,32 +127,21 @@ class PowerAgent:
         self._setup: PowerSetup | None = None
         self._loaded = 0.0
 
-        async def power_route(stream: Any) -> None:
-            async for events in stream.take_events(s.sink_batch_size,
-                                                   within=s.sink_batch_seconds):
-                try:
-                    await self.route(events)
-                except Exception:  # never let the body raise: Faust would ack the batch
-                    log.exception("power routing of %d readings failed", len(events))
-
-        async def power_monitor(stream: Any) -> None:
-            async for events in stream.take_events(s.sink_batch_size,
-                                                   within=s.sink_batch_seconds):
-                try:
-                    await self.handle_batch(events)
-                except Exception:
-                    log.exception("power batch of %d records failed", len(events))
-
         async def power_tick() -> None:
             try:
                 await self.tick_all(datetime.now(UTC))
             except Exception:
                 log.exception("power offline tick failed")
 
-        self.route_agent = streams.app.agent(streams.topic(ENV_READINGS),
-                                             name="streams.power.power_route")(power_route)
-        self.monitor_agent = streams.app.agent(self.samples_topic,
-                                               name="streams.power.power_monitor")(power_monitor)
+        self.route_agent = streams.batch_agent(streams.topic(ENV_READINGS),
+                                               "streams.power.power_route",
+                                               lambda events: self.route(events),
+                                               within=s.sink_batch_seconds, what="readings")
+        self.monitor_agent = streams.batch_agent(self.samples_topic,
+                                                 "streams.power.power_monitor",
+                                                 lambda events: self.handle_batch(events),
+                                                 within=s.sink_batch_seconds,
+                                                 what="power samples")
         streams.app.timer(interval=TICK_S, name="streams.power.power_tick")(power_tick)
         streams.on_registry_change.append(self.registry_changed)
 

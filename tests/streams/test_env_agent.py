@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 from contract.records import Clue, Reading, ReadingBatch
+from streams import app as app_module
 from streams import env as E
 from tests.streams.conftest import Build
 
@@ -102,7 +103,7 @@ def test_clues_not_sent_leave_the_state_unwritten_so_a_redelivery_raises_them_ag
 
     env.send_clues = broker_gone
     failures: list[str] = []
-    monkeypatch.setattr(E.log, "exception", lambda msg, *a: failures.append(msg % a))
+    monkeypatch.setattr(app_module.log, "exception", lambda msg, *a: failures.append(msg % a))
     asyncio.run(run_agent(env, [record], lambda: bool(failures)))
     assert "S-AGENT" not in env.monitors.data  # nothing of the batch was kept
     env.send_clues = captured
