@@ -23,8 +23,8 @@ from pydantic import (
 from contract.clue import Clue, EvidenceRef
 
 __all__ = ["CameraHealth", "Clue", "EnvReadings", "Evidence", "EvidenceRef", "FireBatch",
-           "FireDetection", "Frame", "HourSummary", "PowerSamples", "Reading", "ReadingBatch",
-           "Record", "Rejected", "Scene", "Tile", "env_records", "readings_of"]
+           "FireDetection", "Frame", "HourMean", "HourSummary", "PowerSamples", "Reading",
+           "ReadingBatch", "Record", "Rejected", "Scene", "Tile", "env_records", "readings_of"]
 
 Period = Literal["rtd", "minute", "hour", "day"]
 
@@ -78,21 +78,29 @@ class ReadingBatch(Record):
         return self
 
 
-class HourSummary(Record):
-    """One station's hour mean of one code, on its way to the neighbour rules.
-
-    Neighbours' readings live on other ``env.readings`` partitions, so the env agent sends
-    this summary to ``env.hours`` keyed by region ``cell``: once to the station's own cell
-    and once to each adjacent one (see ``streams.env_region``); the same summary sent again
-    (a redelivery) overwrites itself there.
-    """
+class HourMean(Record):
+    """One station's hour mean of one code."""
 
     station: str = Field(min_length=1, max_length=64)
     code: str = Field(min_length=1, max_length=32)
     hour: AwareDatetime = Field(description="start of the hour")
     mean: float
     n: int = Field(ge=1, description="valid values averaged")
+
+
+class HourSummary(Record):
+    """Hour means of one env batch for one region ``cell``, on their way to the neighbour
+    rules.
+
+    Neighbours' readings live on other ``env.readings`` partitions, so the env agent sends
+    the means to ``env.hours`` keyed by region cell: to each station's own cell and to each
+    adjacent one (see ``streams.env_region``). One record per cell and batch, not per hour:
+    a backfill of years of hourly data is a few records, not millions. A mean sent again
+    (a redelivery) overwrites itself there.
+    """
+
     cell: str = Field(description="the region cell this copy is for")
+    means: list[HourMean] = Field(min_length=1)
 
 
 class EnvReadings:

@@ -5,11 +5,12 @@ partitions, maybe on other workers. The regional state is made explicit instead:
 
 1. The env agent (``streams.env``) hands each batch to ``RegionStage.hook`` before it sends
    its clues and writes its state. The hook turns the batch's hourly readings (HJ 212 CN
-   2061, what ambient stations report) of the regional pollutants into ``HourSummary``
-   records and sends each to ``env.hours`` **nine times**: keyed by the station's own region
-   cell and by the eight around it, and waits for the broker's ack. Cells are at least the
-   neighbour radius wide in both directions (up to 60 degrees of latitude), so all of a
-   station's neighbours are in its own cell or an adjacent one: the worker that owns a
+   2061, what ambient stations report) of the regional pollutants into hour means and sends
+   them to ``env.hours`` for **nine cells**: the station's own region cell and the eight
+   around it, one ``HourSummary`` per cell and batch, and waits for the broker's ack.
+   Cells are at least the neighbour radius wide in both directions (up to 60 degrees of
+   latitude), so all of a station's neighbours are in its own cell or an adjacent one: the
+   worker that owns a
    cell sees every summary its stations need, without any cross-partition read. The hook
    also drops the spike clues that defer to the neighbours (``env_region.defer_spikes``).
 2. The region agent consumes ``env.hours``. Its table ``env-region`` keyed by cell holds
@@ -42,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from contract.clue import Clue
-from contract.records import HourSummary, Reading
+from contract.records import HourMean, HourSummary, Reading
 from contract.topics import ENV_HOURS
 from detectors.env_neighbours import NeighbourConfig, NeighbourMap, Site
 from detectors.env_region import RegionJudge, defer_spikes, hour_means
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 #: the longest an hour waits for a silent neighbour, in data hours
 MAX_WAIT_H = 24
+MEANS_PER_RECORD = 2000  # ~100 bytes each as JSON: records stay well under a broker's 1 MB
 _MAX_COS_LAT = math.cos(math.radians(60.0))
 
 
@@ -128,31 +130,34 @@ class RegionStage:
 
     def summaries(self, groups: dict[str, tuple[int, list[Reading]]],
                   nmap: NeighbourMap) -> list[tuple[str, bytes]]:
-        out = []
+        """One ``HourSummary`` per region cell (at most ``MEANS_PER_RECORD`` means each)."""
+        per_cell: dict[str, list[HourMean]] = {}
         for station, (_, readings) in groups.items():
             site = nmap.sites.get(station)
             if site is None or not site.ambient:
                 continue
             hourly = [r for r in readings if r.period == "hour"]
             home = home_cell(site.lon, site.lat, self.cfg.radius_km)
-            for (code, hour), mean in hour_means(hourly, self.cfg.codes).items():
-                for key in cells_around(home):
-                    rec = HourSummary(station=station, code=code, mean=mean, n=1, cell=key,
-                                      hour=datetime.fromtimestamp(hour, UTC))
-                    out.append((key, rec.dumps()))
-        return out
+            means = [HourMean(station=station, code=code, mean=mean, n=1,
+                              hour=datetime.fromtimestamp(hour, UTC))
+                     for (code, hour), mean in hour_means(hourly, self.cfg.codes).items()]
+            for key in cells_around(home):
+                per_cell.setdefault(key, []).extend(means)
+        return [(key, HourSummary(cell=key, means=means[i:i + MEANS_PER_RECORD]).dumps())
+                for key, means in per_cell.items()
+                for i in range(0, len(means), MEANS_PER_RECORD)]
 
     # ------------------------------------------------------------------ region agent side
     async def handle_batch(self, events: Sequence[Any]) -> int:
         """Merge one batch of summaries into their cells, judge what is ready; returns the
         number of clues sent."""
-        cells: dict[str, tuple[int, list[HourSummary]]] = {}
+        cells: dict[str, tuple[int, list[HourMean]]] = {}
         for event in events:
             try:
                 rec = HourSummary.loads(event.value)
             except (ValidationError, ValueError):
                 continue  # made by our own env agent: nothing to dead-letter
-            cells.setdefault(rec.cell, (event.message.partition, []))[1].append(rec)
+            cells.setdefault(rec.cell, (event.message.partition, []))[1].extend(rec.means)
         if not cells:
             return 0
         nmap = await self.nmap()
@@ -167,7 +172,7 @@ class RegionStage:
                 put_state(self.table, value["partition"], cell, value)
         return len(sent)
 
-    def _judge_cells(self, cells: dict[str, tuple[int, list[HourSummary]]],
+    def _judge_cells(self, cells: dict[str, tuple[int, list[HourMean]]],
                      nmap: NeighbourMap) -> list[tuple[str, dict[str, Any], list[Clue]]]:
         out = []
         for cell, (partition, recs) in cells.items():
