@@ -32,7 +32,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +41,7 @@ import cv2
 import numpy as np
 import psycopg
 
+from bench.bench_env_pipeline import pct, spawn
 from offsite.rtsp_server import RtspTestServer
 from offsite.services import EmbeddedServices, remove_state
 from storage.migrate import migrate
@@ -77,19 +77,6 @@ def make_clip(path: Path) -> Path:
     if ffmpeg.wait() != 0:
         raise RuntimeError("ffmpeg could not encode the planted-events clip")
     return path
-
-
-def pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 4)
-
-
-def spawn(env: dict[str, str], logs: Path, name: str, *args: str) -> subprocess.Popen:
-    fh = open(logs / f"{name}.log", "wb")  # noqa: SIM115 - owned by the child
-    return subprocess.Popen([sys.executable, "-m", "offsite", *args], env=env, stdout=fh,
-                            stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def opened(conn: psycopg.Connection, cameras: list[str], since: datetime

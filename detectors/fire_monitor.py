@@ -35,14 +35,16 @@ REGROUP_HOURS = 48.0  # history before a batch's first detection that may join i
 
 
 class FireConfig(DetectorConfig):
+    """``FireParams`` as a plug-in config (its defaults are the dataclass's)."""
+
     type: Literal["fire"] = "fire"
-    dedupe_minutes: float = 60.0
-    group_km: float = 2.0
-    group_hours: float = 12.0
-    persistent_km: float = 1.0
-    persistent_days: int = 4
-    persistent_window_days: float = 30.0
-    harvest_months: tuple[int, ...] = (5, 6, 9, 10)
+    dedupe_minutes: float = FireParams.dedupe_minutes
+    group_km: float = FireParams.group_km
+    group_hours: float = FireParams.group_hours
+    persistent_km: float = FireParams.persistent_km
+    persistent_days: int = FireParams.persistent_days
+    persistent_window_days: float = FireParams.persistent_window_days
+    harvest_months: tuple[int, ...] = FireParams.harvest_months
 
     def params(self) -> FireParams:
         return FireParams(**self.model_dump(exclude={"type"}))

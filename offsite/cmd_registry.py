@@ -26,7 +26,8 @@ def _folder(directory: Path) -> Path:
     return directory
 
 
-def _connect():  # type: ignore[no-untyped-def]
+def connect_database():  # type: ignore[no-untyped-def]
+    """A connection to ``OFFSITE_DATABASE_URL``; exit 2 (usage) when it is unset."""
     import psycopg
 
     from contract.settings import get_settings
@@ -70,7 +71,7 @@ def import_(
 
     owner = get_settings().registry_default_owner
     _folder(directory)
-    with _connect() as conn:
+    with connect_database() as conn:
         try:
             result = import_folder(conn, directory, prune=prune, default_owner=owner,
                                    actor=Actor.cli(owner))
@@ -92,7 +93,7 @@ def export(
     """Write the active registry as a registry folder, ready to edit and import again."""
     from storage.registry import export_folder
 
-    with _connect() as conn:
+    with connect_database() as conn:
         written = export_folder(conn, directory, with_secrets=with_secrets)
     for kind, count in written.items():
         typer.echo(f"{kind}: {count} written")

@@ -11,21 +11,11 @@ from datetime import UTC, datetime
 
 import typer
 
+from offsite.cmd_registry import connect_database
+
 app = typer.Typer(no_args_is_help=True,
                   help="Risk per regulated entity: recompute the scores, list them.")
 USAGE_EXIT = 2
-
-
-def _connect():  # type: ignore[no-untyped-def]
-    import psycopg
-
-    from contract.settings import get_settings
-
-    url = get_settings().database_url
-    if not url:
-        typer.echo("set OFFSITE_DATABASE_URL (or use `offsite up`)", err=True)
-        raise typer.Exit(USAGE_EXIT)
-    return psycopg.connect(url)
 
 
 @app.command("recompute")
@@ -38,7 +28,7 @@ def recompute(entity: list[str] = typer.Option(None, "--entity", "-e",
 
     settings = get_settings()
     weights, now = RiskWeights.from_settings(settings), datetime.now(UTC)
-    with _connect() as conn:
+    with connect_database() as conn:
         conn.autocommit = True
         done = (risk.recompute(conn, entity, now, weights, settings.risk_history_step)
                 if entity else
@@ -63,7 +53,7 @@ def list_(level: str = typer.Option(None, help="low, medium or high"),
     if level not in (None, "low", "medium", "high"):
         typer.echo(f"--level {level}: use low, medium or high", err=True)
         raise typer.Exit(USAGE_EXIT)
-    with _connect() as conn:
+    with connect_database() as conn:
         rows = risk.ranked(conn, level, department, limit)
     typer.echo("entity\tscore\tlevel\tcredit\towner\tclues\tcomputed_at\tname")
     for ent, name, credit, owner, score, lvl, clues, at in rows:
