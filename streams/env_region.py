@@ -151,13 +151,17 @@ class RegionStage:
     async def handle_batch(self, events: Sequence[Any]) -> int:
         """Merge one batch of summaries into their cells, judge what is ready; returns the
         number of clues sent."""
-        cells: dict[str, tuple[int, list[HourMean]]] = {}
-        for event in events:
-            try:
-                rec = HourSummary.loads(event.value)
-            except (ValidationError, ValueError):
-                continue  # made by our own env agent: nothing to dead-letter
-            cells.setdefault(rec.cell, (event.message.partition, []))[1].extend(rec.means)
+        def decode() -> dict[str, tuple[int, list[HourMean]]]:  # CPU work, off the loop
+            cells: dict[str, tuple[int, list[HourMean]]] = {}
+            for event in events:
+                try:
+                    rec = HourSummary.loads(event.value)
+                except (ValidationError, ValueError):
+                    continue  # made by our own env agent: nothing to dead-letter
+                cells.setdefault(rec.cell, (event.message.partition, []))[1].extend(rec.means)
+            return cells
+
+        cells = await asyncio.to_thread(decode)
         if not cells:
             return 0
         nmap = await self.nmap()

@@ -166,24 +166,25 @@ class PowerAgent:
         setup = await self.setup()
         if not setup.entity_of:
             return 0
-        by_entity: dict[str, list[Any]] = defaultdict(list)
-        for event in events:
-            key = _key(event.key)
-            if key is not None and key not in setup.entity_of:
-                continue
-            try:
-                readings = readings_of(EnvReadings.model_validate_json(event.value))
-            except (ValidationError, ValueError, TypeError):
-                continue  # the readings sink keeps it as a dead letter
-            for reading in readings:
-                entity = setup.entity_of.get(reading.station)
-                if entity is not None and not reading.event:
-                    by_entity[entity].append(reading)
-        futures = []
-        for entity, readings in by_entity.items():
-            record = PowerSamples(entity=entity, readings=readings)
-            futures.append(await self.samples_topic.send(key=entity.encode(),
-                                                         value=record.dumps()))
+        def rekey() -> list[tuple[str, bytes]]:  # decoding: CPU work, off the loop
+            by_entity: dict[str, list[Any]] = defaultdict(list)
+            for event in events:
+                key = _key(event.key)
+                if key is not None and key not in setup.entity_of:
+                    continue
+                try:
+                    readings = readings_of(EnvReadings.model_validate_json(event.value))
+                except (ValidationError, ValueError, TypeError):
+                    continue  # the readings sink keeps it as a dead letter
+                for reading in readings:
+                    entity = setup.entity_of.get(reading.station)
+                    if entity is not None and not reading.event:
+                        by_entity[entity].append(reading)
+            return [(entity, PowerSamples(entity=entity, readings=readings).dumps())
+                    for entity, readings in by_entity.items()]
+
+        futures = [await self.samples_topic.send(key=entity.encode(), value=value)
+                   for entity, value in await asyncio.to_thread(rekey)]
         if futures:
             await asyncio.gather(*futures)  # the broker has them: the offsets may commit
         return len(futures)
@@ -191,15 +192,20 @@ class PowerAgent:
     async def handle_batch(self, events: Sequence[Any]) -> int:
         """Judge one batch of ``PowerSamples``; returns the number of clues sent."""
         setup = await self.setup()
-        groups: dict[str, tuple[int, list[Sample]]] = {}
-        for event in events:
-            try:
-                record = PowerSamples.model_validate_json(event.value)
-            except (ValidationError, ValueError, TypeError):
-                log.warning("power.samples: a record that does not validate, skipped")
-                continue
-            got = groups.setdefault(record.entity, (event.message.partition, []))
-            got[1].extend(Sample(r.station, r.time, dict(r.values)) for r in record.readings)
+        def decode() -> dict[str, tuple[int, list[Sample]]]:  # CPU work, off the loop
+            groups: dict[str, tuple[int, list[Sample]]] = {}
+            for event in events:
+                try:
+                    record = PowerSamples.model_validate_json(event.value)
+                except (ValidationError, ValueError, TypeError):
+                    log.warning("power.samples: a record that does not validate, skipped")
+                    continue
+                got = groups.setdefault(record.entity, (event.message.partition, []))
+                got[1].extend(Sample(r.station, r.time, dict(r.values))
+                              for r in record.readings)
+            return groups
+
+        groups = await asyncio.to_thread(decode)
         async with self.lock:
             results = await asyncio.to_thread(self._judge, groups, setup)
             await self.send_clues([c for _, _, _, clues in results for c in clues])
