@@ -61,6 +61,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from contract.records import Reading
 from contract.settings import Settings
+from contract.topics import ENV_HOURS
 from offsite.services import EmbeddedServices, remove_state
 from storage.db import open_pool
 from storage.migrate import migrate
@@ -422,19 +423,61 @@ async def floor(url: str, payloads: list[tuple[str, datetime, bytes]]) -> float:
         await pool.close()
 
 
+def register_ambient(database_url: str, stations: int) -> int:
+    """The throughput and paced stations as registered ambient stations (ST 22) on a grid
+    of 0.1 degrees (about 9 x 11 km), so every one has neighbours within the 50 km of the
+    neighbour rules and the region stage (hour summaries to ``env.hours``, the region
+    agent's judging) runs on the bench's load as it would on a province's."""
+    rows = []
+    for prefix, lon0 in (("BENCH-TP", 116.0), ("BENCH-PACE", 117.5)):
+        for s in range(stations):
+            rows.append((f"{prefix}-{s:04d}", "22", 3600, lon0 + 0.1 * (s % 5),
+                         39.5 + 0.1 * (s // 5)))
+    with psycopg.connect(database_url) as conn:
+        conn.cursor().executemany(
+            "INSERT INTO stations (id, st, interval_s, lon, lat) VALUES (%s, %s, %s, %s, %s)",
+            rows)
+    return len(rows)
+
+
+async def region_records(broker_url: str) -> dict[str, int]:
+    """Records in ``env.hours`` (hour summaries the env agent sent) and in the region table's
+    changelog (cells the region agent judged and wrote): the neighbour stage's share of the
+    run, checked rather than assumed."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker_url.removeprefix("kafka://"))
+    await consumer.start()
+    try:
+        topics = await consumer.topics()
+        out = {}
+        for name in sorted(t for t in topics if t == ENV_HOURS.name or "env-region" in t):
+            parts = [TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or ()]
+            ends = await consumer.end_offsets(parts)
+            starts = await consumer.beginning_offsets(parts)
+            out[name] = sum(ends[tp] - starts[tp] for tp in parts)
+        return out
+    finally:
+        await consumer.stop()
+
+
 def main(quick: bool = False, seconds: float | None = None,
          pace: float | None = None, workers: int = 1) -> dict[str, Any]:
     """One run of the phases with ``workers`` worker processes in the consumer group."""
     seconds = seconds or (10.0 if quick else 40.0)
+    stations = 20 if quick else 50
     remove_state(STATE)
     with EmbeddedServices(STATE / "services").start() as svc:
         migrate(svc.database_url)
-        result = run_pipeline(svc, seconds, stations=20 if quick else 50,
+        registered = register_ambient(svc.database_url, stations)
+        result = run_pipeline(svc, seconds, stations=stations,
                               clue_stations=10 if quick else 20,
                               paced_seconds=10.0 if quick else 30.0, pace=pace,
                               workers=workers)
+        result["region_records"] = asyncio.run(region_records(svc.broker_url))
         payloads = result.pop("_floor_payloads")
         floor_rate = asyncio.run(floor(svc.database_url, payloads))
+    result["registered_ambient_stations"] = registered
     result["floor_readings_per_s"] = round(floor_rate)
     result["floor_rows_per_s"] = round(floor_rate * len(CODES))
     result["ratio_to_floor"] = round(result["readings_per_s"] / floor_rate, 3)

@@ -23,7 +23,7 @@ from pydantic import (
 from contract.clue import Clue, EvidenceRef
 
 __all__ = ["CameraHealth", "Clue", "EnvReadings", "Evidence", "EvidenceRef", "FireBatch",
-           "FireDetection", "Frame", "HourMean", "HourSummary", "PowerSamples", "Reading",
+           "FireDetection", "Frame", "HourSeries", "HourSummary", "PowerSamples", "Reading",
            "ReadingBatch", "Record", "Rejected", "Scene", "Tile", "env_records", "readings_of"]
 
 Period = Literal["rtd", "minute", "hour", "day"]
@@ -78,14 +78,20 @@ class ReadingBatch(Record):
         return self
 
 
-class HourMean(Record):
-    """One station's hour mean of one code."""
+class HourSeries(Record):
+    """One station's hour means of one code: parallel lists, so a day of hours is one
+    object to validate, not 24."""
 
     station: str = Field(min_length=1, max_length=64)
     code: str = Field(min_length=1, max_length=32)
-    hour: AwareDatetime = Field(description="start of the hour")
-    mean: float
-    n: int = Field(ge=1, description="valid values averaged")
+    hours: list[int] = Field(min_length=1, description="hour starts, epoch seconds")
+    means: list[float] = Field(min_length=1, description="mean of the valid values")
+
+    @model_validator(mode="after")
+    def _parallel(self) -> Self:
+        if len(self.hours) != len(self.means):
+            raise ValueError(f"{len(self.hours)} hours but {len(self.means)} means")
+        return self
 
 
 class HourSummary(Record):
@@ -93,14 +99,14 @@ class HourSummary(Record):
     rules.
 
     Neighbours' readings live on other ``env.readings`` partitions, so the env agent sends
-    the means to ``env.hours`` keyed by region cell: to each station's own cell and to each
-    adjacent one (see ``streams.env_region``). One record per cell and batch, not per hour:
-    a backfill of years of hourly data is a few records, not millions. A mean sent again
-    (a redelivery) overwrites itself there.
+    the means to ``env.hours`` keyed by region cell: to each station's own cell and to the
+    cells of the stations that count it as a neighbour (see ``streams.env_region``). One
+    record per cell and batch, not per hour: a backfill of years of hourly data is a few
+    records, not millions. A mean sent again (a redelivery) overwrites itself there.
     """
 
     cell: str = Field(description="the region cell this copy is for")
-    means: list[HourMean] = Field(min_length=1)
+    series: list[HourSeries] = Field(min_length=1)
 
 
 class EnvReadings:

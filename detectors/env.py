@@ -72,6 +72,13 @@ class StationMonitor(WindowRules):
     def to_state(self) -> dict[str, Any]:
         return snapshot_state(self.s)
 
+    @property
+    def live_state(self) -> dict[str, Any]:
+        """The state itself, which the next ``observe`` changes: for a caller that encodes
+        it before then (the stream writes the bytes to its changelog at once), saving the
+        per-batch copy of ``to_state``."""
+        return self.s
+
     # ------------------------------------------------------------------ inputs
     def note_restart(self, when: datetime) -> None:
         """Record a logger restart (HJ 212 CN 2081); an offline clue after it says so."""

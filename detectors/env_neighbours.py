@@ -158,12 +158,20 @@ def consensus(cfg: NeighbourConfig, value: float,
     """One station-hour against its neighbours, or None with too few reporting."""
     if len(neighbour_values) < cfg.min_neighbours:
         return None
-    vals = np.log(np.maximum(np.fromiter(neighbour_values.values(), float), 0.0) + cfg.offset)
-    centre = float(np.median(vals))
-    spread = max(1.4826 * float(np.median(np.abs(vals - centre))), cfg.min_log_spread)
+    # a handful of values (``max_neighbours``): plain Python, not numpy, whose per-call
+    # overhead made this median most of the region stage's time in the stream
+    vals = [math.log(max(v, 0.0) + cfg.offset) for v in neighbour_values.values()]
+    centre = _median(vals)
+    spread = max(1.4826 * _median([abs(v - centre) for v in vals]), cfg.min_log_spread)
     residual = math.log(max(value, 0.0) + cfg.offset) - centre
     return Hour(value, math.exp(centre) - cfg.offset, residual, spread,
                 tuple(sorted(neighbour_values)))
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2.0
 
 
 @dataclass(frozen=True)
@@ -238,7 +246,10 @@ class EpisodeTracker:
     def _remember(self, residual: float) -> None:
         if self.s.get("fit") is not None:
             self.s["fit"][2] += 1
-        self.s["hist"] = (self.s["hist"] + [round(residual, 4)])[-self.cfg.history_h:]
+        hist = self.s["hist"]
+        hist.append(round(residual, 4))  # in place: a copy of 720 values an hour was not free
+        if len(hist) > self.cfg.history_h:
+            del hist[:len(hist) - self.cfg.history_h]
 
     def observe(self, hour: float, v: Verdict) -> list[tuple[str, dict]]:
         """Feed the verdict of hour ``hour`` (epoch s); returns (state, run) events."""

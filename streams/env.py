@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from pydantic import ValidationError
 
 from contract.clue import EvidenceRef
@@ -158,7 +159,9 @@ class EnvProcessor:
     A table value is ``{"state": monitor state, "partition": p, "arrived": wall time the
     newest reading arrived, "lag": arrival minus its data time}``. Live monitors are kept
     in memory and rebuilt from the table value when that value is not the one they last
-    wrote (after a recovery or rebalance put another value there).
+    wrote (after a recovery or rebalance put another value there). The value holds the
+    live monitor's own state (no copy per batch): the caller encodes it before the next
+    batch (``put_state(..., encoded)``), and the table in memory always shows the newest.
     """
 
     config: EnvConfig = field(default_factory=EnvConfig)
@@ -194,7 +197,7 @@ class EnvProcessor:
 
         clues = mon.observe_many(readings, failed)
         newest = max(r.time.timestamp() for r in readings)
-        value = {"state": mon.to_state(), "partition": partition, "arrived": arrived,
+        value = {"state": mon.live_state, "partition": partition, "arrived": arrived,
                  "lag": arrived - newest}
         self.slots[station] = _Slot(mon, value)
         for clue in clues:
@@ -213,7 +216,7 @@ class EnvProcessor:
         if not clues:
             self.slots[station] = _Slot(mon, stored)
             return [], None
-        value = dict(stored, state=mon.to_state())
+        value = dict(stored, state=mon.live_state)
         self.slots[station] = _Slot(mon, value)
         for clue in clues:
             clue.location = entry.location if entry is not None else None
@@ -299,7 +302,7 @@ class EnvAgent:
         entries = await self.registry.lookup(groups)
         monitors, processor = self.monitors, self.processor
 
-        def work() -> list[tuple[str, int, dict[str, Any], list[Clue]]]:
+        def work() -> list[tuple[str, int, dict[str, Any], bytes, list[Clue]]]:
             out = []
             for station, (partition, readings) in groups.items():
                 if entries[station].info.st == POWER_METER_ST:
@@ -308,12 +311,14 @@ class EnvAgent:
                 clues, value = processor.observe(station, partition, readings, stored,
                                                  entries[station], arrived, self.on_plot)
                 clues += registry_clues(station, readings, stored, value, entries[station])
-                out.append((station, partition, value, clues))
+                # the value holds the monitor's live state: frozen as bytes here, while
+                # no other batch can change it (see ``put_state``)
+                out.append((station, partition, value, orjson.dumps(value), clues))
             return out
 
         async with self.lock:  # held until the state is written: the offline tick reads it
             results = await asyncio.to_thread(work)
-            sent = [clue for _, _, _, clues in results for clue in clues]
+            sent = [clue for *_, clues in results for clue in clues]
             if self.region_hook is not None:
                 sent = await self.region_hook(groups, sent)
             # clues (with their pending plots) before state: a crash in between re-delivers
@@ -321,8 +326,8 @@ class EnvAgent:
             # idempotently); the other order would recover a state that has seen the
             # readings, and their clues would be lost
             await self.send_clues(sent)
-            for station, partition, value, _ in results:
-                put_state(monitors, partition, station, value)
+            for station, partition, value, encoded, _ in results:
+                put_state(monitors, partition, station, value, encoded)
         return len(sent)
 
     async def tick_all(self, now: datetime) -> int:
@@ -336,21 +341,21 @@ class EnvAgent:
             live = [(s, v) for s, v in items if is_live(v, now.timestamp())]
             entries = await self.registry.lookup(s for s, _ in live) if live else {}
 
-            def work() -> list[tuple[str, dict[str, Any], list[Clue]]]:
+            def work() -> list[tuple[str, dict[str, Any], bytes, list[Clue]]]:
                 processor.forget(s for s, _ in items)
                 out = []
                 for station, stored in live:
                     clues, value = processor.tick(station, stored, now, entries[station],
                                                   self.on_plot)
                     if value is not None:
-                        out.append((station, value, clues))
+                        out.append((station, value, orjson.dumps(value), clues))
                 return out
 
             results = await asyncio.to_thread(work)
-            sent = [c for _, _, clues in results for c in clues]
+            sent = [c for *_, clues in results for c in clues]
             await self.send_clues(sent)  # clues before state, as in handle_batch
-            for station, value, _ in results:
-                put_state(monitors, value["partition"], station, value)
+            for station, value, encoded, _ in results:
+                put_state(monitors, value["partition"], station, value, encoded)
         return len(sent)
 
 

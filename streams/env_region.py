@@ -6,13 +6,14 @@ partitions, maybe on other workers. The regional state is made explicit instead:
 1. The env agent (``streams.env``) hands each batch to ``RegionStage.hook`` before it sends
    its clues and writes its state. The hook turns the batch's hourly readings (HJ 212 CN
    2061, what ambient stations report) of the regional pollutants into hour means and sends
-   them to ``env.hours`` for **nine cells**: the station's own region cell and the eight
-   around it, one ``HourSummary`` per cell and batch, and waits for the broker's ack.
+   them to ``env.hours``, one ``HourSummary`` per cell and batch, and waits for the broker's
+   ack. A station's means go to its own region cell and to the cells of the stations that
+   count it as a neighbour (``Routing``, from the registry's neighbour map): the worker that
+   owns a cell sees every summary its stations need, without any cross-partition read.
    Cells are at least the neighbour radius wide in both directions (up to 60 degrees of
-   latitude), so all of a station's neighbours are in its own cell or an adjacent one: the
-   worker that owns a
-   cell sees every summary its stations need, without any cross-partition read. The hook
-   also drops the spike clues that defer to the neighbours (``env_region.defer_spikes``).
+   latitude), so those are the station's own cell and some of the eight around it; sending
+   to all nine, as the first version did, cost nine decodes of every mean. The hook also
+   drops the spike clues that defer to the neighbours (``env_region.defer_spikes``).
 2. The region agent consumes ``env.hours``. Its table ``env-region`` keyed by cell holds
    the hours not yet judged (``{code: {hour: {station: mean}}}``) and the ``RegionJudge``
    state of the stations whose *home* cell it is. An hour is judged, in time order per code,
@@ -37,13 +38,13 @@ import asyncio
 import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from pydantic import ValidationError
 
 from contract.clue import Clue
-from contract.records import HourMean, HourSummary, Reading
+from contract.records import HourSeries, HourSummary, Reading
 from contract.topics import ENV_HOURS
 from detectors.env_neighbours import NeighbourConfig, NeighbourMap, Site
 from detectors.env_region import RegionJudge, defer_spikes, hour_means
@@ -56,7 +57,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 #: the longest an hour waits for a silent neighbour, in data hours
 MAX_WAIT_H = 24
-MEANS_PER_RECORD = 2000  # ~100 bytes each as JSON: records stay well under a broker's 1 MB
+MEANS_PER_RECORD = 20_000  # ~20 bytes each as JSON: records stay well under a broker's 1 MB
 _MAX_COS_LAT = math.cos(math.radians(60.0))
 
 
@@ -72,8 +73,29 @@ def cell_key(cell: tuple[int, int]) -> str:
     return f"cell:{cell[0]}:{cell[1]}"
 
 
-def cells_around(cell: tuple[int, int]) -> list[str]:
-    return [cell_key((cell[0] + i, cell[1] + j)) for i in (-1, 0, 1) for j in (-1, 0, 1)]
+class Routing:
+    """Where each station's means go, and which stations each cell judges, for one
+    neighbour map (rebuilt with it when the registry changes)."""
+
+    def __init__(self, nmap: NeighbourMap) -> None:
+        radius = nmap.cfg.radius_km
+        self.home = {s.id: cell_key(home_cell(s.lon, s.lat, radius))
+                     for s in nmap.sites.values() if s.ambient}
+        #: cell -> its home stations that have enough neighbours to be judged
+        self.judged: dict[str, list[str]] = {}
+        #: cell -> the stations whose hours it needs: those and their neighbours
+        self.expected: dict[str, set[str]] = {}
+        for sid, cell in self.home.items():
+            if nmap.judged(sid):
+                self.judged.setdefault(cell, []).append(sid)
+                self.expected.setdefault(cell, set()).update([sid, *nmap.of(sid)])
+        #: station -> the cells its means go to (none: nobody judges against it)
+        self.targets: dict[str, set[str]] = {}
+        for cell, stations in self.expected.items():
+            for sid in stations:
+                self.targets.setdefault(sid, set()).add(cell)
+
+
 
 
 class RegionStage:
@@ -87,6 +109,7 @@ class RegionStage:
                                        partitions=settings.partitions, key_type=str,
                                        help="hours not yet judged and judge state per cell")
         self._nmap: NeighbourMap | None = None
+        self._routing: Routing | None = None
         self.lock = asyncio.Lock()
         self.send_clues: Callable[[Sequence[Clue]], Awaitable[Any]] = streams.clue_exit.publish
         topic = streams.topic(ENV_HOURS)
@@ -116,7 +139,13 @@ class RegionStage:
         if self._nmap is None:
             rows = await located_stations(await self.streams.db_pool())
             self._nmap = NeighbourMap([Site(*r) for r in rows], self.cfg)
+            self._routing = Routing(self._nmap)
         return self._nmap
+
+    def routing(self, nmap: NeighbourMap) -> Routing:
+        if self._routing is None or self._nmap is not nmap:
+            self._routing = Routing(nmap)
+        return self._routing
 
     # ------------------------------------------------------------------ env agent side
     async def hook(self, groups: dict[str, tuple[int, list[Reading]]],
@@ -131,34 +160,49 @@ class RegionStage:
     def summaries(self, groups: dict[str, tuple[int, list[Reading]]],
                   nmap: NeighbourMap) -> list[tuple[str, bytes]]:
         """One ``HourSummary`` per region cell (at most ``MEANS_PER_RECORD`` means each)."""
-        per_cell: dict[str, list[HourMean]] = {}
+        routing = self.routing(nmap)
+        per_cell: dict[str, list[HourSeries]] = {}
         for station, (_, readings) in groups.items():
-            site = nmap.sites.get(station)
-            if site is None or not site.ambient:
-                continue
-            hourly = [r for r in readings if r.period == "hour"]
-            home = home_cell(site.lon, site.lat, self.cfg.radius_km)
-            means = [HourMean(station=station, code=code, mean=mean, n=1,
-                              hour=datetime.fromtimestamp(hour, UTC))
-                     for (code, hour), mean in hour_means(hourly, self.cfg.codes).items()]
-            for key in cells_around(home):
-                per_cell.setdefault(key, []).extend(means)
-        return [(key, HourSummary(cell=key, means=means[i:i + MEANS_PER_RECORD]).dumps())
-                for key, means in per_cell.items()
-                for i in range(0, len(means), MEANS_PER_RECORD)]
+            targets = routing.targets.get(station)
+            if not targets:
+                continue  # not an ambient station with a location
+            per_code: dict[str, tuple[list[int], list[float]]] = {}
+            for (code, hour), mean in hour_means([r for r in readings if r.period == "hour"],
+                                                 self.cfg.codes).items():
+                hours, means = per_code.setdefault(code, ([], []))
+                hours.append(int(hour))
+                means.append(mean)
+            series = [HourSeries(station=station, code=code, hours=hs[i:i + MEANS_PER_RECORD],
+                                 means=ms[i:i + MEANS_PER_RECORD])
+                      for code, (hs, ms) in per_code.items()
+                      for i in range(0, len(hs), MEANS_PER_RECORD)]
+            for key in targets:
+                per_cell.setdefault(key, []).extend(series)
+        out = []
+        for key, series in per_cell.items():
+            chunk: list[HourSeries] = []
+            size = 0
+            for one in series:
+                if chunk and size + len(one.hours) > MEANS_PER_RECORD:
+                    out.append((key, HourSummary(cell=key, series=chunk).dumps()))
+                    chunk, size = [], 0
+                chunk.append(one)
+                size += len(one.hours)
+            out.append((key, HourSummary(cell=key, series=chunk).dumps()))
+        return out
 
     # ------------------------------------------------------------------ region agent side
     async def handle_batch(self, events: Sequence[Any]) -> int:
         """Merge one batch of summaries into their cells, judge what is ready; returns the
         number of clues sent."""
-        def decode() -> dict[str, tuple[int, list[HourMean]]]:  # CPU work, off the loop
-            cells: dict[str, tuple[int, list[HourMean]]] = {}
+        def decode() -> dict[str, tuple[int, list[HourSeries]]]:  # CPU work, off the loop
+            cells: dict[str, tuple[int, list[HourSeries]]] = {}
             for event in events:
                 try:
                     rec = HourSummary.loads(event.value)
                 except (ValidationError, ValueError):
                     continue  # made by our own env agent: nothing to dead-letter
-                cells.setdefault(rec.cell, (event.message.partition, []))[1].extend(rec.means)
+                cells.setdefault(rec.cell, (event.message.partition, []))[1].extend(rec.series)
             return cells
 
         cells = await asyncio.to_thread(decode)
@@ -167,17 +211,19 @@ class RegionStage:
         nmap = await self.nmap()
         async with self.lock:
             results = await asyncio.to_thread(self._judge_cells, cells, nmap)
-            sent = [c for _, _, clues in results for c in clues]
+            sent = [c for *_, clues in results for c in clues]
             for clue in sent:
                 site = nmap.sites[clue.subject]
                 clue.location = {"type": "Point", "coordinates": [site.lon, site.lat]}
             await self.send_clues(sent)  # clues before state, as the env agent does
-            for cell, value, _ in results:
-                put_state(self.table, value["partition"], cell, value)
+            for cell, value, encoded, _ in results:
+                put_state(self.table, value["partition"], cell, value, encoded)
         return len(sent)
 
-    def _judge_cells(self, cells: dict[str, tuple[int, list[HourMean]]],
-                     nmap: NeighbourMap) -> list[tuple[str, dict[str, Any], list[Clue]]]:
+    def _judge_cells(self, cells: dict[str, tuple[int, list[HourSeries]]],
+                     nmap: NeighbourMap) -> list[tuple[str, dict[str, Any], bytes, list[Clue]]]:
+        """Each cell's new value, encoded at once (the judges' states in it are changed in
+        place by the next batch), and its clues."""
         out = []
         for cell, (partition, recs) in cells.items():
             stored = self.table.data.get(cell)
@@ -187,24 +233,26 @@ class RegionStage:
                 "judge": stored["judge"], "done": dict(stored["done"]),
                 "seen": dict(stored["seen"])}
             value["partition"] = partition
+            seen, done = value["seen"], value["done"]
             for rec in recs:
-                hour = str(int(rec.hour.timestamp()))
-                value["seen"][rec.station] = max(value["seen"].get(rec.station, 0), int(hour))
-                if int(hour) <= value["done"].get(rec.code, -1):
-                    continue  # judged already: too late
-                value["hours"].setdefault(rec.code, {}).setdefault(hour, {})[rec.station] = \
-                    rec.mean
-            out.append((cell, value, self._judge(cell, value, nmap)))
+                seen[rec.station] = max(seen.get(rec.station, 0), max(rec.hours))
+                hours = value["hours"].setdefault(rec.code, {})
+                last = done.get(rec.code, -1)
+                for hour, mean in zip(rec.hours, rec.means, strict=True):
+                    if hour > last:  # else judged already: too late
+                        hours.setdefault(str(hour), {})[rec.station] = mean
+            clues = self._judge(cell, value, nmap)
+            out.append((cell, value, orjson.dumps(value), clues))
         return out
 
     def _judge(self, cell: str, value: dict[str, Any], nmap: NeighbourMap) -> list[Clue]:
         """Judge the ready hours of a cell in order; drop them from the value."""
-        home = [s.id for s in nmap.sites.values() if s.ambient and nmap.judged(s.id)
-                and cell_key(home_cell(s.lon, s.lat, self.cfg.radius_km)) == cell]
+        routing = self.routing(nmap)
+        home = routing.judged.get(cell)
         if not home:  # only neighbours of other cells' stations here: nothing to judge
             value["hours"] = {}
             return []
-        expected = set(home).union(*(nmap.of(s) for s in home))
+        expected = routing.expected[cell]
         judge = RegionJudge(nmap, value["judge"], evidence=True)
         clues: list[Clue] = []
         seen = value["seen"]

@@ -51,7 +51,8 @@ class _Table:
         self.data: dict[str, Any] = {}
         self.changelog: list[tuple[int, str]] = []
 
-    def send_changelog(self, partition: int, key: str, value: Any) -> None:
+    def send_changelog(self, partition: int, key: str, value: Any,
+                       value_serializer: str | None = None) -> None:
         self.changelog.append((partition, key))
 
 
@@ -103,11 +104,19 @@ def test_region_stage_finds_the_blocked_sampler_once_and_defers_spikes(
 
     asyncio.run(run())
     assert not [c for _, c in sent if c.kind == "spike" and c.rule.endswith((PM25, PM10))]
-    # every summary goes to the station's own cell and the eight around it
+    # a station's means go to its own cell and to the cells of the stations that count it
+    # as a neighbour: each cell gets every mean its stations are judged with
     records = [(k, HourSummary.loads(v)) for k, v in summaries]
-    dongsi = {r.cell for _, r in records if any(m.station == "BJ-DONGSI" for m in r.means)}
-    home = cell_key(home_cell(116.417, 39.929, 50.0))
-    assert home in dongsi and len(dongsi) == 9
+    got: dict[str, set[str]] = {}
+    for _, r in records:
+        for one in r.series:
+            got.setdefault(one.station, set()).add(r.cell)
+    def home(sid: str) -> str:
+        site = nmap.sites[sid]
+        return cell_key(home_cell(site.lon, site.lat, 50.0))
+    for sid in per:
+        assert got[sid] == {home(s) for s in per if s == sid or sid in nmap.of(s)}, sid
+    assert home("BJ-DONGSI") == cell_key(home_cell(116.417, 39.929, 50.0))
     assert all(k == r.cell for k, r in records)  # keyed by the cell each copy is for
     # one record per cell and batch, not one per hour: 30 daily batches here
     assert len(records) <= 30 * len({r.cell for _, r in records})

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import orjson
+
 from contract.records import Reading, env_records
 from detectors.env_config import EnvConfig, StationInfo
 from streams import env as E
@@ -104,9 +106,14 @@ class _Table:
     def __init__(self) -> None:
         self.data: dict[str, Any] = {}
         self.changelog: list[tuple[int, str]] = []
+        self.sent: dict[str, Any] = {}
 
-    def send_changelog(self, partition: int, key: str, value: Any) -> None:
+    def send_changelog(self, partition: int, key: str, value: Any,
+                       value_serializer: str | None = None) -> None:
         self.changelog.append((partition, key))
+        # what recovery reads: the bytes as sent (raw), else the table's JSON of the value
+        self.sent[key] = orjson.loads(value if value_serializer == "raw"
+                                      else orjson.dumps(value))
 
 
 def test_handle_batch_writes_state_per_station_partition_and_keys_clues_by_site(
@@ -130,6 +137,8 @@ def test_handle_batch_writes_state_per_station_partition_and_keys_clues_by_site(
     events.append(_Event(b"not json", _Msg(0)))  # skipped: the readings sink dead-letters it
     n = asyncio.run(agent.handle_batch(events))
     assert sorted(table.changelog) == [(0, "S2"), (1, "S1")]  # once per station, own partition
+    # the changelog holds the state of the batch's end: a monitor rebuilt from it goes on
+    assert table.sent["S1"] == orjson.loads(orjson.dumps(table.data["S1"]))
     assert n == len(sent)
     by_station = {c.subject: (site, c) for site, c in sent if c.rule == RULE}
     assert by_station["S1"][0] == "gh:wx4g1h"  # keyed by the routed site of its location
