@@ -59,6 +59,12 @@ import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bench.bench_env_neighbour_latency import CLEAN_H as NB_CLEAN_H
+from bench.bench_env_neighbour_latency import EPISODES as NB_EPISODES
+from bench.bench_env_neighbour_latency import HISTORY_H as NB_HISTORY_H
+from bench.bench_env_neighbour_latency import SOURCE_H as NB_SOURCE_H
+from bench.bench_env_neighbour_latency import NeighbourLatency
+from bench.bench_env_neighbour_latency import sites as nb_sites
 from contract.records import Reading
 from contract.settings import Settings
 from contract.topics import ENV_HOURS
@@ -72,6 +78,7 @@ BATCH = 100  # readings per MQTT message
 IN_FLIGHT = 200  # un-acknowledged QoS 1 messages the publisher allows
 MAX_OUTSTANDING = 200  # messages published but not yet seen in `readings` (throughput phase)
 POLL_S = 0.05
+NB_CLUSTERS = 2  # neighbour-latency clusters of 7 stations (bench_env_neighbour_latency)
 GROUP_SETTLE_S = 15.0  # with several workers: time for the group to rebalance before phases
 CODES = {"a34004": 30.0, "a34002": 60.0, "a21026": 6.0, "a21004": 40.0, "a21005": 0.8,
          "a05024": 60.0}
@@ -369,6 +376,14 @@ def run_pipeline(svc: EmbeddedServices, seconds: float, stations: int, clue_stat
                 injected += 1
         paced_drained = tracker.wait_drained(60)
         paced_lat, clue_lat = tracker.take()
+        # 3. neighbour rules on their own (bench_env_neighbour_latency), one hour every 0.5 s
+        nb_hours = NB_EPISODES * (NB_SOURCE_H + NB_CLEAN_H)
+        neighbours = NeighbourLatency(pub.publish, svc.database_url,
+                                      now - (NB_HISTORY_H + nb_hours + 2) * HOUR,
+                                      NB_CLUSTERS, hour_every_s=0.5)
+        neighbours.history()
+        time.sleep(3.0)  # the history judged first: the live hours then go one by one
+        nb = neighbours.measure(timeout=30)
         return {
             "workers": workers,
             "ingest": "mqtt-json-batch", "readings_per_message": BATCH, "codes_per_reading": 6,
@@ -390,6 +405,9 @@ def run_pipeline(svc: EmbeddedServices, seconds: float, stations: int, clue_stat
             "clue_latency_p50_s": pct(clue_lat, 0.5), "clue_latency_p99_s": pct(clue_lat, 0.99),
             "clue_latency_max_s": round(max(clue_lat), 4) if clue_lat else None,
             "clue_samples": len(clue_lat), "clues_injected": injected,
+            # neighbour rules, apart: from the last neighbour's hour published to the row
+            "neighbour_clue_latency_p50_s": pct(neighbours.latencies, 0.5),
+            "neighbour_clue_latency_p99_s": pct(neighbours.latencies, 0.99), **nb,
             "_floor_payloads": payloads[: sent // BATCH],
         }
     finally:
@@ -428,7 +446,7 @@ def register_ambient(database_url: str, stations: int) -> int:
     of 0.1 degrees (about 9 x 11 km), so every one has neighbours within the 50 km of the
     neighbour rules and the region stage (hour summaries to ``env.hours``, the region
     agent's judging) runs on the bench's load as it would on a province's."""
-    rows = []
+    rows = [(sid, "22", 3600, lon, lat) for sid, lon, lat in nb_sites(NB_CLUSTERS)]
     for prefix, lon0 in (("BENCH-TP", 116.0), ("BENCH-PACE", 117.5)):
         for s in range(stations):
             rows.append((f"{prefix}-{s:04d}", "22", 3600, lon0 + 0.1 * (s % 5),

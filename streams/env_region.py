@@ -123,7 +123,7 @@ class RegionStage:
 
         self.agent = streams.batch_agent(topic, "streams.env_region.region",
                                          lambda events: self.handle_batch(events),
-                                         within=settings.sink_batch_seconds,
+                                         within=settings.clue_batch_seconds,  # a clue's path
                                          what="hour summaries")
         streams.on_registry_change.append(self.registry_changed)
         env = streams.agents.get("streams.env")
