@@ -271,8 +271,10 @@ class EnvAgent:
         self.send_clues: Callable[[Sequence[Clue]], Awaitable[Any]] = streams.clue_exit.publish
         self.validate = streams.shared_decoder(ENV_READINGS)  # records parsed once per worker
         #: set by the region stage (``streams.env_region``): sends the batch's hour summaries
-        #: (acked) and returns the clues that still go (spikes defer to the neighbours)
-        self.region_hook: Callable[[dict[str, tuple[int, list[Reading]]], list[Clue]],
+        #: and, at the same time, the clues that still go (spikes defer to the neighbours)
+        #: with the given sender; returns once both are acked
+        self.region_hook: Callable[[dict[str, tuple[int, list[Reading]]], list[Clue],
+                                    Callable[[Sequence[Clue]], Awaitable[Any]]],
                                    Awaitable[list[Clue]]] | None = None
         self.on_plot: OnPlot | None = defer  # None: the plots are drawn in the detector thread
 
@@ -319,13 +321,14 @@ class EnvAgent:
         async with self.lock:  # held until the state is written: the offline tick reads it
             results = await asyncio.to_thread(work)
             sent = [clue for *_, clues in results for clue in clues]
-            if self.region_hook is not None:
-                sent = await self.region_hook(groups, sent)
             # clues (with their pending plots) before state: a crash in between re-delivers
             # the batch, which the old state judges again (the same clue ids, written
             # idempotently); the other order would recover a state that has seen the
             # readings, and their clues would be lost
-            await self.send_clues(sent)
+            if self.region_hook is not None:
+                sent = await self.region_hook(groups, sent, self.send_clues)
+            else:
+                await self.send_clues(sent)
             for station, partition, value, encoded, _ in results:
                 put_state(monitors, partition, station, value, encoded)
         return len(sent)

@@ -148,14 +148,16 @@ class RegionStage:
         return self._routing
 
     # ------------------------------------------------------------------ env agent side
-    async def hook(self, groups: dict[str, tuple[int, list[Reading]]],
-                   clues: list[Clue]) -> list[Clue]:
-        """Send the batch's hour summaries (acked), return the clues that still go."""
+    async def hook(self, groups: dict[str, tuple[int, list[Reading]]], clues: list[Clue],
+                   send_clues: Callable[[Sequence[Clue]], Awaitable[Any]]) -> list[Clue]:
+        """Send the batch's hour summaries and the clues that still go, side by side (one
+        broker round trip on the clue's path, not two); return those clues once both are
+        acked."""
         nmap = await self.nmap()
         items = await asyncio.to_thread(self.summaries, groups, nmap)
-        if items:
-            await self.send_summaries(items)
-        return defer_spikes(clues, nmap)
+        kept = defer_spikes(clues, nmap)
+        await asyncio.gather(self.send_summaries(items), send_clues(kept))
+        return kept
 
     def summaries(self, groups: dict[str, tuple[int, list[Reading]]],
                   nmap: NeighbourMap) -> list[tuple[str, bytes]]:
