@@ -20,7 +20,7 @@ import csv
 import io
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -81,12 +81,16 @@ class RegionJudge:
     """Judges hours of a set of stations against their neighbours; state is JSON."""
 
     def __init__(self, nmap: NeighbourMap, state: dict[str, Any] | None = None, *,
-                 utc_offset_hours: float = 8.0, evidence: bool = False) -> None:
+                 utc_offset_hours: float = 8.0, evidence: bool = False,
+                 on_plot: Callable[[EvidenceRef, SeriesPlot], None] | None = None) -> None:
         self.nmap = nmap
         self.cfg = nmap.cfg
         self.s: dict[str, Any] = state if state is not None else {}
         self.tz = timezone(timedelta(hours=utc_offset_hours))
         self.evidence = evidence
+        #: where evidence plots go: None renders them here and now; a callback gets the
+        #: (still empty) EvidenceRef and what to draw (the stream sends the clue first)
+        self.on_plot = on_plot
 
     def judge_hour(self, code: str, hour: float, values: dict[str, float],
                    subjects: Iterable[str] | None = None) -> list[Clue]:
@@ -144,8 +148,12 @@ class RegionJudge:
                           " neighbours", [self._dt(p[0]) for p in pts], [p[1] for p in pts],
                           shade=(self._dt(run["start"]), self._dt(end)),
                           band=[(self._dt(p[0]), p[2], p[3], p[4]) for p in pts])
-        return EvidenceRef(media_type="image/png", name=f"{run['kind']}_{code}.png",
-                           content=plot.render())
+        ref = EvidenceRef(media_type="image/png", name=f"{run['kind']}_{code}.png")
+        if self.on_plot is None:
+            ref.content = plot.render()
+        else:
+            self.on_plot(ref, plot)
+        return ref
 
 
 def defer_spikes(clues: Iterable[Clue], nmap: NeighbourMap) -> list[Clue]:

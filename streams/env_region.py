@@ -49,6 +49,7 @@ from contract.topics import ENV_HOURS
 from detectors.env_neighbours import NeighbourConfig, NeighbourMap, Site
 from detectors.env_region import RegionJudge, defer_spikes, hour_means
 from storage.stations import located_stations
+from streams.evidence import defer
 from streams.table_state import put_state
 
 if TYPE_CHECKING:
@@ -255,7 +256,7 @@ class RegionStage:
             value["hours"] = {}
             return []
         expected = routing.expected[cell]
-        judge = RegionJudge(nmap, value["judge"], evidence=True)
+        judge = RegionJudge(nmap, value["judge"], evidence=True, on_plot=defer)
         clues: list[Clue] = []
         seen = value["seen"]
         for code, hours in value["hours"].items():

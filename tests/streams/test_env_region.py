@@ -137,6 +137,11 @@ def test_region_stage_finds_the_blocked_sampler_once_and_defers_spikes(
     assert first.route is not None and site == first.route["site"]
     assert first.location == {"type": "Point", "coordinates": [116.417, 39.929]}
     assert first.metrics["value"] < 0.5 * first.metrics["limit"]
+    # the alert does not wait for its picture: the plot goes along to be drawn after it
+    # (``streams.evidence``), the station against its neighbours' band
+    plot = first.evidence[0]
+    assert plot.content == b"" or not plot.content
+    assert plot.pending is not None and plot.pending["series"]["band"]
     ids = {c.clue_id for _, c in sent}
     count = len(sent)
     # the table keeps only hours not judged yet: a day at most per cell, not the month
