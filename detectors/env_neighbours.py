@@ -84,6 +84,12 @@ class NeighbourConfig(BaseModel):
         default=0.53, description="correlation of the PM2.5 and PM10 z of honest hours"
         " (2 years of the 12 Beijing stations): their mean has sd sqrt((1+r)/2)")
     high: dict[str, float] = Field(default_factory=lambda: {PM25: 75.0, PM10: 150.0})
+    high_per_episode: bool = Field(
+        default=True, description="interference: the neighbours over ``high`` on average"
+        " over the episode only (not in each hour of evidence)")
+    difference_per_episode: bool = Field(
+        default=True, description="``min_difference`` on the episode's mean only (not in"
+        " each hour of evidence)")
     min_difference: dict[str, float] = Field(default_factory=lambda: {PM25: 35.0, PM10: 50.0})
     min_hours: dict[str, int] = Field(
         default_factory=lambda: {"interference": 6, "local_source": 6},
