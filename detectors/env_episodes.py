@@ -35,9 +35,9 @@ Three things turn hours into episodes, each for a reason of physics or statistic
   the suburban stations), so the textbook average run length of iid scores would promise far
   fewer false alarms than real data gives. ``h`` = 25 is the smallest interval that keeps
   the two real Beijing years within the goal of 2 neighbour clues per station-year with a
-  20 % margin for other cities (1.50; h 23 gives 1.92, h 20 2.29; the sweep is in
-  BENCHMARKS.md): about 5,800 station-hours between false clues. The lag is what allows
-  it: without the lag, h 25 gives 2.92.
+  20 % margin for other cities (1.54; h 24 gives 1.71, h 23 1.92, h 20 2.46; the sweep is
+  in BENCHMARKS.md): about 5,700 station-hours between false clues. The lag is what allows
+  it: without the lag, h 25 gives 3.13.
 
 What the evidence is *about* is judged per hour, what makes it *matter* per episode. An hour
 is evidence of interference only where the station is under its expected value and of a
