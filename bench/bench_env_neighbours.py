@@ -1,7 +1,8 @@
 """Neighbour rules on the 12 real Beijing stations (issue 15, point 4).
 
 Run: ``offsite bench env-neighbours [--quick]`` or
-``.venv/bin/python -m bench.bench_env_neighbours [--quick] [SEED]``
+``.venv/bin/python -m bench.bench_env_neighbours [--quick] [SEED [SEEDS]]`` (SEEDS
+injection runs from SEED on, pooled); ``--sweep``: the parameter sweep on the real record.
 
 1. Real years alone (2013-03 to 2015-02, PM2.5 and PM10 of all 12 stations, as
    ``env analyze --stations`` runs them): neighbour-type (interference, local_source) and
@@ -12,7 +13,7 @@ Run: ``offsite bench env-neighbours [--quick]`` or
    local sources, PM10 + A and PM2.5 + A/2 (A 80-600 µg/m³) for 6 to 24 h while the
    neighbours' PM2.5 median is under 35 µg/m³. A clue of the doctored run that the clean run
    does not have is a detection; it is true when its kind and station match an injected
-   event whose interval it overlaps. Recall per kind and by magnitude.
+   event whose interval it overlaps. Recall per kind, by magnitude and by duration.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from detectors.env import StationMonitor, final_clues
 from detectors.env_config import EnvConfig, StationInfo
 from detectors.env_contract import to_contract
 from detectors.env_io import read_beijing
-from detectors.env_neighbours import PM10, PM25, NeighbourMap
+from detectors.env_neighbours import PM10, PM25, NeighbourConfig, NeighbourMap
 from detectors.env_region import defer_spikes, judge_series, read_sites
 
 # the whole two years (CC BY 4.0; too large for samples/, which keeps the winter the tests use)
@@ -127,6 +128,8 @@ def inject(per: dict[str, list[Reading]], nmap: NeighbourMap, rng: random.Random
 
 def score(clean: list[Any], doctored: list[Any], events: list[dict[str, Any]]
           ) -> dict[str, Any]:
+    """Per kind: each injected event with whether a new clue found it, and the new clues'
+    count and how many of them are true (``summarise`` turns seeds of these into figures)."""
     def span(c: Any) -> tuple[float, float]:
         return c.start.timestamp(), (c.end or c.time).timestamp() + H
 
@@ -135,42 +138,90 @@ def score(clean: list[Any], doctored: list[Any], events: list[dict[str, Any]]
         return a.kind == b.kind and a.subject == b.subject and a.rule == b.rule \
             and s1 <= e2 and s2 <= e1
 
+    def finds(c: Any, ev: dict[str, Any]) -> bool:
+        s, e = span(c)
+        return ev["kind"] == c.kind and ev["station"] == c.subject and s < ev["t1"] \
+            and ev["t0"] < e
+
     new = [c for c in doctored if c.kind in ("interference", "local_source")
            and not any(same(c, b) for b in clean)]
-    hit: set[int] = set()
-    true = 0
-    for c in new:
-        s, e = span(c)
-        match = [i for i, ev in enumerate(events) if ev["kind"] == c.kind
-                 and ev["station"] == c.subject and s < ev["t1"] and ev["t0"] < e]
-        true += bool(match)
-        hit.update(match)
     out: dict[str, Any] = {}
     for kind in ("interference", "local_source"):
-        idx = [i for i, ev in enumerate(events) if ev["kind"] == kind]
         made = [c for c in new if c.kind == kind]
-        ok = sum(1 for c in made if any(
-            events[i]["station"] == c.subject and span(c)[0] < events[i]["t1"]
-            and events[i]["t0"] < span(c)[1] for i in idx))
-        out[kind] = {"injected": len(idx), "recall": round(sum(i in hit for i in idx)
-                                                           / max(len(idx), 1), 3),
-                     "precision": round(ok / max(len(made), 1), 3), "clues": len(made)}
-        buckets: dict[str, list[bool]] = defaultdict(list)
-        for i in idx:
-            m = events[i]["magnitude"]
-            lo = int(m * 10) / 10 if kind == "interference" else int(m // 100) * 100
-            b = (f"scale {lo:.1f}-{lo + 0.1:.1f}" if kind == "interference"
-                 else f"+{lo}-{lo + 99}")
-            buckets[b].append(i in hit)
-        out[kind]["recall_by_magnitude"] = {b: f"{sum(v)}/{len(v)}"
-                                            for b, v in sorted(buckets.items())}
-        missed = [events[i] for i in idx if i not in hit]
-        out[kind]["missed"] = [{k: v for k, v in ev.items() if k not in ("t0", "t1")}
-                               for ev in missed[:8]]
+        out[kind] = {"events": [dict(ev, hit=any(finds(c, ev) for c in made))
+                                for ev in events if ev["kind"] == kind],
+                     "clues": len(made),
+                     "true": sum(any(finds(c, ev) for ev in events) for c in made)}
     return out
 
 
-def main(quick: bool = False, seed: int = 15) -> dict[str, Any]:
+def _bucket(kind: str, m: float) -> str:
+    if kind == "interference":
+        lo = int(m * 10) / 10
+        return f"scale {lo:.1f}-{lo + 0.1:.1f}"
+    lo = int(m // 100) * 100
+    return f"+{lo}-{lo + 99}"
+
+
+def summarise(scores: list[dict[str, Any]]) -> dict[str, Any]:
+    """Recall, precision and recall by magnitude and by duration over seeds."""
+    out: dict[str, Any] = {}
+    for kind in ("interference", "local_source"):
+        events = [ev for sc in scores for ev in sc[kind]["events"]]
+        clues = sum(sc[kind]["clues"] for sc in scores)
+        true = sum(sc[kind]["true"] for sc in scores)
+        by_mag: dict[str, list[bool]] = defaultdict(list)
+        by_dur: dict[int, list[bool]] = defaultdict(list)
+        for ev in events:
+            by_mag[_bucket(kind, ev["magnitude"])].append(ev["hit"])
+            by_dur[ev["hours"]].append(ev["hit"])
+        out[kind] = {
+            "injected": len(events),
+            "recall": round(sum(ev["hit"] for ev in events) / max(len(events), 1), 3),
+            "precision": round(true / max(clues, 1), 3), "clues": clues,
+            "recall_by_magnitude": {b: f"{sum(v)}/{len(v)}" for b, v in sorted(by_mag.items())},
+            "recall_by_hours": {h: f"{sum(v)}/{len(v)}" for h, v in sorted(by_dur.items())},
+            "missed": [{k: v for k, v in ev.items() if k not in ("t0", "t1", "hit")}
+                       for ev in events if not ev["hit"]][:8]}
+    return out
+
+
+def neighbour_clues(per: dict[str, list[Reading]], nmap: NeighbourMap) -> Counter[str]:
+    return Counter(c.kind for c in final_clues(judge_series(per, nmap)))
+
+
+#: the sweep of the episode parameters, judged on the real record alone (false alarms)
+SWEEP: list[dict[str, Any]] = [
+    {"cusum_k": k, "cusum_h": h} for k in (1.0, 1.5, 2.0) for h in (15.0, 20.0, 25.0, 30.0)
+] + [{"cusum_h": h} for h in (22.0, 23.0, 24.0)] + [
+    {"lag_h": 0}, {"lag_h": 6}, {"channel_correlation": 1.0}, {"cusum_clip": 12.0},
+    {"high_per_episode": False, "difference_per_episode": False}]
+
+
+def sweep(quick: bool = False) -> dict[str, Any]:
+    """Neighbour clues per station-year on the real record for each setting of ``SWEEP``
+    (the defaults otherwise), and the average run length between false episodes in
+    station-hours (``channel_correlation`` 1.0 is the channels' mean not scaled up: as if
+    they were one)."""
+    until = datetime(2013, 7, 1) if quick else None
+    sites = read_sites(DATA / "stations.csv")
+    per = load(until=until)
+    years = station_years(per)
+    rows = []
+    for over in SWEEP:
+        nmap = NeighbourMap(sites, NeighbourConfig(**over))
+        kinds = neighbour_clues(per, nmap)
+        n = kinds["interference"] + kinds["local_source"]
+        rows.append({**over, "interference": kinds["interference"],
+                     "local_source": kinds["local_source"],
+                     "per_station_year": round(n / years, 2),
+                     "arl_station_hours": round(years * 8766 / max(n, 1))})
+        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    return {"benchmark": "env-neighbours-sweep", "quick": quick,
+            "station_years": round(years, 2), "rows": rows}
+
+
+def main(quick: bool = False, seed: int = 15, seeds: int = 1) -> dict[str, Any]:
     t = time.perf_counter()
     until = datetime(2013, 7, 1) if quick else None
     sites = read_sites(DATA / "stations.csv")
@@ -188,12 +239,20 @@ def main(quick: bool = False, seed: int = 15) -> dict[str, Any]:
     everything = load(codes=None, until=until)
     replays = sum(1 for c in per_station_clues(everything, nmap) if c.kind == "replay")
     figures["replay_per_station_year"] = round(replays / years, 2)
-    doctored, events = inject(per, nmap, random.Random(seed))
-    figures["injection"] = score(clean, final_clues(judge_series(doctored, nmap)), events)
+    scores = []
+    for s in range(seed, seed + seeds):
+        doctored, events = inject(per, nmap, random.Random(s))
+        scores.append(score(clean, final_clues(judge_series(doctored, nmap)), events))
+    figures["seeds"] = list(range(seed, seed + seeds))
+    figures["injection"] = summarise(scores)
     figures["seconds"] = round(time.perf_counter() - t, 1)
     return figures
 
 
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if a != "--quick"]
-    print(json.dumps(main("--quick" in sys.argv, int(args[0]) if args else 15), indent=1))
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    if "--sweep" in sys.argv:
+        print(json.dumps(sweep("--quick" in sys.argv), indent=1))
+    else:
+        print(json.dumps(main("--quick" in sys.argv, int(args[0]) if args else 15,
+                              int(args[1]) if len(args) > 1 else 1), indent=1))

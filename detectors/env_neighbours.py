@@ -31,29 +31,21 @@ themselves. ``EpisodeTracker.judge`` keeps the station's last ``history_h`` unfl
 residuals (30 days) and scores ``z = (residual - their median) / max(neighbour spread,
 their 1.4826 MAD)``: the threshold scales with the neighbours' spread and the station's own.
 
-An hour is flagged when ``|z| >= z_extend`` (3) *and* the absolute difference is one that
-matters (``min_difference``, the Grade I 24 h limits; interference only while the
-neighbours' median is over ``high``, the Grade II 24 h limit: a sampler hidden on clean days
-hides nothing). Flagged hours, with gaps up to ``max_gap_h``, form a run; it becomes a clue
-once it has ``min_hours`` (6) flagged hours of which ``min_strong`` (5) are beyond
-``|z| >= z`` (5). One hour proves nothing: real Beijing residuals have heavy tails (0.1 %
-of station-hours beyond -10), fronts and plumes reach stations hours apart; a quarter of a
-day of strong disagreement is longer than a front takes to cross the 50 km. Stations
-without ``min_neighbours`` reporting in an hour are not judged that hour.
+How the hours' scores become episodes (evidence that accumulates over hours and over both
+PM channels, a one-sided CUSUM per kind) is ``env_episodes``'s part.
 
 Pure: hour summaries in, clues out; time comes with the data. The offline CLI
 (``env_contract.analyze_jsonl`` with sites) and the stream's region stage
 (``streams.env_region``) both use ``NeighbourMap`` for the neighbour sets, ``consensus``
-for an hour and ``EpisodeTracker`` (JSON state) for the episodes.
+for an hour and ``env_episodes.EpisodeTracker`` (JSON state) for the episodes.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-import numpy as np
 from pydantic import BaseModel, Field
 from pyproj import Geod
 
@@ -74,18 +66,34 @@ class NeighbourConfig(BaseModel):
     offset: float = 5.0
     min_log_spread: float = Field(default=math.log(1.15) / 0.6745,
                                   description="spread floor: +-15 % agreement at one MAD")
-    z: float = 5.0
-    z_extend: float = Field(default=3.0, description="|z| that flags an hour of an episode")
-    min_strong: int = Field(default=5, description="hours at |z| >= z an episode needs")
-    high_per_episode: bool = Field(
-        default=False, description="interference: the neighbours' median over the episode"
-        " (not each hour) must be over ``high``")
+    z: float = Field(default=5.0, description="the band of the plot and the confidence"
+                     " scale: |z| = 2 z is full confidence")
+    z_extend: float = Field(default=3.0, description="|z| (with the difference mattering)"
+                            " that keeps an hour out of the station's own history")
+    cusum_k: float = Field(default=1.5, description="CUSUM reference value: half the"
+                           " smallest shift worth finding fast (a sampler passing half the"
+                           " air, ln 0.5 = -0.69, is 3.3 spread floors)")
+    cusum_h: float = Field(default=25.0, description="CUSUM decision interval, set from the"
+                           " false alarms of the real record (BENCHMARKS.md)")
+    cusum_clip: float = Field(default=8.0, description="most evidence one hour gives"
+                              " (Huber clip: the residuals have heavy tails)")
+    lag_h: int = Field(default=3, description="hours the neighbours' medians may lead the"
+                       " station: a plume or front crossing 10-50 km at 3-5 m/s")
+    channel_correlation: float = Field(
+        default=0.53, description="correlation of the PM2.5 and PM10 z of honest hours"
+        " (2 years of the 12 Beijing stations): their mean has sd sqrt((1+r)/2)")
     high: dict[str, float] = Field(default_factory=lambda: {PM25: 75.0, PM10: 150.0})
+    high_per_episode: bool = Field(
+        default=True, description="interference: the neighbours over ``high`` on average"
+        " over the episode only (not in each hour of evidence)")
+    difference_per_episode: bool = Field(
+        default=True, description="``min_difference`` on the episode's mean only (not in"
+        " each hour of evidence)")
     min_difference: dict[str, float] = Field(default_factory=lambda: {PM25: 35.0, PM10: 50.0})
     min_hours: dict[str, int] = Field(
         default_factory=lambda: {"interference": 6, "local_source": 6},
-        description="flagged hours an episode needs: a quarter of a day, longer than a"
-        " plume front takes to cross the 50 km between city and suburbs (2-3 h at"
+        description="hours an episode needs before it is raised: a quarter of a day, longer"
+        " than a plume front takes to cross the 50 km between city and suburbs (2-3 h at"
         " 5 m/s), which is what shorter disagreements on real data mostly are")
     history_h: int = Field(default=720, description="hours of the station's own residuals")
     min_history_h: int = Field(default=48, description="residuals needed before judging")
@@ -184,115 +192,9 @@ class Verdict:
     high: float
     z: float
     neighbours: tuple[str, ...]
-    kind: str | None  # interference, local_source or None
-
-
-#: new residuals after which the station's bias and spread are fitted again (a median
-#: of 720 values per station-hour would dominate the cost; a day's lag changes nothing)
-FIT_EVERY_H = 24
-#: hours of context kept before an episode, for the evidence plot
-CONTEXT_H = 12
-#: hours of an episode kept for the plot (the numbers in the clue cover all of it)
-PLOT_H = 14 * 24
-
-
-class EpisodeTracker:
-    """Episodes of one station and code from its hour verdicts, in time order.
-
-    State is a JSON dict (the stream keeps it in a table): ``ctx`` the last hours judged
-    (for the plot), ``run`` the current run of flagged hours (``kind``, ``start``, ``last``
-    hour, sums of the station's and the neighbours' median values, worst ``z``, ``n``
-    flagged hours, ``open`` once it has been emitted, ``pts`` the plotted hours).
-    """
-
-    def __init__(self, cfg: NeighbourConfig, state: dict | None = None) -> None:
-        self.cfg = cfg
-        self.s: dict = state if state is not None else {"ctx": [], "run": None, "last": None,
-                                                        "hist": []}
-
-    def judge(self, code: str, h: Hour) -> Verdict | None:
-        """The verdict of an hour against the neighbours and the station's own relation to
-        them: a suburban station is cleaner than the city every day, and its residual
-        wanders more; its median residual (bias) and their spread (MAD) over the last
-        ``history_h`` unflagged hours say by how much. None while that history is short."""
-        cfg = self.cfg
-        if len(self.s["hist"]) < cfg.min_history_h:
-            self._remember(h.residual)
-            return None
-        if self.s.get("fit") is None or self.s["fit"][2] >= FIT_EVERY_H:
-            hist = np.asarray(self.s["hist"], float)
-            bias = float(np.median(hist))
-            self.s["fit"] = [bias, 1.4826 * float(np.median(np.abs(hist - bias))), 0]
-        bias, mad, _ = self.s["fit"]
-        scale = max(h.spread, mad)
-        z = (h.residual - bias) / scale
-        centre = math.log(h.median + cfg.offset) + bias
-        expected = math.exp(centre) - cfg.offset
-        diff = cfg.min_difference.get(code, 0.0)
-        kind = None
-        high = cfg.high.get(code, 0.0)
-        self.s["high"] = high
-        if z <= -cfg.z_extend and (cfg.high_per_episode or h.median >= high) \
-                and expected - h.value >= diff:
-            kind = "interference"
-        elif z >= cfg.z_extend and h.value - expected >= diff:
-            kind = "local_source"
-        if kind is None:
-            self._remember(h.residual)
-        band = cfg.z * scale
-        return Verdict(h.value, h.median, math.exp(centre - band) - cfg.offset,
-                       math.exp(centre + band) - cfg.offset, z, h.neighbours, kind)
-
-    def _remember(self, residual: float) -> None:
-        if self.s.get("fit") is not None:
-            self.s["fit"][2] += 1
-        hist = self.s["hist"]
-        hist.append(round(residual, 4))  # in place: a copy of 720 values an hour was not free
-        if len(hist) > self.cfg.history_h:
-            del hist[:len(hist) - self.cfg.history_h]
-
-    def observe(self, hour: float, v: Verdict) -> list[tuple[str, dict]]:
-        """Feed the verdict of hour ``hour`` (epoch s); returns (state, run) events."""
-        self.s["last"] = hour
-        out: list[tuple[str, dict]] = []
-        run = self.s["run"]
-        point = [hour, v.value, v.low, v.high, v.median]
-        if run is not None and (v.kind not in (None, run["kind"])
-                                or hour - run["last"] > self.cfg.max_gap_h * 3600):
-            out += self._close(run)
-            run = None
-        if v.kind is not None:
-            if run is None:
-                run = self.s["run"] = {"kind": v.kind, "start": hour, "last": hour, "n": 0,
-                                       "sum_v": 0.0, "sum_m": 0.0, "z": 0.0, "open": False,
-                                       "emitted": 0, "pts": list(self.s["ctx"]),
-                                       "neighbours": list(v.neighbours)}
-            run["last"] = hour
-            run["n"] += 1
-            run["strong"] = run.get("strong", 0) + (abs(v.z) >= self.cfg.z)
-            run["sum_v"] += v.value
-            run["sum_m"] += v.median
-            run["z"] = v.z if abs(v.z) > abs(run["z"]) else run["z"]
-            run["neighbours"] = sorted(set(run["neighbours"]) | set(v.neighbours))
-            if not run["open"] and run["n"] >= self.cfg.min_hours[run["kind"]] \
-                    and (run["kind"] != "interference"
-                         or run["sum_m"] / run["n"] >= self.s.get("high", 0.0)) \
-                    and run["strong"] >= self.cfg.min_strong:
-                run["open"] = True
-                run["emitted"] = run["n"]
-                out.append(("open", dict(run)))
-            elif run["open"] and run["n"] - run["emitted"] >= self.cfg.update_every_h:
-                run["emitted"] = run["n"]
-                out.append(("update", dict(run)))
-        if run is not None and len(run["pts"]) < PLOT_H:
-            run["pts"].append(point)
-        self.s["ctx"] = (self.s["ctx"] + [point])[-CONTEXT_H:]
-        return out
-
-    def _close(self, run: dict) -> list[tuple[str, dict]]:
-        self.s["run"] = None
-        return [("closed", run)] if run["open"] else []
-
-    def flush(self) -> list[tuple[str, dict]]:
-        """End of a finite series: an open episode stays open (nothing closed it)."""
-        return []
+    kind: str | None  # |z| >= z_extend and the difference matters: kept out of the history
+    expected: float = math.nan  # the station's expected value (its bias on the median)
+    #: per kind, the evidence of this hour (positive: for the kind; lag-robust, see
+    #: ``env_episodes``) and whether the hour's physics allows the kind at all
+    x: dict[str, float] = field(default_factory=dict)
+    gate: dict[str, bool] = field(default_factory=dict)

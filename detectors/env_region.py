@@ -28,12 +28,8 @@ from typing import Any
 from contract.clue import Clue, EvidenceRef
 from contract.records import Reading
 from detectors.env_config import DETECTOR, VERSION
-from detectors.env_neighbours import (
-    EpisodeTracker,
-    NeighbourMap,
-    Site,
-    consensus,
-)
+from detectors.env_episodes import EpisodeTracker, joint_evidence
+from detectors.env_neighbours import Hour, NeighbourMap, Site, Verdict, consensus
 from detectors.plots import SeriesPlot
 
 HOUR = 3600.0
@@ -94,28 +90,51 @@ class RegionJudge:
 
     def judge_hour(self, code: str, hour: float, values: dict[str, float],
                    subjects: Iterable[str] | None = None) -> list[Clue]:
-        """Clue events of one hour: ``values`` are the hour means of every station that
-        reported (neighbours included), ``subjects`` the stations to judge (default all)."""
+        """Clue events of one hour of one code (``judge_hours`` with that code only)."""
+        return self.judge_hours(hour, {code: values}, subjects)
+
+    def judge_hours(self, hour: float, by_code: dict[str, dict[str, float]],
+                    subjects: Iterable[str] | None = None) -> list[Clue]:
+        """Clue events of one hour: ``by_code`` the hour means of every station that
+        reported (neighbours included) per code, ``subjects`` the stations to judge (default
+        all). A station's channels are judged together (``env_episodes.joint_evidence``)."""
         out: list[Clue] = []
-        for station in (values if subjects is None else subjects):
-            if station not in values or not self.nmap.judged(station):
+        stations = subjects if subjects is not None else \
+            dict.fromkeys(s for values in by_code.values() for s in values)
+        for station in stations:
+            if not self.nmap.judged(station):
                 continue
-            key = f"{station}/{code}"
-            last = (self.s.get(key) or {}).get("last")
-            if last is not None and hour <= last:
-                continue  # judged already (a redelivery)
-            nb = {n: values[n] for n in self.nmap.of(station) if n in values}
-            h = consensus(self.cfg, values[station], nb)
-            if h is None:
+            judged: dict[str, tuple[EpisodeTracker, Verdict]] = {}
+            for code, values in by_code.items():
+                h = self._against(station, code, hour, values)
+                if h is None:
+                    continue
+                tracker = EpisodeTracker(self.cfg, self.s.get(f"{station}/{code}"))
+                verdict = tracker.judge(code, h, hour)
+                tracker.s["last"] = hour
+                self.s[f"{station}/{code}"] = tracker.s
+                if verdict is not None:
+                    judged[code] = (tracker, verdict)
+            if not judged:
                 continue
-            tracker = EpisodeTracker(self.cfg, self.s.get(key))
-            verdict = tracker.judge(code, h)
-            if verdict is not None:
-                for state, run in tracker.observe(hour, verdict):
+            evidence = joint_evidence(self.cfg, [v for _, v in judged.values()])
+            for code, (tracker, verdict) in judged.items():
+                for state, run in tracker.observe(code, hour, verdict, evidence):
                     out.append(self._clue(station, code, state, run))
-            tracker.s["last"] = hour
-            self.s[key] = tracker.s
         return out
+
+    def _against(self, station: str, code: str, hour: float,
+                 values: dict[str, float]) -> Hour | None:
+        """The station's hour of ``code`` against its neighbours, or None (not reported,
+        judged already, too few neighbours reporting)."""
+        if station not in values:
+            return None
+        key = f"{station}/{code}"
+        last = (self.s.get(key) or {}).get("last")
+        if last is not None and hour <= last:
+            return None  # judged already (a redelivery)
+        nb = {n: values[n] for n in self.nmap.of(station) if n in values}
+        return consensus(self.cfg, values[station], nb)
 
     def _dt(self, t: float) -> datetime:
         return datetime.fromtimestamp(t, UTC).astimezone(self.tz)
@@ -181,8 +200,12 @@ def judge_series(per_station: dict[str, list[Reading]], nmap: NeighbourMap, *,
             continue
         for (code, hour), mean in hour_means(readings, nmap.cfg.codes).items():
             hours[(code, hour)][station] = mean
+    by_hour: dict[float, dict[str, dict[str, float]]] = defaultdict(dict)
+    for (code, hour), values in hours.items():
+        by_hour[hour][code] = values
     judge = RegionJudge(nmap, utc_offset_hours=utc_offset_hours, evidence=evidence)
     out: list[Clue] = []
-    for code, hour in sorted(hours, key=lambda k: (k[1], k[0])):
-        out += judge.judge_hour(code, hour, hours[(code, hour)], subjects)
+    for hour in sorted(by_hour):
+        codes = by_hour[hour]
+        out += judge.judge_hours(hour, {c: codes[c] for c in sorted(codes)}, subjects)
     return out

@@ -46,11 +46,14 @@ def env(quick: bool = QUICK) -> None:
 
 
 @app.command("env-neighbours")
-def env_neighbours(quick: bool = QUICK) -> None:
+def env_neighbours(quick: bool = QUICK,
+                   seeds: int = typer.Option(1, help="injection runs (seeds 15, 16, ...)"),
+                   sweep: bool = typer.Option(False, "--sweep", help="the parameter sweep on"
+                                              " the real record instead")) -> None:
     """Neighbour rules on the 12 real Beijing stations: clues per station-year, recall."""
-    main = _bench("bench_env_neighbours").main
+    bench = _bench("bench_env_neighbours")
 
-    _emit(main(quick=quick))
+    _emit(bench.sweep(quick) if sweep else bench.main(quick=quick, seeds=seeds))
 
 
 @app.command()

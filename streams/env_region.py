@@ -16,12 +16,13 @@ partitions, maybe on other workers. The regional state is made explicit instead:
    drops the spike clues that defer to the neighbours (``env_region.defer_spikes``).
 2. The region agent consumes ``env.hours``. Its table ``env-region`` keyed by cell holds
    the hours not yet judged (``{code: {hour: {station: mean}}}``) and the ``RegionJudge``
-   state of the stations whose *home* cell it is. An hour is judged, in time order per code,
-   once every expected station (the home stations and their neighbours) reported it or
-   moved past it (its newest hour, ``seen``, is later: it had no data then), or once data
-   ``MAX_WAIT_H`` hours newer has come (a silent station holds its cell back a day at
-   most). Data time, no clock: a replay gives the same clues. Judged hours are dropped, so
-   the table holds at most about a day per cell.
+   state of the stations whose *home* cell it is. An hour is judged, all its codes together
+   (a station's channels are judged jointly) and hours in time order, once every expected
+   station (the home stations and their neighbours) reported it or moved past it (its
+   newest hour, ``seen``, is later: it had no data then), or once data ``MAX_WAIT_H`` hours
+   newer has come (a silent station holds its cell back a day at most). Data time, no
+   clock: a replay gives the same clues. Judged hours are dropped, so the table holds at
+   most about a day per cell.
 
 Delivery is at-least-once end to end: summaries are acked before the env agent commits, a
 redelivered summary overwrites its own value, an hour already judged is not judged again
@@ -259,14 +260,17 @@ class RegionStage:
         judge = RegionJudge(nmap, value["judge"], evidence=True, on_plot=defer)
         clues: list[Clue] = []
         seen = value["seen"]
-        for code, hours in value["hours"].items():
-            newest = max((int(h) for h in hours), default=0)
-            for h in sorted(hours, key=int):
-                ready = all(s in hours[h] or seen.get(s, 0) > int(h) for s in expected)
-                if not (ready or newest - int(h) >= MAX_WAIT_H * 3600):
-                    break
-                clues += judge.judge_hour(code, float(h), hours.pop(h), home)
-                value["done"][code] = int(h)
+        hours = value["hours"]  # {code: {hour: {station: mean}}}
+        newest = max((int(h) for hs in hours.values() for h in hs), default=0)
+        for h in sorted({h for hs in hours.values() for h in hs}, key=int):
+            codes = [c for c in hours if h in hours[c]]
+            ready = all(s in hours[c][h] or seen.get(s, 0) > int(h)
+                        for c in codes for s in expected)
+            if not (ready or newest - int(h) >= MAX_WAIT_H * 3600):
+                break
+            clues += judge.judge_hours(float(h), {c: hours[c].pop(h) for c in codes}, home)
+            for c in codes:
+                value["done"][c] = int(h)
         value["judge"] = judge.s
         return clues
 

@@ -22,7 +22,7 @@ import pytest
 from bench.bench_env_neighbours import load
 from contract.records import Clue, HourSummary, env_records
 from detectors.env_neighbours import PM10, PM25, NeighbourMap
-from detectors.env_region import read_sites
+from detectors.env_region import judge_series, read_sites
 from streams import env as E
 from streams.env_region import RegionStage, cell_key, home_cell
 from tests.detectors.test_env_neighbours import CST, doctor, find_run, neighbour_median
@@ -148,3 +148,12 @@ def test_region_stage_finds_the_blocked_sampler_once_and_defers_spikes(
     assert all(len(hs) <= 25 for v in region.table.data.values() for hs in v["hours"].values())
     asyncio.run(judge([events]))  # the whole topic redelivered: judged already, nothing new
     assert len(sent) == count and {c.clue_id for _, c in sent} == ids
+    # the stream and the offline CLI give the same neighbour clues (but for the last days,
+    # whose hours the stream still waits on)
+
+    def episodes(clues: Any) -> set[tuple]:
+        return {(c.rule, c.subject, c.start, c.state) for c in clues
+                if c.kind in ("interference", "local_source") and c.time < STOP - timedelta(2)}
+
+    offline = episodes(judge_series(per, nmap))
+    assert offline and episodes(c for _, c in sent) == offline
