@@ -26,7 +26,7 @@ from detectors.env_quiet import observe_batch
 from detectors.env_spike import SpikeScores
 from detectors.env_state import copy_state, snapshot_state
 from detectors.limits import LimitTable, o2_correct
-from detectors.plots import SeriesPlot
+from detectors.plots import OnPlot, SeriesPlot, plot_evidence
 from detectors.plugin import register
 
 _TABLE: LimitTable | None = None
@@ -60,7 +60,7 @@ class StationMonitor(WindowRules):
         self._spike_pre: SpikeScores | None = None  # set by observe_many for its batch
         #: where evidence plots go: None renders them here and now; a callback gets the
         #: (still empty) EvidenceRef and what to draw, and fills the content later
-        self.on_plot: Callable[[EvidenceRef, SeriesPlot], None] | None = None
+        self.on_plot: OnPlot | None = None
 
     # ------------------------------------------------------------------ state
     @classmethod
@@ -262,12 +262,7 @@ class StationMonitor(WindowRules):
         plot = SeriesPlot(f"{self.station.id} {rule} ({ep['kind']})", [p[0] for p in ok],
                           [p[1] for p in ok], limit=ep["limit"], flagged=bad, means=means,
                           shade=(self._dt(ep["start"]), self._dt(max(stop, ep["start"] + 1))))
-        ref = EvidenceRef(media_type="image/png", name=f"{rule.replace('/', '_')}.png")
-        if self.on_plot is None:
-            ref.content = plot.render()
-        else:
-            self.on_plot(ref, plot)
-        return ref
+        return plot_evidence(f"{rule.replace('/', '_')}.png", plot, self.on_plot)
 
     # ------------------------------------------------------------------ per-reading rules
     def _per_reading(self, code: str, cs: dict[str, Any], t: float, value: float, flag: str,

@@ -20,7 +20,7 @@ import csv
 import io
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from contract.records import Reading
 from detectors.env_config import DETECTOR, VERSION
 from detectors.env_episodes import EpisodeTracker, joint_evidence
 from detectors.env_neighbours import Hour, NeighbourMap, Site, Verdict, consensus
-from detectors.plots import SeriesPlot
+from detectors.plots import OnPlot, SeriesPlot, plot_evidence
 
 HOUR = 3600.0
 KINDS = ("interference", "local_source")
@@ -78,7 +78,7 @@ class RegionJudge:
 
     def __init__(self, nmap: NeighbourMap, state: dict[str, Any] | None = None, *,
                  utc_offset_hours: float = 8.0, evidence: bool = False,
-                 on_plot: Callable[[EvidenceRef, SeriesPlot], None] | None = None) -> None:
+                 on_plot: OnPlot | None = None) -> None:
         self.nmap = nmap
         self.cfg = nmap.cfg
         self.s: dict[str, Any] = state if state is not None else {}
@@ -167,12 +167,7 @@ class RegionJudge:
                           " neighbours", [self._dt(p[0]) for p in pts], [p[1] for p in pts],
                           shade=(self._dt(run["start"]), self._dt(end)),
                           band=[(self._dt(p[0]), p[2], p[3], p[4]) for p in pts])
-        ref = EvidenceRef(media_type="image/png", name=f"{run['kind']}_{code}.png")
-        if self.on_plot is None:
-            ref.content = plot.render()
-        else:
-            self.on_plot(ref, plot)
-        return ref
+        return plot_evidence(f"{run['kind']}_{code}.png", plot, self.on_plot)
 
 
 def defer_spikes(clues: Iterable[Clue], nmap: NeighbourMap) -> list[Clue]:

@@ -7,7 +7,7 @@ keeps no global figure registry and is safe to call from worker threads.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -17,6 +17,8 @@ matplotlib.use("Agg")
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+
+from contract.clue import EvidenceRef  # noqa: E402
 
 
 def series_png(title: str, times: Sequence[datetime], values: Sequence[float], *,
@@ -83,6 +85,22 @@ class SeriesPlot:
         return series_png(self.title, self.times, self.values, limit=self.limit,
                           shade=self.shade, flagged=self.flagged, means=self.means,
                           band=self.band)
+
+
+#: where a detector's evidence plots go: None renders them at once; a callback gets the
+#: (still empty) EvidenceRef and what to draw, and fills the content later (the stream
+#: sends the clue first, ``streams.evidence``)
+OnPlot = Callable[[EvidenceRef, SeriesPlot], None]
+
+
+def plot_evidence(name: str, plot: SeriesPlot, on_plot: OnPlot | None) -> EvidenceRef:
+    """A PNG evidence item of ``plot``: drawn now, or handed to ``on_plot``."""
+    ref = EvidenceRef(media_type="image/png", name=name)
+    if on_plot is None:
+        ref.content = plot.render()
+    else:
+        on_plot(ref, plot)
+    return ref
 
 
 def warm() -> bool:

@@ -51,13 +51,12 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from pydantic import ValidationError
 
-from contract.clue import EvidenceRef
 from contract.records import Clue, EnvReadings, Reading, readings_of
 from contract.topics import ENV_READINGS
 from detectors import env_registry
 from detectors.env import StationMonitor
 from detectors.env_config import EnvConfig, StationInfo
-from detectors.plots import SeriesPlot
+from detectors.plots import OnPlot
 from storage.stations import POWER_METER_ST, StationRow, station_rows
 from streams.evidence import defer
 from streams.table_state import put_state
@@ -66,7 +65,6 @@ if TYPE_CHECKING:
     from streams.app import Streams
 
 log = logging.getLogger(__name__)
-OnPlot = Callable[[EvidenceRef, SeriesPlot], None]
 
 TICK_S = 60.0
 LIVE_LAG_S = 6 * 3600.0
