@@ -191,7 +191,8 @@ def run(quick: bool, cameras: int, seconds: float | None, extra_env: dict[str, s
             first_clue(svc.database_url, camera_ids(cameras or 1), warm_s=180.0)
             if not cameras:  # 1. saturation: the most cameras analysed in full at 2 fps
                 steps = search(metrics, lambda n: register(svc.database_url, camera_ids(n),
-                                                           server.url), quick)
+                                                           server.url), quick,
+                               {name: proc.pid for name, proc in procs.items()})
                 cameras = paced_cameras(saturation(steps))
                 register(svc.database_url, camera_ids(cameras), server.url)
                 metrics.drain(timeout_s=30.0)

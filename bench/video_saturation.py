@@ -11,17 +11,21 @@ reads the counters over a window split in two halves.
 
 A step *keeps up* (``keeps_up``) when analysed frames/s >= ``KEEP_UP`` x cameras x 2 fps,
 no frame was dropped, and the mean lag of the second half is at most ``LAG_GROWTH_S``
-(one sampling period) above the first half's (the backlog does not grow).
+(one sampling period) above the first half's (the backlog does not grow). After the first
+step that does not keep up, up to ``REFINE`` more steps halve the gap to the last that did;
+``saturation`` is the most cameras that kept up below every count that did not.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 import time
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -31,6 +35,7 @@ KEEP_UP = 0.95
 LAG_GROWTH_S = 1.0 / RATE
 STEPS = (1, 2, 4, 8, 12, 16, 24, 32, 48)
 QUICK_STEPS = (1, 2, 4, 8, 12, 16)
+REFINE = 2  # steps between the last count that kept up and the first that did not
 
 
 def keeps_up(cameras: int, analysed_fps: float, dropped: int, lag_first_s: float | None,
@@ -44,13 +49,20 @@ def keeps_up(cameras: int, analysed_fps: float, dropped: int, lag_first_s: float
 
 
 def saturation(steps: Sequence[Step]) -> int:
-    """Cameras of the last step that kept up before the first one that did not (0: none)."""
-    found = 0
-    for step in steps:
-        if not step.keeps_up:
-            break
-        found = max(found, step.cameras)
-    return found
+    """The most cameras that kept up, below every step that did not (0: none kept up)."""
+    failed = min((step.cameras for step in steps if not step.keeps_up), default=None)
+    return max((step.cameras for step in steps
+                if step.keeps_up and (failed is None or step.cameras < failed)), default=0)
+
+
+def next_between(steps: Sequence[Step]) -> int | None:
+    """After a step fell behind: the camera count halfway between the most that kept up
+    and the fewest that did not (None: they are adjacent, or none fell behind)."""
+    failed = min((step.cameras for step in steps if not step.keeps_up), default=None)
+    if failed is None:
+        return None
+    mid = (saturation(steps) + failed) // 2
+    return mid if saturation(steps) < mid < failed else None
 
 
 def paced_cameras(saturated: int) -> int:
@@ -98,9 +110,11 @@ class Step:
     lag_first_s: float | None
     lag_last_s: float | None
     backlog_end: int
+    cores: dict[str, float] | None = None  # CPU cores each process used over the window
 
     @classmethod
-    def of(cls, cameras: int, first: Sample, mid: Sample | None, last: Sample) -> Step:
+    def of(cls, cameras: int, first: Sample, mid: Sample | None, last: Sample,
+           cores: dict[str, float] | None = None) -> Step:
         """From samples at the start, the middle (None: no halves) and the end."""
         window = max(last.at - first.at, 1e-9)
         halves = (_mean_lag(first, mid), _mean_lag(mid, last)) if mid is not None else (
@@ -108,7 +122,7 @@ class Step:
         return cls(cameras, round(window, 1), round((last.analysed - first.analysed) / window, 2),
                    int(last.dropped - first.dropped),
                    *(round(h, 3) if h is not None else None for h in halves),
-                   int(last.backlog))
+                   int(last.backlog), cores)
 
     @property
     def keeps_up(self) -> bool:
@@ -117,6 +131,19 @@ class Step:
 
     def row(self) -> dict[str, Any]:
         return {**asdict(self), "expected_fps": self.cameras * RATE, "keeps_up": self.keeps_up}
+
+
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """User + system CPU seconds of each process so far (Linux ``/proc``)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for name, pid in pids.items():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[name] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return out
 
 
 def free_port() -> int:
@@ -142,21 +169,33 @@ class WorkerMetrics:
             time.sleep(0.5)
 
 
-def search(metrics: WorkerMetrics, set_cameras: Callable[[int], None], quick: bool
-           ) -> list[Step]:
-    """Step through ``STEPS`` (``QUICK_STEPS``) cameras until a step does not keep up."""
-    settle_s, window_s = (6.0, 16.0) if quick else (10.0, 30.0)
+def search(metrics: WorkerMetrics, set_cameras: Callable[[int], None], quick: bool,
+           pids: dict[str, int]) -> list[Step]:
+    """Step through ``STEPS`` (``QUICK_STEPS``) cameras until a step does not keep up, then
+    halve the gap between the last good and the first bad count (``REFINE`` times)."""
+    settle_s, window_s = (8.0, 16.0) if quick else (10.0, 30.0)
     steps: list[Step] = []
-    for cameras in QUICK_STEPS if quick else STEPS:
+
+    def step(cameras: int) -> Step:
         set_cameras(cameras)
-        time.sleep(settle_s)  # the new cameras connect and stream
-        first = metrics.scrape()
+        metrics.drain(timeout_s=30.0)  # what a step that fell behind left in the lanes
+        time.sleep(settle_s)  # new cameras connect and stream
+        first, cpu = metrics.scrape(), cpu_seconds(pids)
         time.sleep(window_s / 2)
         mid = metrics.scrape()
         time.sleep(window_s / 2)
-        step = Step.of(cameras, first, mid, metrics.scrape())
-        steps.append(step)
-        print(f"saturation step: {step.row()}", file=sys.stderr, flush=True)
-        if not step.keeps_up:
+        last, used = metrics.scrape(), cpu_seconds(pids)
+        cores = {k: round((used[k] - cpu[k]) / (last.at - first.at), 2) for k in used if k in cpu}
+        steps.append(Step.of(cameras, first, mid, last, cores))
+        print(f"saturation step: {steps[-1].row()}", file=sys.stderr, flush=True)
+        return steps[-1]
+
+    for cameras in QUICK_STEPS if quick else STEPS:
+        if not step(cameras).keeps_up:
             break
+    for _ in range(REFINE):
+        between = next_between(steps)
+        if between is None:
+            break
+        step(between)
     return steps

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from bench.video_saturation import Sample, Step, keeps_up, paced_cameras, saturation
+import os
+
+from bench.video_saturation import (
+    Sample,
+    Step,
+    cpu_seconds,
+    keeps_up,
+    next_between,
+    paced_cameras,
+    saturation,
+)
 
 METRICS = """\
 # HELP offsite_video_frames_analysed_total frames the camera detectors have analysed
@@ -52,3 +62,23 @@ def test_a_step_is_read_from_the_workers_metrics_text() -> None:
     assert got.lag_first_s == 0.25 and got.lag_last_s == 0.5 and got.keeps_up
     whole = Step.of(1, first, None, last)  # no halves: the mean of the whole window
     assert whole.lag_first_s == whole.lag_last_s == 0.375
+
+
+def test_the_search_halves_the_gap_after_the_first_step_that_fell_behind() -> None:
+    def step(cameras: int, keeps: bool) -> Step:
+        return Step(cameras, 16.0, cameras * 2.0 if keeps else cameras * 1.5, 0, 0.3, 0.3, 0)
+
+    steps = [step(1, True), step(2, True), step(4, True), step(8, False)]
+    assert next_between(steps) == 6
+    steps.append(step(6, False))
+    assert saturation(steps) == 4 and next_between(steps) == 5
+    steps.append(step(5, True))
+    assert saturation(steps) == 5 and next_between(steps) is None
+    assert next_between([step(1, True), step(2, True)]) is None  # nothing fell behind
+    # a count that kept up above one that did not is noise, not saturation
+    assert saturation([step(1, True), step(2, False), step(4, True)]) == 1
+
+
+def test_cpu_seconds_reads_this_process() -> None:
+    spent = cpu_seconds({"me": os.getpid(), "gone": 2**22 + 1})
+    assert set(spent) == {"me"} and spent["me"] > 0
