@@ -134,16 +134,23 @@ class Step:
 
 
 def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
-    """User + system CPU seconds of each process so far (Linux ``/proc``)."""
+    """CPU seconds so far (Linux ``/proc``) of each process, with its children that have
+    ended (the worker's ffmpeg clip encoders), and ``machine``: of every process."""
     tick = os.sysconf("SC_CLK_TCK")
-    out = {}
+    out = {"machine": sum(int(v) for v in Path("/proc/stat").read_text().split()[1:9]
+                          if v.isdigit()) / tick - _idle(tick)}
     for name, pid in pids.items():
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        out[name] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        out[name] = sum(int(v) for v in fields[11:15]) / tick  # utime stime cutime cstime
     return out
+
+
+def _idle(tick: int) -> float:
+    cpu = Path("/proc/stat").read_text().split()[1:9]
+    return (int(cpu[3]) + int(cpu[4])) / tick  # idle, iowait
 
 
 def free_port() -> int:
@@ -173,7 +180,7 @@ def search(metrics: WorkerMetrics, set_cameras: Callable[[int], None], quick: bo
            pids: dict[str, int]) -> list[Step]:
     """Step through ``STEPS`` (``QUICK_STEPS``) cameras until a step does not keep up, then
     halve the gap between the last good and the first bad count (``REFINE`` times)."""
-    settle_s, window_s = (8.0, 16.0) if quick else (10.0, 30.0)
+    settle_s, window_s = (6.0, 14.0) if quick else (10.0, 30.0)
     steps: list[Step] = []
 
     def step(cameras: int) -> Step:
