@@ -16,7 +16,10 @@ the clue's ``time``, which is the capture time of the frame that completed the r
 ingester stamps each frame with the wall clock at grab; same machine, same clock).
 
 Floor: the planted events in the measured window (what a detector that misses nothing
-opens); ``detected_ratio_to_floor`` = motion episodes opened / events planted. The latency
+opens: one per camera and ``PERIOD_S``; an episode is counted by the capture time of the
+frame that opened it, which repeats with the same period, and its row may arrive up to
+``GRACE_S`` after the window); ``detected_ratio_to_floor`` = motion episodes opened /
+events planted. The latency
 itself has no separate floor run: the sampling period (0.5 s) bounds how early a rule can
 complete after the event starts, and that part is not in the figure (it starts at capture).
 
@@ -70,6 +73,7 @@ ENTER_S, LEAVE_S = 2.0, 5.0
 FPS = 10
 SIZE = (640, 360)
 POLL_S = 0.05
+GRACE_S = 5.0  # a clue later than this after the window closes counts as missed
 
 
 def make_clip(path: Path) -> Path:
@@ -116,19 +120,24 @@ def first_clue(url: str, cameras: list[str], warm_s: float) -> None:
 
 
 def measure(url: str, cameras: list[str], seconds: float) -> tuple[list[float], int, float]:
-    """Latencies of motion clues opened in the window, episodes, and the window length."""
+    """Latencies of motion clues whose frame was captured in the window, episodes, and the
+    window length. After the window, polling goes on for up to ``GRACE_S`` so that the
+    clues of events near its end, the slowest ones, are counted too (not cut off)."""
     with psycopg.connect(url, autocommit=True) as conn:
         start = datetime.now(UTC)
         seen: dict[str, float] = {}
         latencies: list[float] = []
         end = time.monotonic() + seconds
-        while time.monotonic() < end:
+        closed: datetime | None = None
+        while time.monotonic() < end + GRACE_S:
+            if closed is None and time.monotonic() >= end:
+                closed = datetime.now(UTC)
             for clue_id, moment in opened(conn, cameras, start):
-                if clue_id not in seen:
+                if clue_id not in seen and (closed is None or moment < closed):
                     seen[clue_id] = time.time()
                     latencies.append(seen[clue_id] - moment.timestamp())
             time.sleep(POLL_S)
-        window = (datetime.now(UTC) - start).total_seconds()
+        window = ((closed or datetime.now(UTC)) - start).total_seconds()
     return latencies, len(seen), window
 
 
