@@ -80,6 +80,7 @@ class Sample:
     lag_sum: float
     lag_count: float
     backlog: float
+    streaming: float = 0.0
 
     @classmethod
     def parse(cls, text: str, at: float) -> Sample:
@@ -91,7 +92,8 @@ class Sample:
                    values.get("offsite_video_frames_dropped_total", 0.0),
                    values.get("offsite_video_frame_lag_seconds_sum", 0.0),
                    values.get("offsite_video_frame_lag_seconds_count", 0.0),
-                   values.get("offsite_video_lane_backlog_frames", 0.0))
+                   values.get("offsite_video_lane_backlog_frames", 0.0),
+                   values.get("offsite_video_cameras_streaming", 0.0))
 
 
 def _mean_lag(a: Sample, b: Sample) -> float | None:
@@ -169,6 +171,13 @@ class WorkerMetrics:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=10) as r:
             return Sample.parse(r.read().decode(), time.monotonic())
 
+    def streaming(self, cameras: int, timeout_s: float) -> None:
+        """Wait until frames of at least ``cameras`` cameras reach the worker (new ones
+        take a few seconds to connect; a pipeline that cannot start them times out)."""
+        deadline = time.monotonic() + timeout_s
+        while self.scrape().streaming < cameras and time.monotonic() < deadline:
+            time.sleep(0.5)
+
     def drain(self, timeout_s: float) -> None:
         """Wait until the lanes' queues are empty (after a step that fell behind)."""
         deadline = time.monotonic() + timeout_s
@@ -180,13 +189,14 @@ def search(metrics: WorkerMetrics, set_cameras: Callable[[int], None], quick: bo
            pids: dict[str, int]) -> list[Step]:
     """Step through ``STEPS`` (``QUICK_STEPS``) cameras until a step does not keep up, then
     halve the gap between the last good and the first bad count (``REFINE`` times)."""
-    settle_s, window_s = (6.0, 14.0) if quick else (10.0, 30.0)
+    settle_s, window_s = (3.0, 14.0) if quick else (5.0, 30.0)
     steps: list[Step] = []
 
     def step(cameras: int) -> Step:
         set_cameras(cameras)
         metrics.drain(timeout_s=30.0)  # what a step that fell behind left in the lanes
-        time.sleep(settle_s)  # new cameras connect and stream
+        metrics.streaming(cameras, timeout_s=30.0)  # the new cameras connect and stream
+        time.sleep(settle_s)
         first, cpu = metrics.scrape(), cpu_seconds(pids)
         time.sleep(window_s / 2)
         mid = metrics.scrape()

@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 LANE_QUEUE = 8
 CONFIG_EVERY_S = 60.0
 IDLE_S = 300.0
+STREAMING_S = 2.0
 # what capacity planning (and ``bench.bench_video_latency``'s saturation search) reads on the
 # worker's /metrics (``worker_metrics_port``): analysed < cameras x rate, drops, or a growing
 # lag mean the worker no longer keeps up with its cameras
@@ -61,6 +62,8 @@ FRAME_LAG = Histogram("offsite_video_frame_lag_seconds",
                       buckets=(0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0))
 LANE_BACKLOG = Gauge("offsite_video_lane_backlog_frames",
                      "frames waiting in the cameras' lane queues")
+STREAMING = Gauge("offsite_video_cameras_streaming",
+                  f"cameras whose frames reached the worker in the last {STREAMING_S:g} s")
 executor = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2),
                               thread_name_prefix="video-analyze")
 
@@ -91,8 +94,10 @@ class Lane:
     dropped: int = 0
     analysed: int = 0
     task: asyncio.Task | None = None
+    pushed_at: float = 0.0
 
     def push(self, frame: Frame) -> None:
+        self.pushed_at = time.monotonic()
         if len(self.queue) == self.queue.maxlen:
             self.dropped += 1
             FRAMES_DROPPED.inc()
@@ -175,6 +180,8 @@ class VideoAgent:
         self.lanes: dict[str, Lane] = {}
         self.send_clues: SendClues = streams.clue_exit.publish
         LANE_BACKLOG.set_function(lambda: sum(len(lane.queue) for lane in self.lanes.values()))
+        STREAMING.set_function(lambda: sum(time.monotonic() - lane.pushed_at < STREAMING_S
+                                           for lane in self.lanes.values()))
 
         async def video_frames(stream: Any) -> None:
             dead = RejectedSink()

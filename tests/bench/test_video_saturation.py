@@ -29,6 +29,9 @@ offsite_video_frame_lag_seconds_sum 36.0
 # HELP offsite_video_lane_backlog_frames frames waiting in the cameras' lane queues
 # TYPE offsite_video_lane_backlog_frames gauge
 offsite_video_lane_backlog_frames 2.0
+# HELP offsite_video_cameras_streaming cameras whose frames reached the worker lately
+# TYPE offsite_video_cameras_streaming gauge
+offsite_video_cameras_streaming 4.0
 """
 
 
@@ -54,7 +57,8 @@ def test_saturation_is_the_last_step_that_kept_up_and_latency_runs_at_half() -> 
 
 def test_a_step_is_read_from_the_workers_metrics_text() -> None:
     first = Sample.parse(METRICS, at=100.0)
-    assert (first.analysed, first.dropped, first.lag_count, first.backlog) == (120, 3, 120, 2)
+    assert (first.analysed, first.dropped, first.lag_count, first.backlog, first.streaming) \
+        == (120, 3, 120, 2, 4)
     mid = Sample(108.0, 136.0, 3.0, 40.0, 136.0, 0.0)
     last = Sample(116.0, 152.0, 3.0, 48.0, 152.0, 1.0)
     got = Step.of(1, first, mid, last)
