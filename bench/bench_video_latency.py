@@ -24,12 +24,13 @@ itself has no separate floor run: the sampling period (0.5 s) bounds how early a
 complete after the event starts, and that part is not in the figure (it starts at capture).
 
 Load, in the same run (issue 19.1 asks for the latency "at half of saturation"): first a
-saturation search (``bench.video_saturation``): 1, 2, 4, 8, 12, 16 ... cameras read the
+saturation search (``bench.video_saturation``): 1, 4, 8, 12, 16, 20 ... cameras read the
 same RTSP stream (each its own capture, decode, sampling and analyzer lane), added step by
 step to the registry, until a step no longer keeps up (analysed frames/s < 95 % of
 cameras x 2 fps, dropped frames, or a growing capture -> analysis lag, read from the
-worker's Prometheus metrics); ``saturation_cameras`` is the last step that kept up. Then
-the cameras beyond half of it are removed from the registry, the lanes drain, and the
+worker's Prometheus metrics); ``saturation_cameras`` is the last step that kept up
+(``saturation_found`` false: none fell behind, so it is a lower bound). Then the cameras
+beyond half of it are removed from the registry, the lanes drain, and the
 latency is measured on ``paced_cameras`` = max(1, saturation // 2). ``--cameras N`` skips
 the search and measures N cameras. ``--compare`` then runs with the settings of before
 issue 19 (``BEFORE``: Faust's 1.5 s fetch wait, 0.5 s batch wait of the clues sink) at
@@ -57,6 +58,7 @@ from bench.video_saturation import (
     RATE,
     Step,
     WorkerMetrics,
+    found,
     free_port,
     paced_cameras,
     saturation,
@@ -224,6 +226,7 @@ def run(quick: bool, cameras: int, seconds: float | None, extra_env: dict[str, s
     ratio = round(episodes / planted, 3) if planted else None
     return {"benchmark": "video-latency", "quick": quick, "load_average_1m": round(load, 2),
             "saturation_cameras": saturation(steps) if steps else None,
+            "saturation_found": found(steps) if steps else None,
             "saturation_steps": [step.row() for step in steps],
             "paced_cameras": cameras, "paced_step": paced.row(), "rate_fps": RATE,
             "window_s": round(window, 1), "events_planted": planted,

@@ -34,7 +34,7 @@ RATE = 2.0  # frames/s per camera the ingester samples for analysis, as deployed
 KEEP_UP = 0.95
 LAG_GROWTH_S = 1.0 / RATE
 STEPS = (1, 2, 4, 8, 12, 16, 24, 32, 48)
-QUICK_STEPS = (1, 2, 4, 8, 12, 16)
+QUICK_STEPS = (1, 4, 8, 12, 16, 20, 24, 32)
 REFINE = 2  # steps between the last count that kept up and the first that did not
 
 
@@ -53,6 +53,11 @@ def saturation(steps: Sequence[Step]) -> int:
     failed = min((step.cameras for step in steps if not step.keeps_up), default=None)
     return max((step.cameras for step in steps
                 if step.keeps_up and (failed is None or step.cameras < failed)), default=0)
+
+
+def found(steps: Sequence[Step]) -> bool:
+    """Did a step fall behind (else the saturation is only a lower bound)?"""
+    return any(not step.keeps_up for step in steps)
 
 
 def next_between(steps: Sequence[Step]) -> int | None:

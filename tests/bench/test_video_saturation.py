@@ -8,6 +8,7 @@ from bench.video_saturation import (
     Sample,
     Step,
     cpu_seconds,
+    found,
     keeps_up,
     next_between,
     paced_cameras,
@@ -79,6 +80,7 @@ def test_the_search_halves_the_gap_after_the_first_step_that_fell_behind() -> No
     steps.append(step(5, True))
     assert saturation(steps) == 5 and next_between(steps) is None
     assert next_between([step(1, True), step(2, True)]) is None  # nothing fell behind
+    assert found(steps) and not found([step(1, True), step(2, True)])  # then a lower bound
     # a count that kept up above one that did not is noise, not saturation
     assert saturation([step(1, True), step(2, False), step(4, True)]) == 1
 
