@@ -29,9 +29,11 @@ same RTSP stream (each its own capture, decode, sampling and analyzer lane), add
 step to the registry, until a step no longer keeps up (analysed frames/s < 95 % of
 cameras x 2 fps, dropped frames, or a growing capture -> analysis lag, read from the
 worker's Prometheus metrics); ``saturation_cameras`` is the last step that kept up
-(``saturation_found`` false: none fell behind, so it is a lower bound). Then the cameras
-beyond half of it are removed from the registry, the lanes drain, and the
-latency is measured on ``paced_cameras`` = max(1, saturation // 2). ``--cameras N`` skips
+(``saturation_found`` false: none fell behind, so it is a lower bound). Then those cameras
+are removed from the registry, the lanes drain, and the latency is measured on
+``paced_cameras`` = max(1, saturation // 2) new ones (new analyzers: one that lived
+through the overloaded steps may keep a tamper reference learned then), once each has
+opened its first motion clue. ``--cameras N`` skips
 the search and measures N cameras. ``--compare`` then runs with the settings of before
 issue 19 (``BEFORE``: Faust's 1.5 s fetch wait, 0.5 s batch wait of the clues sink) at
 the same number of cameras, fresh services, and prints both. Run: ``.venv/bin/python -m
@@ -112,12 +114,16 @@ def opened(conn: psycopg.Connection, cameras: list[str], since: datetime
 
 
 def first_clue(url: str, cameras: list[str], warm_s: float) -> None:
-    """Wait for the pipeline's first motion clue: services, ingester and worker are up."""
+    """Wait until every camera has opened a motion clue: services, ingester and worker are
+    up and each analyzer has learned its background."""
     with psycopg.connect(url, autocommit=True) as conn:
         deadline = time.monotonic() + warm_s
-        while not opened(conn, cameras, datetime(2000, 1, 1, tzinfo=UTC)):
+        while {row[0] for row in conn.execute(
+                "SELECT DISTINCT c.subject FROM clue_events e JOIN clues c USING (clue_id)"
+                " WHERE e.state = 'open' AND e.kind = 'motion' AND c.subject = ANY(%s)",
+                (cameras,))} != set(cameras):
             if time.monotonic() > deadline:
-                raise RuntimeError("no motion clue during the warm-up")
+                raise RuntimeError("a camera opened no motion clue during the warm-up")
             time.sleep(0.2)
 
 
@@ -172,8 +178,8 @@ def register(url: str, ids: list[str], rtsp_url: str) -> None:
         conn.execute("SELECT pg_notify(%s, 'camera')", (CHANNEL,))
 
 
-def camera_ids(n: int) -> list[str]:
-    return [f"BENCH-CAM-{k:02d}" for k in range(n)]
+def camera_ids(n: int, prefix: str = "") -> list[str]:
+    return [f"BENCH-CAM-{prefix}{k:02d}" for k in range(n)]
 
 
 def run(quick: bool, cameras: int, seconds: float | None, extra_env: dict[str, str]
@@ -205,10 +211,14 @@ def run(quick: bool, cameras: int, seconds: float | None, extra_env: dict[str, s
                                                            server.url), quick,
                                {name: proc.pid for name, proc in procs.items()})
                 cameras = paced_cameras(saturation(steps))
-                register(svc.database_url, camera_ids(cameras), server.url)
+                # fresh cameras: the search overloaded the machine on purpose, and an
+                # analyzer that lived through it may keep what it learned then
+                register(svc.database_url, [], server.url)
                 metrics.drain(timeout_s=30.0)
+                register(svc.database_url, camera_ids(cameras, "L"), server.url)
+                first_clue(svc.database_url, camera_ids(cameras, "L"), warm_s=120.0)
             # 2. latency at that load
-            ids = camera_ids(cameras)
+            ids = camera_ids(cameras, "L" if steps else "")
             before = metrics.scrape()
             latencies, episodes, window = measure(svc.database_url, ids, seconds)
             paced = Step.of(cameras, before, None, metrics.scrape())
