@@ -24,7 +24,7 @@ itself has no separate floor run: the sampling period (0.5 s) bounds how early a
 complete after the event starts, and that part is not in the figure (it starts at capture).
 
 Load, in the same run (issue 19.1 asks for the latency "at half of saturation"): first a
-saturation search (``bench.video_saturation``): 1, 4, 8, 12, 16, 20 ... cameras read the
+saturation search (``bench.video_saturation``): 1, 4, 8, 16, 24, 32 ... cameras read the
 same RTSP stream (each its own capture, decode, sampling and analyzer lane), added step by
 step to the registry, until a step no longer keeps up (analysed frames/s < 95 % of
 cameras x 2 fps, dropped frames, or a growing capture -> analysis lag, read from the

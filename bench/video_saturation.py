@@ -34,7 +34,7 @@ RATE = 2.0  # frames/s per camera the ingester samples for analysis, as deployed
 KEEP_UP = 0.95
 LAG_GROWTH_S = 1.0 / RATE
 STEPS = (1, 2, 4, 8, 12, 16, 24, 32, 48)
-QUICK_STEPS = (1, 4, 8, 12, 16, 20, 24, 32)
+QUICK_STEPS = (1, 4, 8, 16, 24, 32)
 REFINE = 2  # steps between the last count that kept up and the first that did not
 
 
