@@ -94,6 +94,10 @@ class Settings(BaseSettings):
     mqtt_client_id: str = "offsite-ingest-mqtt"
     api_host: str = "127.0.0.1"
     api_port: int = 8600
+    worker_metrics_port: int = Field(
+        default=0, ge=0, le=65535, description="`offsite worker` serves Prometheus /metrics "
+        "(video frames analysed, dropped, lag; clues published) on this port; 0: not served")
+    worker_metrics_host: str = "127.0.0.1"
     hj212_port: int = Field(default=9212, description="HJ 212 TCP server port for `offsite up`")
     evidence_media: Literal["database", "folder"] = Field(
         default="database", description="where evidence bytes live: bytea rows or a folder"

@@ -83,7 +83,8 @@ def storage(quick: bool = QUICK) -> None:
 def video(quick: bool = QUICK,
           latency: bool = typer.Option(False, help="clue latency through RTSP, ingester and "
                                        "worker (bench/bench_video_latency.py)"),
-          cameras: int = typer.Option(1, help="--latency: cameras on the stream"),
+          cameras: int = typer.Option(0, help="--latency: cameras on the stream; 0: half "
+                                      "of the saturation found in the same run"),
           compare: bool = typer.Option(False, help="--latency: the settings of before too")
           ) -> None:
     """Decode vs detector CPU per core on 720p H.264, and cameras per core at 2 fps

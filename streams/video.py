@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from prometheus_client import Counter, Gauge, Histogram
+
 from contract.clue import Clue
 from contract.records import Frame
 from contract.topics import VIDEO_FRAMES
@@ -47,6 +49,21 @@ log = logging.getLogger(__name__)
 LANE_QUEUE = 8
 CONFIG_EVERY_S = 60.0
 IDLE_S = 300.0
+STREAMING_S = 2.0
+# what capacity planning (and ``bench.bench_video_latency``'s saturation search) reads on the
+# worker's /metrics (``worker_metrics_port``): analysed < cameras x rate, drops, or a growing
+# lag mean the worker no longer keeps up with its cameras
+FRAMES_ANALYSED = Counter("offsite_video_frames_analysed_total",
+                          "frames the camera detectors have analysed")
+FRAMES_DROPPED = Counter("offsite_video_frames_dropped_total",
+                         "frames dropped unanalysed: a camera's lane queue was full")
+FRAME_LAG = Histogram("offsite_video_frame_lag_seconds",
+                      "capture of a frame to the end of its analysis",
+                      buckets=(0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0))
+LANE_BACKLOG = Gauge("offsite_video_lane_backlog_frames",
+                     "frames waiting in the cameras' lane queues")
+STREAMING = Gauge("offsite_video_cameras_streaming",
+                  f"cameras whose frames reached the worker in the last {STREAMING_S:g} s")
 executor = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2),
                               thread_name_prefix="video-analyze")
 
@@ -77,10 +94,13 @@ class Lane:
     dropped: int = 0
     analysed: int = 0
     task: asyncio.Task | None = None
+    pushed_at: float = 0.0
 
     def push(self, frame: Frame) -> None:
+        self.pushed_at = time.monotonic()
         if len(self.queue) == self.queue.maxlen:
             self.dropped += 1
+            FRAMES_DROPPED.inc()
         self.queue.append(frame)
         self.wake.set()
 
@@ -107,6 +127,8 @@ class Lane:
                 continue
             self.last_time = frame.time
             self.analysed += 1
+            FRAMES_ANALYSED.inc()
+            FRAME_LAG.observe(max(0.0, time.time() - frame.time.timestamp()))
             location = (self.raw_config or {}).get("location")
             for clue in clues:
                 if clue.location is None and location:
@@ -157,6 +179,9 @@ class VideoAgent:
     def __init__(self, streams: Streams) -> None:
         self.lanes: dict[str, Lane] = {}
         self.send_clues: SendClues = streams.clue_exit.publish
+        LANE_BACKLOG.set_function(lambda: sum(len(lane.queue) for lane in self.lanes.values()))
+        STREAMING.set_function(lambda: sum(time.monotonic() - lane.pushed_at < STREAMING_S
+                                           for lane in self.lanes.values()))
 
         async def video_frames(stream: Any) -> None:
             dead = RejectedSink()

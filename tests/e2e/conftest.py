@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -25,6 +26,7 @@ class Flow:
     logs: Path
     mqtt_user: str = ""
     mqtt_password: str = ""
+    worker_metrics_port: int = 0
 
     def publish(self, topic: str, payload: bytes) -> None:
         """Send with the real mosquitto_pub client, QoS 1."""
@@ -70,8 +72,12 @@ def _warm_up(flow: Flow, timeout: float = 180) -> None:
 
 @pytest.fixture(scope="session")
 def flow(services: EmbeddedServices, migrated_db: str) -> Iterator[Flow]:
+    with socket.socket() as sock:  # the worker's Prometheus /metrics
+        sock.bind(("127.0.0.1", 0))
+        metrics_port = sock.getsockname()[1]
     env = {**os.environ, **services.env(), "OFFSITE_PARTITIONS": "2",
-           "OFFSITE_SINK_BATCH_SECONDS": "0.2", "OFFSITE_MQTT_CLIENT_ID": "offsite-e2e"}
+           "OFFSITE_SINK_BATCH_SECONDS": "0.2", "OFFSITE_MQTT_CLIENT_ID": "offsite-e2e",
+           "OFFSITE_WORKER_METRICS_PORT": str(metrics_port)}
     logs = services.state_dir / "e2e-logs"
     logs.mkdir(exist_ok=True)
     # the province's zones, departments and routing rules, as a deployment registers them
@@ -85,7 +91,7 @@ def flow(services: EmbeddedServices, migrated_db: str) -> Iterator[Flow]:
                                       stdout=fh, stderr=subprocess.STDOUT))
     port = int(services.mqtt_url.rsplit(":", 1)[1])
     user, password = services.mqtt_credentials()
-    flow = Flow(env, migrated_db, port, logs, user, password)
+    flow = Flow(env, migrated_db, port, logs, user, password, metrics_port)
     try:
         _warm_up(flow)
         yield flow

@@ -6,7 +6,8 @@ through the sample as motion; killing the RTSP server makes the camera go offlin
 signal_loss clue, and restarting it brings the camera back and closes the clue. The
 ingester only reports the camera's health (``camera.health``); the worker's camera health
 agent writes the ``camera_health`` rows and raises the signal_loss clue. The camera has no
-position, so its clues are keyed ``subject:<camera>`` by the clue exit.
+position, so its clues are keyed ``subject:<camera>`` by the clue exit. The worker's
+Prometheus /metrics count the camera's analysed frames.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
 import psycopg
 import pytest
 from aiokafka import AIOKafkaConsumer
+from prometheus_client.parser import text_string_to_metric_families
 from psycopg.types.json import Jsonb
 
 from offsite.rtsp_server import RtspTestServer
@@ -50,6 +53,13 @@ def _clues(bootstrap: str, camera: str, until: object, timeout: float) -> list[d
         return seen
 
     return asyncio.run(consume())
+
+
+def _worker_metrics(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    return {s.name: s.value for family in text_string_to_metric_families(text)
+            for s in family.samples}
 
 
 def _has(kind: str, state: str) -> object:
@@ -81,6 +91,11 @@ def test_rtsp_camera_to_clues_with_outage(flow: object, services: EmbeddedServic
         assert motion, f"no motion clue for {camera}: {clues}"
         assert motion[0]["modality"] == "video" and motion[0]["subject"] == camera
         assert motion[0]["evidence"] == []  # the registry's config reached the analyzer
+        # the worker's /metrics show the camera streaming and its frames analysed
+        metrics = _worker_metrics(flow.worker_metrics_port)  # type: ignore[attr-defined]
+        assert metrics["offsite_video_frames_analysed_total"] > 0, metrics
+        assert metrics["offsite_video_cameras_streaming"] >= 1, metrics
+        assert metrics["offsite_video_frame_lag_seconds_count"] > 0, metrics
 
         server.kill()
         flow.wait_for(health, lambda rows: (False,) in rows, timeout=20,  # type: ignore
