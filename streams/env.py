@@ -41,12 +41,13 @@ for replayed data is still found from the data itself (the gap between two readi
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 from pydantic import ValidationError
@@ -246,6 +247,15 @@ def decode(raw: Any, validate: Callable[[Any], Any] = EnvReadings.model_validate
         return []
 
 
+class RegionHook(Protocol):
+    """What the env agent needs of the region stage (``streams.env_region``)."""
+
+    async def clue_filter(self) -> Callable[[list[Clue]], list[Clue]]: ...
+
+    async def send_summaries_of(self, groups: dict[str, tuple[int, list[Reading]]]
+                                ) -> None: ...
+
+
 class EnvAgent:
     """The env detector agent, its ``env-monitors`` table and its offline timer.
 
@@ -268,12 +278,9 @@ class EnvAgent:
         self.lock = asyncio.Lock()  # one detector thread at a time: monitors are not thread-safe
         self.send_clues: Callable[[Sequence[Clue]], Awaitable[Any]] = streams.clue_exit.publish
         self.validate = streams.shared_decoder(ENV_READINGS)  # records parsed once per worker
-        #: set by the region stage (``streams.env_region``): sends the batch's hour summaries
-        #: and, at the same time, the clues that still go (spikes defer to the neighbours)
-        #: with the given sender; returns once both are acked
-        self.region_hook: Callable[[dict[str, tuple[int, list[Reading]]], list[Clue],
-                                    Callable[[Sequence[Clue]], Awaitable[Any]]],
-                                   Awaitable[list[Clue]]] | None = None
+        #: set by the region stage (``streams.env_region``): it filters the clues (spikes
+        #: defer to the neighbours) and sends the batch's hour summaries
+        self.region: RegionHook | None = None
         self.on_plot: OnPlot | None = defer  # None: the plots are drawn in the detector thread
 
         async def offline_tick() -> None:
@@ -301,6 +308,13 @@ class EnvAgent:
             return 0
         entries = await self.registry.lookup(groups)
         monitors, processor = self.monitors, self.processor
+        region = self.region
+        keep = await region.clue_filter() if region is not None else None
+        loop = asyncio.get_running_loop()
+        sends: list[concurrent.futures.Future[Any]] = []
+
+        async def send(clues: list[Clue]) -> None:
+            await self.send_clues(clues)
 
         def work() -> list[tuple[str, int, dict[str, Any], bytes, list[Clue]]]:
             out = []
@@ -311,25 +325,31 @@ class EnvAgent:
                 clues, value = processor.observe(station, partition, readings, stored,
                                                  entries[station], arrived, self.on_plot)
                 clues += registry_clues(station, readings, stored, value, entries[station])
+                if keep is not None:
+                    clues = keep(clues)
+                if clues:  # on their way now: an alert does not wait for the other stations
+                    sends.append(asyncio.run_coroutine_threadsafe(send(clues), loop))
                 # the value holds the monitor's live state: frozen as bytes here, while
                 # no other batch can change it (see ``put_state``)
                 out.append((station, partition, value, orjson.dumps(value), clues))
             return out
 
         async with self.lock:  # held until the state is written: the offline tick reads it
-            results = await asyncio.to_thread(work)
-            sent = [clue for *_, clues in results for clue in clues]
-            # clues (with their pending plots) before state: a crash in between re-delivers
-            # the batch, which the old state judges again (the same clue ids, written
-            # idempotently); the other order would recover a state that has seen the
-            # readings, and their clues would be lost
-            if self.region_hook is not None:
-                sent = await self.region_hook(groups, sent, self.send_clues)
+            try:
+                results = await asyncio.to_thread(work)
+            finally:  # whatever was sent is waited for, even if a later station failed
+                acked = asyncio.gather(*(asyncio.wrap_future(f) for f in sends))
+            # every clue acked (and the hour summaries) before the state: a crash in between
+            # re-delivers the batch, which the old state judges again (the same clue ids,
+            # written idempotently); the other order would recover a state that has seen
+            # the readings, and their clues would be lost
+            if region is not None:
+                await asyncio.gather(acked, region.send_summaries_of(groups))
             else:
-                await self.send_clues(sent)
+                await acked
             for station, partition, value, encoded, _ in results:
                 put_state(monitors, partition, station, value, encoded)
-        return len(sent)
+        return sum(len(clues) for *_, clues in results)
 
     async def tick_all(self, now: datetime) -> int:
         """Offline checks of this worker's live stations; returns the number of clues sent."""

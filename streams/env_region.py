@@ -3,17 +3,18 @@
 A station's readings are keyed by station, so its neighbours' readings are on other
 partitions, maybe on other workers. The regional state is made explicit instead:
 
-1. The env agent (``streams.env``) hands each batch to ``RegionStage.hook`` before it sends
-   its clues and writes its state. The hook turns the batch's hourly readings (HJ 212 CN
-   2061, what ambient stations report) of the regional pollutants into hour means and sends
-   them to ``env.hours``, one ``HourSummary`` per cell and batch, and waits for the broker's
-   ack. A station's means go to its own region cell and to the cells of the stations that
-   count it as a neighbour (``Routing``, from the registry's neighbour map): the worker that
-   owns a cell sees every summary its stations need, without any cross-partition read.
-   Cells are at least the neighbour radius wide in both directions (up to 60 degrees of
-   latitude), so those are the station's own cell and some of the eight around it; sending
-   to all nine, as the first version did, cost nine decodes of every mean. The hook also
-   drops the spike clues that defer to the neighbours (``env_region.defer_spikes``).
+1. The env agent (``streams.env``) hands each batch to ``send_summaries_of`` before it
+   writes its state: the batch's hourly readings (HJ 212 CN 2061, what ambient stations
+   report) of the regional pollutants become hour means, sent to ``env.hours``, one
+   ``HourSummary`` per cell and batch, acked by the broker. A station's means go to its
+   own region cell and to the cells of the stations that count it as a neighbour
+   (``Routing``, from the registry's neighbour map): the worker that owns a cell sees every
+   summary its stations need, without any cross-partition read. Cells are at least the
+   neighbour radius wide in both directions (up to 60 degrees of latitude), so those are
+   the station's own cell and some of the eight around it; sending to all nine, as the
+   first version did, cost nine decodes of every mean. The env agent also applies
+   ``clue_filter`` to each station's clues: the spikes that defer to the neighbours are
+   dropped (``env_region.defer_spikes``).
 2. The region agent consumes ``env.hours``. Its table ``env-region`` keyed by cell holds
    the hours not yet judged (``{code: {hour: {station: mean}}}``) and the ``RegionJudge``
    state of the stations whose *home* cell it is. An hour is judged, all its codes together
@@ -130,7 +131,7 @@ class RegionStage:
         streams.on_registry_change.append(self.registry_changed)
         env = streams.agents.get("streams.env")
         if env is not None:
-            env.region_hook = self.hook
+            env.region = self
 
     def registry_changed(self, kind: str) -> None:
         if kind in ("station", "*"):
@@ -150,16 +151,18 @@ class RegionStage:
         return self._routing
 
     # ------------------------------------------------------------------ env agent side
-    async def hook(self, groups: dict[str, tuple[int, list[Reading]]], clues: list[Clue],
-                   send_clues: Callable[[Sequence[Clue]], Awaitable[Any]]) -> list[Clue]:
-        """Send the batch's hour summaries and the clues that still go, side by side (one
-        broker round trip on the clue's path, not two); return those clues once both are
-        acked."""
+    async def clue_filter(self) -> Callable[[list[Clue]], list[Clue]]:
+        """What the env agent applies to each station's clues in its thread: the spikes
+        of the regional pollutants defer to the neighbours (``defer_spikes``)."""
+        nmap = await self.nmap()
+        return lambda clues: defer_spikes(clues, nmap)
+
+    async def send_summaries_of(self, groups: dict[str, tuple[int, list[Reading]]]) -> None:
+        """Send a batch's hour summaries; returns once the broker acked them all."""
         nmap = await self.nmap()
         items = await asyncio.to_thread(self.summaries, groups, nmap)
-        kept = defer_spikes(clues, nmap)
-        await asyncio.gather(self.send_summaries(items), send_clues(kept))
-        return kept
+        if items:
+            await self.send_summaries(items)
 
     def summaries(self, groups: dict[str, tuple[int, list[Reading]]],
                   nmap: NeighbourMap) -> list[tuple[str, bytes]]:

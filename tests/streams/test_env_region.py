@@ -78,7 +78,7 @@ def stage(fresh_db: str, build: Build) -> tuple[E.EnvAgent, RegionStage, list]:
 def test_region_stage_finds_the_blocked_sampler_once_and_defers_spikes(
         stage: tuple[E.EnvAgent, RegionStage, list[tuple[str, Clue]]]) -> None:
     env, region, sent = stage
-    assert env.region_hook == region.hook  # the region stage hooked itself on the env agent
+    assert env.region is region  # the region stage hooked itself on the env agent
     per = {sid: [r for r in rs if r.time >= START]
            for sid, rs in load(until=STOP.replace(tzinfo=None), data=DATA).items()}
     nmap = NeighbourMap(read_sites(DATA / "stations.csv"))

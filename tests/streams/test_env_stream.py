@@ -148,6 +148,36 @@ def test_handle_batch_writes_state_per_station_partition_and_keys_clues_by_site(
         ("subject:S2", "unregistered_source")]
 
 
+def test_each_stations_clues_go_out_at_once_and_all_before_any_state(build: Build) -> None:
+    """An alert does not wait for the other stations of its batch: each station's clues are
+    sent as soon as that station is judged; the state is written only once every send of
+    the batch is acked (a crash before that re-delivers the batch to the old state)."""
+    streams, _ = build("streams.env")
+    agent: E.EnvAgent = streams.agents["streams.env"]
+    table = _Table()
+    calls: list[tuple[list[str], int]] = []  # (subjects sent, state writes so far)
+
+    async def send(clues: Any) -> None:
+        await asyncio.sleep(0.01)  # the broker's ack takes a while
+        calls.append((sorted({c.subject for c in clues}), len(table.changelog)))
+
+    async def lookup(stations: Any) -> dict[str, E.StationEntry]:
+        return {s: E.default_entry(s) for s in stations}
+
+    agent.monitors = table  # type: ignore[assignment]
+    agent.processor = E.EnvProcessor(NO_PNG)
+    agent.registry.lookup = lookup  # type: ignore[method-assign]
+    agent.send_clues = send  # type: ignore[assignment]
+    t0 = datetime(2025, 3, 10, tzinfo=CST)
+    events = [_Event(r.dumps(), _Msg(k % 2)) for k, st in enumerate(["A", "B", "C"])
+              for r in env_records(hours(st, t0, [5.0, 6.0]))]
+    n = asyncio.run(agent.handle_batch(events))
+    # each unregistered station raises its own clue, sent on its own
+    assert sorted(subjects for subjects, _ in calls) == [["A"], ["B"], ["C"]] and n == 3
+    assert all(writes == 0 for _, writes in calls)  # every send acked before any state
+    assert sorted(key for _, key in table.changelog) == ["A", "B", "C"]
+
+
 def test_tick_all_ticks_live_stations_of_assigned_partitions_only(build: Build) -> None:
     from types import SimpleNamespace
 
