@@ -265,7 +265,8 @@ class EpisodeTracker:
             run["peak"], run["last"] = s, hour
             run["n"], run["sum_v"], run["sum_m"], run["sum_e"] = acc
             run["wh"] = run["wacc"]  # hours judged given CO, up to the peak
-        h = cfg.cusum_h_kind.get(run["kind"], cfg.cusum_h)
+        witnessed = run["kind"] == "interference" and 2 * run.get("wacc", 0) >= acc[0]
+        h = cfg.cusum_h_witness if witnessed else cfg.cusum_h
         if not run["open"] and s >= h and run["n"] >= cfg.min_hours[run["kind"]] \
                 and self._matters(code, run):
             run["open"] = True
