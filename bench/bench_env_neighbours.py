@@ -237,7 +237,7 @@ SWEEP: list[dict[str, Any]] = [
 ] + [{"cusum_h": h} for h in (22.0, 23.0, 24.0)] + [
     {"lag_h": 0}, {"lag_h": 6}, {"channel_correlation": 1.0}, {"cusum_clip": 12.0},
     {"high_per_episode": False, "difference_per_episode": False}] + [
-    {"cusum_h_witness": h} for h in (15.0, 16.0, 18.0, 19.0, 25.0)] + [{"covariates": ()}]
+    {"cusum_h_witness": h} for h in (15.0, 16.0, 17.0, 18.0, 25.0)] + [{"covariates": ()}]
 
 
 def sweep(quick: bool = False) -> dict[str, Any]:
