@@ -2,11 +2,14 @@
 
 Run: ``offsite bench env-neighbours [--quick]`` or
 ``.venv/bin/python -m bench.bench_env_neighbours [--quick] [SEED [SEEDS]]`` (SEEDS
-injection runs from SEED on, pooled); ``--sweep``: the parameter sweep on the real record.
+injection runs from SEED on, pooled); ``--sweep``: the parameter sweep on the real
+record; ``--co``: how much of each station's PM residual variance its CO residual
+explains (``co_explained``).
 
-1. Real years alone (2013-03 to 2015-02, PM2.5 and PM10 of all 12 stations, as
-   ``env analyze --stations`` runs them): neighbour-type (interference, local_source) and
-   spike clues per station-year; replay clues per station-year on every channel.
+1. Real years alone (2013-03 to 2015-02, PM2.5 and PM10 of all 12 stations with CO as the
+   interference rule's witness, as ``env analyze --stations`` runs them): neighbour-type
+   (interference, local_source) and spike clues per station-year (the lone-station rules
+   on PM only); replay clues per station-year on every channel.
 2. Injection into the real series at seeded random stations and times, one event per
    5-day slot (so no two overlap): interference, both PM channels scaled to 5-50 % of
    their value for 6 h to 4 days while the neighbours' PM2.5 median is over 75 µg/m³;

@@ -48,8 +48,8 @@ station and code, ``r_pm ~ a + b r_co`` (the PM and CO log residuals against the
 neighbours' medians) is fitted (``witness_fit``, Huber) on the same unflagged 30-day
 history as the bias, and the interference evidence of an hour is what CO leaves
 unexplained, ``a - (r_pm - b r_co)``, in units of the larger of the neighbours' spread and
-that part's own spread. On the two real Beijing years CO explains 27-41 % of the PM
-residual's variance at the suburban stations (spread 0.32-0.39 -> 0.22-0.29) and 1-17 % at
+that part's own spread. On the two real Beijing years CO explains 23-41 % of the PM
+residual's variance at the suburban stations (spread 0.24-0.39 -> 0.20-0.29) and 1-17 % at
 the city ones, whose spread is near the floor anyway (BENCHMARKS.md). Where CO is missing
 (the station or 3 neighbours) or the paired history is short (``min_witness_h``), the
 hour is judged on PM alone and the clue says in how many hours. ``local_source`` keeps PM
