@@ -2,11 +2,14 @@
 
 Run: ``offsite bench env-neighbours [--quick]`` or
 ``.venv/bin/python -m bench.bench_env_neighbours [--quick] [SEED [SEEDS]]`` (SEEDS
-injection runs from SEED on, pooled); ``--sweep``: the parameter sweep on the real record.
+injection runs from SEED on, pooled); ``--sweep``: the parameter sweep on the real
+record; ``--co``: how much of each station's PM residual variance its CO residual
+explains (``co_explained``).
 
-1. Real years alone (2013-03 to 2015-02, PM2.5 and PM10 of all 12 stations, as
-   ``env analyze --stations`` runs them): neighbour-type (interference, local_source) and
-   spike clues per station-year; replay clues per station-year on every channel.
+1. Real years alone (2013-03 to 2015-02, PM2.5 and PM10 of all 12 stations with CO as the
+   interference rule's witness, as ``env analyze --stations`` runs them): neighbour-type
+   (interference, local_source) and spike clues per station-year (the lone-station rules
+   on PM only); replay clues per station-year on every channel.
 2. Injection into the real series at seeded random stations and times, one event per
    5-day slot (so no two overlap): interference, both PM channels scaled to 5-50 % of
    their value for 6 h to 4 days while the neighbours' PM2.5 median is over 75 µg/m³;
@@ -29,12 +32,15 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+import numpy as np
+
 from contract.records import Reading
 from detectors.env import StationMonitor, final_clues
 from detectors.env_config import EnvConfig, StationInfo
 from detectors.env_contract import to_contract
+from detectors.env_episodes import witness_fit
 from detectors.env_io import read_beijing
-from detectors.env_neighbours import PM10, PM25, NeighbourConfig, NeighbourMap
+from detectors.env_neighbours import CO, PM10, PM25, NeighbourConfig, NeighbourMap, consensus
 from detectors.env_region import defer_spikes, judge_series, read_sites
 
 # the whole two years (CC BY 4.0; too large for samples/, which keeps the winter the tests use)
@@ -43,7 +49,7 @@ SLOT_H = 5 * 24
 H = 3600.0
 
 
-def load(codes: tuple[str, ...] | None = (PM25, PM10),
+def load(codes: tuple[str, ...] | None = (PM25, PM10, CO),
          until: datetime | None = None, data: Path = DATA) -> dict[str, list[Reading]]:
     """The 12 stations' readings by station id (``codes`` only; None: every channel)."""
     ids = {s.id.split("-", 1)[1].lower(): s.id for s in read_sites(data / "stations.csv")}
@@ -186,6 +192,44 @@ def summarise(scores: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def co_explained(per: dict[str, list[Reading]], nmap: NeighbourMap) -> dict[str, Any]:
+    """Per station and PM code, on the real record alone: how much of the PM residual (log,
+    station vs its neighbours' median) the CO residual explains, fitted as the tracker does
+    (``witness_fit``) on 30-day windows: the median over windows of the robust R²,
+    ``1 - (spread of what CO leaves / spread of the PM residual)²``, of the two spreads and
+    of the slope ``b``."""
+    cfg = nmap.cfg
+    idx = hour_index(per)
+    out: dict[str, Any] = {}
+    for sid in sorted(per):
+        for code in (PM25, PM10):
+            rows = []
+            for t in sorted(idx):
+                hr = idx[t]
+                if sid not in hr or code not in hr[sid].values or CO not in hr[sid].values:
+                    continue
+                pm = consensus(cfg, hr[sid].values[code], {n: hr[n].values[code]
+                               for n in nmap.of(sid) if n in hr and code in hr[n].values})
+                co = consensus(cfg, hr[sid].values[CO], {n: hr[n].values[CO]
+                               for n in nmap.of(sid) if n in hr and CO in hr[n].values},
+                               cfg.covariate_offset)
+                if pm is not None and co is not None:
+                    rows.append((t, pm.residual, co.residual))
+            arr = np.asarray(rows, float)
+            stats = []
+            for w0 in range(0, len(arr) - cfg.history_h + 1, cfg.history_h):
+                win = arr[w0:w0 + cfg.history_h, 1:]
+                a, b, mad_u = witness_fit(win)
+                mad_pm = 1.4826 * float(np.median(np.abs(win[:, 0] - np.median(win[:, 0]))))
+                stats.append((1 - (mad_u / mad_pm) ** 2, mad_pm, mad_u, b))
+            med = np.median(np.asarray(stats), axis=0)
+            out[f"{sid}/{code}"] = {"r2": round(float(med[0]), 2),
+                                    "pm_spread": round(float(med[1]), 3),
+                                    "unexplained_spread": round(float(med[2]), 3),
+                                    "b": round(float(med[3]), 2), "windows": len(stats)}
+    return out
+
+
 def neighbour_clues(per: dict[str, list[Reading]], nmap: NeighbourMap) -> Counter[str]:
     return Counter(c.kind for c in final_clues(judge_series(per, nmap)))
 
@@ -195,7 +239,8 @@ SWEEP: list[dict[str, Any]] = [
     {"cusum_k": k, "cusum_h": h} for k in (1.0, 1.5, 2.0) for h in (15.0, 20.0, 25.0, 30.0)
 ] + [{"cusum_h": h} for h in (22.0, 23.0, 24.0)] + [
     {"lag_h": 0}, {"lag_h": 6}, {"channel_correlation": 1.0}, {"cusum_clip": 12.0},
-    {"high_per_episode": False, "difference_per_episode": False}]
+    {"high_per_episode": False, "difference_per_episode": False}] + [
+    {"cusum_h_witness": h} for h in (15.0, 16.0, 17.0, 18.0, 25.0)] + [{"covariates": ()}]
 
 
 def sweep(quick: bool = False) -> dict[str, Any]:
@@ -228,7 +273,12 @@ def main(quick: bool = False, seed: int = 15, seeds: int = 1) -> dict[str, Any]:
     nmap = NeighbourMap(sites)
     per = load(until=until)
     years = station_years(per)
-    clean = per_station_clues(per, nmap) + final_clues(judge_series(per, nmap))
+    # the single-station rules on PM only, as before CO came in as the neighbours' witness
+    pm_only = {sid: [r.model_copy(update={"values": {c: v for c, v in r.values.items()
+                                                     if c in (PM25, PM10)}})
+                     for r in rs if PM25 in r.values or PM10 in r.values]
+               for sid, rs in per.items()}
+    clean = per_station_clues(pm_only, nmap) + final_clues(judge_series(per, nmap))
     kinds = Counter(to_contract(c)["kind"] for c in clean)
     figures: dict[str, Any] = {
         "benchmark": "env-neighbours", "quick": quick, "station_years": round(years, 2),
@@ -244,6 +294,7 @@ def main(quick: bool = False, seed: int = 15, seeds: int = 1) -> dict[str, Any]:
         doctored, events = inject(per, nmap, random.Random(s))
         scores.append(score(clean, final_clues(judge_series(doctored, nmap)), events))
     figures["seeds"] = list(range(seed, seed + seeds))
+    figures["co_explained"] = co_explained(per, nmap)
     figures["injection"] = summarise(scores)
     figures["seconds"] = round(time.perf_counter() - t, 1)
     return figures
@@ -253,6 +304,9 @@ if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     if "--sweep" in sys.argv:
         print(json.dumps(sweep("--quick" in sys.argv), indent=1))
+    elif "--co" in sys.argv:
+        print(json.dumps(co_explained(load(), NeighbourMap(read_sites(DATA / "stations.csv"))),
+                         indent=1))
     else:
         print(json.dumps(main("--quick" in sys.argv, int(args[0]) if args else 15,
                               int(args[1]) if len(args) > 1 else 1), indent=1))

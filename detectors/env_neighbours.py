@@ -51,6 +51,7 @@ from pyproj import Geod
 
 AMBIENT = "22"
 PM25, PM10 = "a34004", "a34002"
+CO = "a21005"
 _GEOD = Geod(ellps="WGS84")
 
 
@@ -63,6 +64,15 @@ class NeighbourConfig(BaseModel):
     codes: tuple[str, ...] = Field(
         default=(PM25, PM10), description="regional pollutants; NO2, CO and O3 are dominated"
         " by traffic next to the inlet and by titration, so their neighbours disagree anyway")
+    covariates: tuple[str, ...] = Field(
+        default=(CO,), description="witness codes: summarised and sent with the judged"
+        " codes, never judged; CO (a separate analyser with its own inlet, a regional"
+        " combustion tracer) says whether a station's low PM is cleaner air (low CO too) or"
+        " a blocked PM inlet (CO still with the neighbours); ``env_episodes`` uses the first")
+    covariate_offset: float = Field(default=0.1, description="``offset`` of the witness in"
+                                    " its unit (CO in mg/m³: its analysers' 0.1 resolution)")
+    min_witness_h: int = Field(default=168, description="paired PM and CO residuals a"
+                               " station needs before CO is its witness (a week)")
     offset: float = 5.0
     min_log_spread: float = Field(default=math.log(1.15) / 0.6745,
                                   description="spread floor: +-15 % agreement at one MAD")
@@ -75,6 +85,13 @@ class NeighbourConfig(BaseModel):
                            " air, ln 0.5 = -0.69, is 3.3 spread floors)")
     cusum_h: float = Field(default=25.0, description="CUSUM decision interval, set from the"
                            " false alarms of the real record (BENCHMARKS.md)")
+    cusum_h_witness: float = Field(
+        default=19.0, description="``cusum_h`` of interference episodes judged given CO"
+        " (``covariates``) in at least half their hours; PM alone keeps ``cusum_h``. From"
+        " the real record: at 19, 19 interference clues in two Beijing years (PM alone at"
+        " 25: 22), 1.42 neighbour clues per station-year; 17-18 are still within 1.6 but"
+        " raise the suburbs' cleanest honest span under a city haze (PM and CO both low)"
+        " and 16 gives 26 (BENCHMARKS.md)")
     cusum_clip: float = Field(default=8.0, description="most evidence one hour gives"
                               " (Huber clip: the residuals have heavy tails)")
     lag_h: int = Field(default=3, description="hours the neighbours' medians may lead the"
@@ -99,6 +116,11 @@ class NeighbourConfig(BaseModel):
     min_history_h: int = Field(default=48, description="residuals needed before judging")
     max_gap_h: int = 2
     update_every_h: int = 24
+
+    @property
+    def all_codes(self) -> tuple[str, ...]:
+        """The codes summarised per station-hour: the judged ones and the witnesses."""
+        return self.codes + tuple(c for c in self.covariates if c not in self.codes)
 
 
 @dataclass(frozen=True)
@@ -162,17 +184,20 @@ class Hour:
 
 
 def consensus(cfg: NeighbourConfig, value: float,
-              neighbour_values: Mapping[str, float]) -> Hour | None:
-    """One station-hour against its neighbours, or None with too few reporting."""
+              neighbour_values: Mapping[str, float], offset: float | None = None
+              ) -> Hour | None:
+    """One station-hour against its neighbours, or None with too few reporting
+    (``offset``: another code's, a witness's, instead of the PM one)."""
     if len(neighbour_values) < cfg.min_neighbours:
         return None
+    off = cfg.offset if offset is None else offset
     # a handful of values (``max_neighbours``): plain Python, not numpy, whose per-call
     # overhead made this median most of the region stage's time in the stream
-    vals = [math.log(max(v, 0.0) + cfg.offset) for v in neighbour_values.values()]
+    vals = [math.log(max(v, 0.0) + off) for v in neighbour_values.values()]
     centre = _median(vals)
     spread = max(1.4826 * _median([abs(v - centre) for v in vals]), cfg.min_log_spread)
-    residual = math.log(max(value, 0.0) + cfg.offset) - centre
-    return Hour(value, math.exp(centre) - cfg.offset, residual, spread,
+    residual = math.log(max(value, 0.0) + off) - centre
+    return Hour(value, math.exp(centre) - off, residual, spread,
                 tuple(sorted(neighbour_values)))
 
 
@@ -198,3 +223,5 @@ class Verdict:
     #: ``env_episodes``) and whether the hour's physics allows the kind at all
     x: dict[str, float] = field(default_factory=dict)
     gate: dict[str, bool] = field(default_factory=dict)
+    #: whether the interference evidence was judged given the CO witness (else PM alone)
+    witness: bool = False

@@ -97,20 +97,30 @@ class RegionJudge:
                     subjects: Iterable[str] | None = None) -> list[Clue]:
         """Clue events of one hour: ``by_code`` the hour means of every station that
         reported (neighbours included) per code, ``subjects`` the stations to judge (default
-        all). A station's channels are judged together (``env_episodes.joint_evidence``)."""
+        all). A station's channels are judged together (``env_episodes.joint_evidence``);
+        the witness codes (``covariates``, CO) in ``by_code`` are not judged, they say what
+        the PM residual of the hour is given the station's CO (``EpisodeTracker.judge``)."""
         out: list[Clue] = []
+        cov = self.cfg.covariates
+        judged_codes = {c: v for c, v in by_code.items() if c not in cov}
+        wvalues = by_code.get(cov[0]) if cov else None
         stations = subjects if subjects is not None else \
-            dict.fromkeys(s for values in by_code.values() for s in values)
+            dict.fromkeys(s for values in judged_codes.values() for s in values)
         for station in stations:
             if not self.nmap.judged(station):
                 continue
+            witness = None
+            if wvalues is not None and station in wvalues:
+                witness = consensus(self.cfg, wvalues[station],
+                                    {n: wvalues[n] for n in self.nmap.of(station)
+                                     if n in wvalues}, self.cfg.covariate_offset)
             judged: dict[str, tuple[EpisodeTracker, Verdict]] = {}
-            for code, values in by_code.items():
+            for code, values in judged_codes.items():
                 h = self._against(station, code, hour, values)
                 if h is None:
                     continue
                 tracker = EpisodeTracker(self.cfg, self.s.get(f"{station}/{code}"))
-                verdict = tracker.judge(code, h, hour)
+                verdict = tracker.judge(code, h, hour, witness)
                 tracker.s["last"] = hour
                 self.s[f"{station}/{code}"] = tracker.s
                 if verdict is not None:
@@ -119,7 +129,7 @@ class RegionJudge:
                 continue
             evidence = joint_evidence(self.cfg, [v for _, v in judged.values()])
             for code, (tracker, verdict) in judged.items():
-                for state, run in tracker.observe(code, hour, verdict, evidence):
+                for state, run in tracker.observe(code, hour, verdict, evidence, witness):
                     out.append(self._clue(station, code, state, run))
         return out
 
@@ -149,6 +159,13 @@ class RegionJudge:
                    "neighbours": [{"station": n, "km": round(km.get(n, math.nan), 1)}
                                   for n in run["neighbours"]],
                    "radius_km": self.cfg.radius_km}
+        if kind == "interference":  # whether CO was the witness, and where it was not
+            wh = run.get("wh", 0)
+            metrics["co_witness_hours"] = wh
+            if wh < run["n"]:
+                metrics["witness"] = (f"PM alone in {run['n'] - wh} of {run['n']} h: CO not"
+                                      " reported by the station or its neighbours, or too"
+                                      " short a paired history")
         end = run["last"] + HOUR
         clue = Clue(modality="env", kind=kind, rule=f"{kind}/{code}", subject=station,
                     state=state, start=self._dt(run["start"]), time=self._dt(run["last"]),
@@ -193,7 +210,7 @@ def judge_series(per_station: dict[str, list[Reading]], nmap: NeighbourMap, *,
     for station, readings in per_station.items():
         if not nmap.judged(station) and not any(station in nmap.of(s) for s in per_station):
             continue
-        for (code, hour), mean in hour_means(readings, nmap.cfg.codes).items():
+        for (code, hour), mean in hour_means(readings, nmap.cfg.all_codes).items():
             hours[(code, hour)][station] = mean
     by_hour: dict[float, dict[str, dict[str, float]]] = defaultdict(dict)
     for (code, hour), values in hours.items():

@@ -175,7 +175,7 @@ class RegionStage:
                 continue  # not an ambient station with a location
             per_code: dict[str, tuple[list[int], list[float]]] = {}
             for (code, hour), mean in hour_means([r for r in readings if r.period == "hour"],
-                                                 self.cfg.codes).items():
+                                                 self.cfg.all_codes).items():
                 hours, means = per_code.setdefault(code, ([], []))
                 hours.append(int(hour))
                 means.append(mean)

@@ -11,6 +11,7 @@ their own.
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 from bench.bench_env_neighbours import load
@@ -87,3 +88,35 @@ def test_a_state_written_before_the_cusum_still_loads() -> None:
     assert [e for e, _ in events][:1] == ["open"]
     run = events[0][1]
     assert run["start"] == 0.0 and run["n"] > 6  # the old run went on, its hours kept
+
+
+def test_co_explains_an_honest_drop_and_not_a_blocked_inlet() -> None:
+    """A suburban-like station whose PM residual follows its CO residual (slope 0.8, the
+    Beijing suburbs' own) with a wide PM-alone spread: given CO, a PM drop that CO shares is
+    no evidence and one that CO does not share is strong; without CO, judged on PM alone."""
+    cfg = NeighbourConfig()
+    tracker = EpisodeTracker(cfg)
+    rng = [((k * 37) % 101) / 100.0 - 0.5 for k in range(400)]  # deterministic, +-0.5
+
+    def hour(r_pm: float, r_co: float) -> tuple[Hour, Hour]:
+        pm_median, co_median = 150.0, 1.5
+        value = (pm_median + cfg.offset) * math.exp(r_pm) - cfg.offset
+        co = (co_median + cfg.covariate_offset) * math.exp(r_co) - cfg.covariate_offset
+        return (Hour(value, pm_median, r_pm, cfg.min_log_spread, ("a", "b", "c")),
+                Hour(co, co_median, r_co, cfg.min_log_spread, ("a", "b", "c")))
+
+    for k, e in enumerate(rng):
+        r_co = 0.6 * rng[(k * 7) % len(rng)]
+        pm, co = hour(-0.3 + 0.8 * r_co + 0.15 * e, r_co)
+        tracker.judge(PM25, pm, None, co)
+    a, b, spread = tracker.s["wfit"]
+    assert 0.6 < b < 1.0 and abs(a + 0.3) < 0.1 and spread < 0.2
+    assert tracker.s["fit"][1] > spread  # CO explains much of the PM-alone spread
+    honest = tracker.judge(PM25, hour(-1.1, -1.0)[0], None, hour(-1.1, -1.0)[1])
+    blocked = tracker.judge(PM25, hour(-1.1, 0.0)[0], None, hour(-1.1, 0.0)[1])
+    alone = tracker.judge(PM25, hour(-1.1, 0.0)[0])  # no CO this hour: PM alone
+    assert honest and blocked and alone
+    assert honest.witness and blocked.witness and not alone.witness
+    # cleaner air (CO low too) is no evidence; PM low while CO follows the neighbours is
+    assert honest.x["interference"] < 1.0 < 3.0 < blocked.x["interference"]
+    assert alone.x["interference"] < blocked.x["interference"]

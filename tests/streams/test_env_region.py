@@ -21,7 +21,7 @@ import pytest
 
 from bench.bench_env_neighbours import load
 from contract.records import Clue, HourSummary, env_records
-from detectors.env_neighbours import PM10, PM25, NeighbourMap
+from detectors.env_neighbours import CO, PM10, PM25, NeighbourMap
 from detectors.env_region import judge_series, read_sites
 from streams import env as E
 from streams.env_region import RegionStage, cell_key, home_cell
@@ -118,6 +118,10 @@ def test_region_stage_finds_the_blocked_sampler_once_and_defers_spikes(
         assert got[sid] == {home(s) for s in per if s == sid or sid in nmap.of(s)}, sid
     assert home("BJ-DONGSI") == cell_key(home_cell(116.417, 39.929, 50.0))
     assert all(k == r.cell for k, r in records)  # keyed by the cell each copy is for
+    # CO goes along as the neighbours' witness (Dingling's sample keeps every channel; the
+    # others keep PM only), never judged itself; nothing else but the PM
+    codes = {(one.station, one.code) for _, r in records for one in r.series}
+    assert ("BJ-DINGLING", CO) in codes and {c for _, c in codes} == {PM25, PM10, CO}
     # one record per cell and batch, not one per hour: 30 daily batches here
     assert len(records) <= 30 * len({r.cell for _, r in records})
 
