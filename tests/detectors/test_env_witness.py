@@ -7,30 +7,31 @@ scaled to 40 % for 12 h while CO still follows the neighbours is found, the same
 CO scaled alike (what cleaner air looks like) are not, and its honest hours of lowest PM
 under high neighbours, which came with low CO, raise nothing.
 
-The full two years (``../shared/data/sensors/beijing_12``, read in place, as the benchmark
-does): the samples keep PM only.
+The winter 2013-14 of the 12 stations, PM2.5, PM10 and CO (``samples/sensors/beijing_12``).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from statistics import mean, median
 
 import pytest
 
-from bench.bench_env_neighbours import DATA, hour_index, load
+from bench.bench_env_neighbours import hour_index, load
 from contract.records import Reading
 from detectors.env_neighbours import CO, PM10, PM25, NeighbourMap, consensus
 from detectors.env_region import judge_series, read_sites
 
+DATA = Path(__file__).resolve().parents[2] / "samples" / "sensors" / "beijing_12"
 SID = "BJ-CHANGPING"
 H = 3600.0
 
 
 @pytest.fixture(scope="module")
 def autumn() -> dict[str, list[Reading]]:
-    per = load(until=datetime(2013, 12, 15))
-    return {s: [r for r in rs if r.time >= datetime(2013, 10, 1, tzinfo=r.time.tzinfo)]
+    per = load(until=datetime(2013, 12, 15), data=DATA)
+    return {s: [r for r in rs if r.time >= datetime(2013, 10, 15, tzinfo=r.time.tzinfo)]
             for s, rs in per.items()}
 
 
