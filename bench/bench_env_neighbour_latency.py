@@ -13,9 +13,11 @@ first (a station is judged once two days of its own residuals against the neighb
 known), then hour by hour, one message per station and hour, every ``hour_every_s``
 seconds, the cluster's first station first and its neighbours after it: the first station
 of each cluster gets a local source (PM10 +400, PM2.5 +200 µg/m³, far beyond any
-neighbour spread) for ``SOURCE_H`` hours, then ``CLEAN_H`` clean hours, ``EPISODES``
-times. Runs right after the env bench's paced phase, on its own: its many one-reading
-messages would otherwise change the paced load the other latency figures are measured at.
+neighbour spread) for ``SOURCE_H`` hours, then ``CLEAN_H`` clean hours (long enough for
+the episode's CUSUM to run down, so the next source is a new episode), ``EPISODES`` times:
+a clue per episode and code. Runs right after the env bench's paced phase, on its own:
+its many one-reading messages would otherwise change the paced load the other latency
+figures are measured at.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import psycopg
 
 SIZE = 7
 HISTORY_H = 60
-SOURCE_H, CLEAN_H, EPISODES = 10, 6, 3
+SOURCE_H, CLEAN_H, EPISODES = 10, 20, 2
 POLL_S = 0.05
 HOUR = timedelta(hours=1)
 PM25, PM10 = "a34004", "a34002"
@@ -110,10 +112,10 @@ class NeighbourLatency(threading.Thread):
                         sent = self.last_pub.get((subject, hour))  # aware: compared in UTC
                         if sent is not None:
                             self.latencies.append(now - sent)
-                if deadline is not None and len(seen) >= self.planted * self.clusters:
+                if deadline is not None and len(seen) >= self.planted * self.clusters * 2:
                     break
                 time.sleep(POLL_S)
         return {"neighbour_clusters": self.clusters, "neighbour_hour_every_s": self.every,
-                "neighbour_episodes_planted": self.planted * self.clusters,
+                "neighbour_episodes_planted": self.planted * self.clusters * 2,  # 2 codes
                 "neighbour_clues_opened": len(seen),
                 "neighbour_latency_samples": len(self.latencies)}

@@ -27,6 +27,9 @@ Three things turn hours into episodes, each for a reason of physics or statistic
   unknown length: ``S = max(0, S + x - k)``; an episode starts when ``S`` leaves 0, is
   raised once ``S >= h`` (and it has ``min_hours``), ends at ``S``'s peak (the change-point
   estimate) and closes when ``S`` is back at 0 or after a gap of more than ``max_gap_h``.
+  Once raised, ``S`` is held at ``h``: a source of ten hours would otherwise pile up ``S``
+  for two days of draining (``h / k`` = 17 hours at most now), and the next source in
+  that time would be the same episode.
   ``k`` (1.5) is half the smallest shift worth finding fast: half the air (ln 0.5 = -0.69)
   is 3.3 spread floors (0.207). Each hour gives at most ``cusum_clip`` (8): real residuals
   have heavy tails (0.1 % of station-hours beyond -10), a Huber-clipped score keeps one wild
@@ -226,6 +229,10 @@ class EpisodeTracker:
                 run = None
         for kind in KINDS:
             cus[kind] = round(max(0.0, cus[kind] + evidence.get(kind, 0.0) - cfg.cusum_k), 4)
+        if run is not None and run["open"]:  # raised: no need to out-grow the decision level
+            kind, h = run["kind"], self._interval(run)
+            cus[kind] = min(cus[kind], h)
+            run["peak"] = min(run["peak"], h)  # hours at the level still extend the episode
         self.s["cus"], self.s["cus_t"] = cus, hour
         if run is not None and cus[run["kind"]] <= 0.0:
             out += self._close(run)
@@ -265,8 +272,7 @@ class EpisodeTracker:
             run["peak"], run["last"] = s, hour
             run["n"], run["sum_v"], run["sum_m"], run["sum_e"] = acc
             run["wh"] = run["wacc"]  # hours judged given CO, up to the peak
-        witnessed = run["kind"] == "interference" and 2 * run.get("wacc", 0) >= acc[0]
-        h = cfg.cusum_h_witness if witnessed else cfg.cusum_h
+        h = self._interval(run)
         if not run["open"] and s >= h and run["n"] >= cfg.min_hours[run["kind"]] \
                 and self._matters(code, run):
             run["open"] = True
@@ -276,6 +282,11 @@ class EpisodeTracker:
             run["emitted"] = run["n"]
             return [("update", dict(run))]
         return []
+
+    def _interval(self, run: dict) -> float:
+        """The decision interval of the episode: lower for interference judged given CO."""
+        witnessed = run["kind"] == "interference" and 2 * run.get("wacc", 0) >= run["acc"][0]
+        return self.cfg.cusum_h_witness if witnessed else self.cfg.cusum_h
 
     def _matters(self, code: str, run: dict) -> bool:
         """Whether this code's own mean difference over the episode is one that matters
