@@ -344,10 +344,13 @@ def run_pipeline(svc: EmbeddedServices, seconds: float, stations: int, clue_stat
         end = time.monotonic()
         elapsed = (tracker.last_arrival if drained else end) - t0
         detected_elapsed = (tracker.last_clue if drained else end) - t0
+        # the neighbour stage too: the region agent has judged every summary sent
+        region_at = wait_region(svc.broker_url, Settings().app_id, timeout=180)
+        region_elapsed = (region_at if region_at is not None else time.monotonic()) - t0
         cpu1 = tree_cpu(roots)
         tp_lat, probe_lat = tracker.take()
         throughput = sent / elapsed
-        detected = sent / max(elapsed, detected_elapsed)
+        detected = sent / max(elapsed, detected_elapsed, region_elapsed)
         cpu = {k: round(cpu1[k] - cpu0[k], 1) for k in roots}
         if workers > 1:
             cpu["worker"] = round(sum(cpu[n] for n in names), 1)
@@ -376,6 +379,8 @@ def run_pipeline(svc: EmbeddedServices, seconds: float, stations: int, clue_stat
                 injected += 1
         paced_drained = tracker.wait_drained(60)
         paced_lat, clue_lat = tracker.take()
+        p_end = time.monotonic()
+        paced_region = wait_region(svc.broker_url, Settings().app_id, timeout=120)
         # 3. neighbour rules on their own (bench_env_neighbour_latency), one hour every 0.5 s
         nb_hours = NB_EPISODES * (NB_SOURCE_H + NB_CLEAN_H)
         neighbours = NeighbourLatency(pub.publish, svc.database_url,
@@ -392,6 +397,11 @@ def run_pipeline(svc: EmbeddedServices, seconds: float, stations: int, clue_stat
             "rows_per_s": round(throughput * len(CODES)),
             "detected_readings_per_s": round(detected),
             "detector_lag_s": round(max(0.0, detected_elapsed - elapsed), 2),
+            # how long after the readings rows the region stage had judged every summary
+            # (committed offsets of env.hours, checked every 0.25 s; commits every 1 s)
+            "region_lag_s": round(max(0.0, region_elapsed - elapsed), 2),
+            "paced_region_lag_s": round(paced_region - p_end, 2)
+            if paced_region is not None else None,
             "probe_clue_latency_max_s": round(max(probe_lat), 2) if probe_lat else None,
             "saturated_latency_p50_s": pct(tp_lat, 0.5),
             "saturated_latency_p99_s": pct(tp_lat, 0.99),
@@ -456,6 +466,34 @@ def register_ambient(database_url: str, stations: int) -> int:
             "INSERT INTO stations (id, st, interval_s, lon, lat) VALUES (%s, %s, %s, %s, %s)",
             rows)
     return len(rows)
+
+
+def wait_region(broker_url: str, group: str, timeout: float) -> float | None:
+    """The monotonic time at which the worker group's committed offsets of ``env.hours``
+    reached the topic's end (the region stage had judged every hour summary), or None."""
+    return asyncio.run(_wait_region(broker_url, group, timeout))
+
+
+async def _wait_region(broker_url: str, group: str, timeout: float) -> float | None:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker_url.removeprefix("kafka://"),
+                                group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer.topics()
+        parts = [TopicPartition(ENV_HOURS.name, p)
+                 for p in consumer.partitions_for_topic(ENV_HOURS.name) or ()]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ends = await consumer.end_offsets(parts)
+            done = [((await consumer.committed(tp)) or 0) >= ends[tp] for tp in parts]
+            if all(done):
+                return time.monotonic()
+            await asyncio.sleep(0.25)
+        return None
+    finally:
+        await consumer.stop()
 
 
 async def region_records(broker_url: str) -> dict[str, int]:
