@@ -31,6 +31,9 @@ blind to a global brightness change, which is the commonest false alarm:
 The reference is learned from the first ``learn_frames`` samples and refreshed every
 ``refresh_frames`` samples while no condition holds, so slow scene changes (seasons,
 furniture) are absorbed; a very slow deliberate pan would be absorbed too (documented).
+Its textured blocks are those textured in three quarters of the learning frames (at a
+refresh: of ``TEXTURE_SAMPLES`` normal frames spread over the period), so something
+passing through the view when the reference is taken is not taken for the scene.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from detectors.video_config import TamperSettings
 
 BLOCKS = 8  # grid of BLOCKS x BLOCKS cells for the occlusion test
 TEXTURED_STD = 12.0  # a reference block with at least this std counts as textured
+TEXTURE_SAMPLES = 8  # normal frames, spread over a refresh period, a refresh's texture uses
 # Shift gate (see the module docstring): thumbnail width and cell size in pixels, the mean
 # |difference| of a cell that counts as changed, and the share of the anchor's textured
 # cells (std >= GATE_TEXTURE) that must change before the reference match runs again.
@@ -111,6 +115,9 @@ class TamperDetector:
         self._ref_kp: list[cv2.KeyPoint] = []
         self._ref_desc: np.ndarray | None = None
         self._normal_count = 0
+        #: block stds of the learning frames, then of normal frames spaced over a refresh
+        #: period: the reference's texture is what stays textured across them
+        self._texture: list[np.ndarray] = []
         # (thumbnail, its textured cells, defocused, verdict) of the last reference match
         self._anchor: tuple[np.ndarray, np.ndarray, bool, tuple[bool, dict[str, float]]] | \
             None = None
@@ -121,7 +128,13 @@ class TamperDetector:
         return self.ref_sharpness is not None
 
     def _set_reference(self, grey: np.ndarray) -> None:
-        self.ref_textured = block_std(grey) >= TEXTURED_STD
+        # a block is the scene's texture when it is textured in most of the frames seen,
+        # not in one: a person or car in view when the reference is taken would otherwise
+        # leave textured blocks that go flat when it leaves, and the camera would read
+        # "occluded" for good (no refresh happens while a condition holds)
+        frames = self._texture or [block_std(grey)]
+        share = np.mean([f >= TEXTURED_STD for f in frames], axis=0)
+        self.ref_textured = share >= 0.75
         kp, desc = self._orb.detectAndCompute(grey, None)
         self._ref_kp, self._ref_desc = list(kp), desc
         self._anchor = None  # verdicts were against the old reference
@@ -177,6 +190,7 @@ class TamperDetector:
             if dark or float(stds.max()) < self.s.flat_std:
                 return TamperReading({}, metrics, learning=True)  # never learn a covered lens
             self._learn.append(sharp)
+            self._texture.append(stds)
             if len(self._learn) >= self.s.learn_frames:
                 self.ref_sharpness = float(np.median(self._learn))
                 self._set_reference(grey)
@@ -203,6 +217,9 @@ class TamperDetector:
             self._normal_count += 1
             # Follow slow change: sharpness by a slow average, the picture now and then.
             self.ref_sharpness = 0.98 * self.ref_sharpness + 0.02 * sharp
+            spacing = max(1, self.s.refresh_frames // TEXTURE_SAMPLES)
+            if self._normal_count % spacing == 0:
+                self._texture = (self._texture + [stds])[-TEXTURE_SAMPLES:]
             if self._normal_count % self.s.refresh_frames == 0:
                 self._set_reference(grey)
         return TamperReading(conditions, metrics)
