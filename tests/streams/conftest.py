@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import pytest
 
 from contract.clue import Clue
@@ -25,6 +27,36 @@ class RecordingTopic:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         future.set_result(None)
         return future
+
+
+@dataclass
+class FakeMsg:
+    partition: int
+
+
+@dataclass
+class FakeEvent:
+    """What ``take_events`` hands an agent: the value, the message's partition, the key."""
+
+    value: bytes
+    message: FakeMsg
+    key: bytes = b""
+
+
+class FakeTable:
+    """A Faust table's data and changelog sends, without a broker."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+        self.changelog: list[tuple[int, str]] = []
+        self.sent: dict[str, Any] = {}
+
+    def send_changelog(self, partition: int, key: str, value: Any,
+                       value_serializer: str | None = None) -> None:
+        self.changelog.append((partition, key))
+        # what recovery reads: the bytes as sent (raw), else the table's JSON of the value
+        self.sent[key] = orjson.loads(value if value_serializer == "raw"
+                                      else orjson.dumps(value))
 
 
 Build = Callable[..., tuple[Streams, RecordingTopic]]

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import psycopg
 
@@ -16,6 +14,7 @@ from storage.db import open_pool
 from storage.sinks import CasesSink, CluesSink
 from streams import clues as F
 from streams.publish import ClueExit
+from tests.streams.conftest import FakeEvent, FakeMsg, FakeTable
 
 T0 = datetime(2025, 6, 1, 8, tzinfo=UTC)
 SITE = "gh:wx4g1h"
@@ -78,34 +77,16 @@ def test_window_separates_cases_and_late_clue_keeps_open_case() -> None:
     assert not is_open and late["case_id"] != later["case_id"]
 
 
-@dataclass
-class _Msg:
-    partition: int
 
-
-@dataclass
-class _Event:
-    key: bytes
-    value: bytes
-    message: _Msg
-
-
-class _Table:
-    def __init__(self) -> None:
-        self.data: dict[str, Any] = {}
-        self.changelog: list[tuple[int, str]] = []
-
-    def send_changelog(self, partition: int, key: str, value: Any) -> None:
-        self.changelog.append((partition, key))
 
 
 def test_fusion_batch_and_sinks_write_idempotently(fresh_db: str) -> None:
-    table, sink = _Table(), CasesSink()
+    table, sink = FakeTable(), CasesSink()
     routed = ClueExit(None, Router.demo()).routed  # what the clue exit puts on the topic
-    events = [_Event(SITE.encode(), routed(c).model_dump_json().encode(), _Msg(1))
+    events = [FakeEvent(routed(c).model_dump_json().encode(), FakeMsg(1), SITE.encode())
               for c in (clue(evidence=True), clue("video", confidence=0.9),
                         clue(state="update", hours=2))]
-    events.append(_Event(SITE.encode(), b"{}", _Msg(1)))  # invalid: skipped
+    events.append(FakeEvent(b"{}", FakeMsg(1), SITE.encode()))  # invalid: skipped
     assert F.apply_events(events, table, sink, Router.demo()) == 3
     assert table.changelog == [(1, SITE)] * 3 and table.data[SITE]["version"] == 3
     clues_sink = CluesSink()  # no router: every clue arrives routed

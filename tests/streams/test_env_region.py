@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from detectors.env_region import judge_series, read_sites
 from streams import env as E
 from streams.env_region import RegionStage, cell_key, home_cell
 from tests.detectors.test_env_neighbours import CST, doctor, find_run, neighbour_median
-from tests.streams.conftest import Build
+from tests.streams.conftest import Build, FakeEvent, FakeMsg, FakeTable
 
 # the winter 2013-14 PM of the 12 stations and Dingling's whole record (samples/README.md)
 DATA = Path(__file__).resolve().parents[2] / "samples" / "sensors" / "beijing_12"
@@ -34,26 +33,7 @@ DATA = Path(__file__).resolve().parents[2] / "samples" / "sensors" / "beijing_12
 START, STOP = datetime(2013, 11, 20, tzinfo=CST), datetime(2013, 12, 20, tzinfo=CST)
 
 
-@dataclass
-class _Msg:
-    partition: int
 
-
-@dataclass
-class _Event:
-    value: bytes
-    message: _Msg
-    key: bytes = b""
-
-
-class _Table:
-    def __init__(self) -> None:
-        self.data: dict[str, Any] = {}
-        self.changelog: list[tuple[int, str]] = []
-
-    def send_changelog(self, partition: int, key: str, value: Any,
-                       value_serializer: str | None = None) -> None:
-        self.changelog.append((partition, key))
 
 
 @pytest.fixture()
@@ -69,9 +49,9 @@ def stage(fresh_db: str, build: Build) -> tuple[E.EnvAgent, RegionStage, list]:
     streams, topic = build("streams.env", "streams.env_region", database_url=fresh_db)
     env: E.EnvAgent = streams.agents["streams.env"]
     region: RegionStage = streams.agents["streams.env_region"]
-    env.monitors = _Table()  # type: ignore[assignment]
+    env.monitors = FakeTable()  # type: ignore[assignment]
     env.processor = E.EnvProcessor(E.EnvConfig(evidence=False))
-    region.table = _Table()
+    region.table = FakeTable()
     return env, region, topic.sent
 
 
@@ -96,7 +76,7 @@ def test_region_stage_finds_the_blocked_sampler_once_and_defers_spikes(
     async def run() -> None:
         for day in range(30):  # a day of every station per batch, as a worker would see it
             t0 = START + timedelta(days=day)
-            events = [_Event(rec.dumps(), _Msg(i % 4)) for i, sid in enumerate(sorted(per))
+            events = [FakeEvent(rec.dumps(), FakeMsg(i % 4)) for i, sid in enumerate(sorted(per))
                       for rec in env_records([r for r in per[sid]
                                               if t0 <= r.time < t0 + timedelta(days=1)])]
             await env.handle_batch(events)
@@ -125,9 +105,9 @@ def test_region_stage_finds_the_blocked_sampler_once_and_defers_spikes(
     # one record per cell and batch, not one per hour: 30 daily batches here
     assert len(records) <= 30 * len({r.cell for _, r in records})
 
-    events = [_Event(v, _Msg(0), k.encode()) for k, v in summaries]
+    events = [FakeEvent(v, FakeMsg(0), k.encode()) for k, v in summaries]
 
-    async def judge(batches: list[list[_Event]]) -> None:
+    async def judge(batches: list[list[FakeEvent]]) -> None:
         for b in batches:
             await region.handle_batch(b)
         await env.streams.close_pool()

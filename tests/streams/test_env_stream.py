@@ -4,7 +4,6 @@ site keys, offline ticks only for live stations, and one batch through ``handle_
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -13,7 +12,7 @@ import orjson
 from contract.records import Reading, env_records
 from detectors.env_config import EnvConfig, StationInfo
 from streams import env as E
-from tests.streams.conftest import Build
+from tests.streams.conftest import Build, FakeEvent, FakeMsg, FakeTable
 
 CST = timezone(timedelta(hours=8))
 RULE = "GB3095-2012/II/a34004/24h"
@@ -91,36 +90,14 @@ def test_offline_tick_only_for_live_stations() -> None:
     assert not E.is_live(value, silent.timestamp())
 
 
-@dataclass
-class _Msg:
-    partition: int
 
-
-@dataclass
-class _Event:
-    value: bytes
-    message: _Msg
-
-
-class _Table:
-    def __init__(self) -> None:
-        self.data: dict[str, Any] = {}
-        self.changelog: list[tuple[int, str]] = []
-        self.sent: dict[str, Any] = {}
-
-    def send_changelog(self, partition: int, key: str, value: Any,
-                       value_serializer: str | None = None) -> None:
-        self.changelog.append((partition, key))
-        # what recovery reads: the bytes as sent (raw), else the table's JSON of the value
-        self.sent[key] = orjson.loads(value if value_serializer == "raw"
-                                      else orjson.dumps(value))
 
 
 def test_handle_batch_writes_state_per_station_partition_and_keys_clues_by_site(
         build: Build) -> None:
     streams, topic = build("streams.env")
     agent: E.EnvAgent = streams.agents["streams.env"]
-    table, sent = _Table(), topic.sent
+    table, sent = FakeTable(), topic.sent
 
     async def lookup(stations: Any) -> dict[str, E.StationEntry]:
         return {s: dongsi() if s == "S1" else E.default_entry(s) for s in stations}
@@ -130,11 +107,11 @@ def test_handle_batch_writes_state_per_station_partition_and_keys_clues_by_site(
     agent.registry.lookup = lookup  # type: ignore[method-assign]
     day = [90.0 + (h % 3) for h in range(24)] + [20.0]
     s1 = hours("S1", datetime(2025, 3, 10, tzinfo=CST), day)
-    events = [_Event(r.dumps(), _Msg(1)) for r in env_records(s1[:20])]  # one batch record
-    events += [_Event(r.dumps(), _Msg(1)) for r in s1[20:]]  # and single readings
-    events += [_Event(r.dumps(), _Msg(0)) for r in hours("S2", datetime(2025, 3, 10,
+    events = [FakeEvent(r.dumps(), FakeMsg(1)) for r in env_records(s1[:20])]  # one batch record
+    events += [FakeEvent(r.dumps(), FakeMsg(1)) for r in s1[20:]]  # and single readings
+    events += [FakeEvent(r.dumps(), FakeMsg(0)) for r in hours("S2", datetime(2025, 3, 10,
                                                                         tzinfo=CST), [5.0])]
-    events.append(_Event(b"not json", _Msg(0)))  # skipped: the readings sink dead-letters it
+    events.append(FakeEvent(b"not json", FakeMsg(0)))  # skipped: the readings sink dead-letters it
     n = asyncio.run(agent.handle_batch(events))
     assert sorted(table.changelog) == [(0, "S2"), (1, "S1")]  # once per station, own partition
     # the changelog holds the state of the batch's end: a monitor rebuilt from it goes on
@@ -154,7 +131,7 @@ def test_each_stations_clues_go_out_at_once_and_all_before_any_state(build: Buil
     the batch is acked (a crash before that re-delivers the batch to the old state)."""
     streams, _ = build("streams.env")
     agent: E.EnvAgent = streams.agents["streams.env"]
-    table = _Table()
+    table = FakeTable()
     calls: list[tuple[list[str], int]] = []  # (subjects sent, state writes so far)
 
     async def send(clues: Any) -> None:
@@ -169,7 +146,7 @@ def test_each_stations_clues_go_out_at_once_and_all_before_any_state(build: Buil
     agent.registry.lookup = lookup  # type: ignore[method-assign]
     agent.send_clues = send  # type: ignore[assignment]
     t0 = datetime(2025, 3, 10, tzinfo=CST)
-    events = [_Event(r.dumps(), _Msg(k % 2)) for k, st in enumerate(["A", "B", "C"])
+    events = [FakeEvent(r.dumps(), FakeMsg(k % 2)) for k, st in enumerate(["A", "B", "C"])
               for r in env_records(hours(st, t0, [5.0, 6.0]))]
     n = asyncio.run(agent.handle_batch(events))
     # each unregistered station raises its own clue, sent on its own
@@ -184,7 +161,7 @@ def test_tick_all_ticks_live_stations_of_assigned_partitions_only(build: Build) 
     from faust.types import TP
 
     now = datetime.now(UTC)
-    table, proc = _Table(), E.EnvProcessor(NO_PNG)
+    table, proc = FakeTable(), E.EnvProcessor(NO_PNG)
     for station, partition in (("S1", 0), ("S9", 1)):  # S9's partition moved to another worker
         readings = hours(station, now - timedelta(hours=10), [10.0, 12.0, 11.0, 13.0])
         _, table.data[station] = proc.observe(station, partition, readings, None, dongsi(),

@@ -20,7 +20,7 @@ from detectors.plots import SeriesPlot
 from streams import env as E
 from streams.evidence import EvidenceAgent, plot_of, plot_spec
 from streams.evidence_pool import PlotPool, Plots
-from tests.streams.conftest import Build
+from tests.streams.conftest import Build, FakeEvent, FakeMsg, FakeTable
 
 CST = timezone(timedelta(hours=8))
 
@@ -118,7 +118,6 @@ def test_clue_goes_at_once_and_again_with_its_png(build: Build) -> None:
     """The env agent sends every clue without drawing anything (plots pending); the
     evidence agent draws them in the pool and sends the same clues again with the PNGs the
     detector would have drawn inline."""
-    from tests.streams.test_env_stream import _Event, _Msg, _Table
 
     streams, topic = build("streams.env", "streams.evidence")
     agent: E.EnvAgent = streams.agents["streams.env"]
@@ -127,16 +126,16 @@ def test_clue_goes_at_once_and_again_with_its_png(build: Build) -> None:
     async def lookup(stations: Any) -> dict[str, E.StationEntry]:
         return {s: E.default_entry(s, known=None) for s in stations}  # registry not judged
 
-    agent.monitors = _Table()  # type: ignore[assignment]
+    agent.monitors = FakeTable()  # type: ignore[assignment]
     agent.processor = E.EnvProcessor(EnvConfig())
     agent.registry.lookup = lookup  # type: ignore[method-assign]
-    events = [_Event(r.dumps(), _Msg(1)) for r in env_records(episode())]
+    events = [FakeEvent(r.dumps(), FakeMsg(1)) for r in env_records(episode())]
     try:
         n = asyncio.run(agent.handle_batch(events))
         first = [c for _, c in topic.sent]
         assert len(first) == n and all(not i.content for c in first for i in c.evidence)
         assert any(i.pending for c in first for i in c.evidence)
-        clue_events = [_Event(c.model_dump_json().encode(), _Msg(0)) for c in first]
+        clue_events = [FakeEvent(c.model_dump_json().encode(), FakeMsg(0)) for c in first]
         assert asyncio.run(drawer.handle(clue_events)) == sum(
             1 for c in first if c.evidence)
     finally:
@@ -151,7 +150,7 @@ def test_clue_goes_at_once_and_again_with_its_png(build: Build) -> None:
     for clue in later:  # the same clue event, only its evidence drawn
         assert clue.model_copy(update={"evidence": []}) == sent[
             clue.clue_id, clue.state, clue.time].model_copy(update={"evidence": []})
-    again = [_Event(c.model_dump_json().encode(), _Msg(0)) for c in later]
+    again = [FakeEvent(c.model_dump_json().encode(), FakeMsg(0)) for c in later]
     assert asyncio.run(drawer.handle(again)) == 0  # nothing pending: no loop
 
 
