@@ -30,14 +30,12 @@ import copy
 import logging
 import math
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from contract.clue import Clue
-from contract.input_rules import clean_text
-from contract.records import FireBatch, Rejected
+from contract.records import FireBatch
 from contract.topics import SAT_FIRES
 from detectors.fire import KM_PER_DEG_LAT, KM_PER_DEG_LON_EQ, FireZones
 from detectors.fire_monitor import FireMonitor
@@ -45,7 +43,7 @@ from detectors.fire_params import fire_config
 from storage.registry_listen import ALL
 from storage.resources import sensor_points
 from storage.sinks import RejectedSink
-from streams.sinks import decode_or_reject, flush_until_durable
+from streams.sinks import decode_or_reject, flush_until_durable, reject_failed
 from streams.table_state import put_state
 
 if TYPE_CHECKING:
@@ -137,12 +135,8 @@ class FireAgent:
             clues = await loop.run_in_executor(self.executor, monitor.observe, batch)
         except Exception as exc:
             log.exception("fire cell %s from %s failed", batch.cell, batch.source)
-            if dead is not None:
-                dead.add(Rejected(
-                    time=datetime.now(UTC), source=f"stream:{SAT_FIRES.name}",
-                    reason=clean_text(f"fire events failed: {type(exc).__name__}: {exc}",
-                                      2000),
-                    raw=raw, context={"cell": batch.cell, "source": batch.source}))
+            reject_failed(SAT_FIRES, raw, dead, "fire events", exc,
+                          {"cell": batch.cell, "source": batch.source})
             return 0
         if self.streams.clue_exit.hold_until is not None:  # route over the registry's zones
             await self.streams.clue_exit.hold_until.wait()

@@ -21,16 +21,14 @@ import asyncio
 import copy
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from contract.input_rules import clean_text
-from contract.records import Rejected, Tile
+from contract.records import Tile
 from contract.topics import SAT_TILES
 from detectors.raster_guard import harden_process
 from detectors.satellite_tile import SatelliteConfig, TileMonitor
 from storage.sinks import RejectedSink
-from streams.sinks import decode_or_reject, flush_until_durable
+from streams.sinks import decode_or_reject, flush_until_durable, reject_failed
 from streams.table_state import put_state
 
 if TYPE_CHECKING:
@@ -85,11 +83,8 @@ class SatelliteAgent:
             clues = await loop.run_in_executor(self.executor, monitor.observe, tile)
         except Exception as exc:
             log.exception("tile %s of %s: detection failed", tile.tile_id, tile.scene_id)
-            if dead is not None:
-                dead.add(Rejected(
-                    time=datetime.now(UTC), source=f"stream:{SAT_TILES.name}",
-                    reason=clean_text(f"detection failed: {type(exc).__name__}: {exc}", 2000),
-                    raw=raw, context={"tile_id": tile.tile_id, "scene_id": tile.scene_id}))
+            reject_failed(SAT_TILES, raw, dead, "detection", exc,
+                          {"tile_id": tile.tile_id, "scene_id": tile.scene_id})
             return 0
         await self.send_clues(clues)  # clues before state (see the module doc)
         put_state(self.tiles, partition, tile.tile_id, monitor.to_state())

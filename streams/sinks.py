@@ -18,12 +18,12 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from psycopg_pool import AsyncConnectionPool
 from pydantic import ValidationError
 
-from contract.input_rules import Retry
+from contract.input_rules import Retry, clean_text
 from contract.records import Record, Rejected
 from contract.topics import CLUES, ENV_READINGS, INGEST_REJECTED, TopicSpec
 from storage.sinks import CluesSink, CopySink, ReadingsSink, RejectedSink
@@ -74,6 +74,17 @@ def decode_or_reject(spec: TopicSpec, raw: bytes, dead: RejectedSink,
                           reason=f"invalid {spec.record.__name__}: {exc.errors()[0]['msg']}",
                           raw=raw if isinstance(raw, bytes) else str(raw).encode()))
         return None
+
+
+def reject_failed(spec: TopicSpec, raw: bytes, dead: RejectedSink | None, what: str,
+                  exc: Exception, context: dict[str, Any]) -> None:
+    """Keep a record a detector failed on (a valid record, so not ``decode_or_reject``)
+    with its bytes and the reason, so the stream goes on and nothing is lost."""
+    if dead is not None:
+        dead.add(Rejected(time=datetime.now(UTC), source=f"stream:{spec.name}",
+                          reason=clean_text(f"{what} failed: {type(exc).__name__}: {exc}",
+                                            2000),
+                          raw=raw, context=context))
 
 
 def sink_agent(streams: Streams, spec: TopicSpec, make_sink: Callable[[], CopySink],
