@@ -337,8 +337,11 @@ class EnvAgent:
         async with self.lock:  # held until the state is written: the offline tick reads it
             try:
                 results = await asyncio.to_thread(work)
-            finally:  # whatever was sent is waited for, even if a later station failed
-                acked = asyncio.gather(*(asyncio.wrap_future(f) for f in sends))
+            except BaseException:  # what was sent is waited for before the failure goes on
+                await asyncio.gather(*(asyncio.wrap_future(f) for f in sends),
+                                     return_exceptions=True)
+                raise
+            acked = asyncio.gather(*(asyncio.wrap_future(f) for f in sends))
             # every clue acked (and the hour summaries) before the state: a crash in between
             # re-delivers the batch, which the old state judges again (the same clue ids,
             # written idempotently); the other order would recover a state that has seen
