@@ -77,10 +77,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from itertools import chain
 
 import numpy as np
 
 from detectors.env_neighbours import Hour, NeighbourConfig, Verdict
+from detectors.order_stats import median_inplace
 
 KINDS = ("interference", "local_source")
 #: new residuals after which the station's bias and spread are fitted again (a median
@@ -140,11 +142,12 @@ class EpisodeTracker:
             return None
         if self.s.get("fit") is None or self.s["fit"][2] >= FIT_EVERY_H:
             hist = np.asarray(self.s["hist"], float)
-            bias = float(np.median(hist))
-            self.s["fit"] = [bias, 1.4826 * float(np.median(np.abs(hist - bias))), 0]
+            bias = median_inplace(hist)
+            self.s["fit"] = [bias, 1.4826 * median_inplace(np.abs(hist - bias)), 0]
             wit = self.s.get("wit") or []
-            self.s["wfit"] = witness_fit(np.asarray(wit, float)) \
-                if len(wit) >= cfg.min_witness_h else None
+            self.s["wfit"] = witness_fit(np.fromiter(
+                chain.from_iterable(wit), float, 2 * len(wit)).reshape(-1, 2)) \
+                if len(wit) >= cfg.min_witness_h else None  # fromiter: 1/3 of asarray's time
         bias, mad, _ = self.s["fit"]
         scale = max(h.spread, mad)
         z = (h.residual - bias) / scale
@@ -313,7 +316,7 @@ def witness_fit(pairs: np.ndarray) -> list[float]:
     residuals, bounded influence of the heavy tails) and the scaled MAD of what CO leaves
     unexplained. ``b`` is at least 0: CO and PM of one city rise and fall together, a
     negative slope would make clean air look blocked."""
-    y, x = pairs[:, 0], pairs[:, 1]
+    y, x = np.ascontiguousarray(pairs[:, 0]), np.ascontiguousarray(pairs[:, 1])
     w = np.ones_like(y)
     b = 0.0
     for _ in range(8):
@@ -326,11 +329,11 @@ def witness_fit(pairs: np.ndarray) -> list[float]:
         a = (sy - b * sx) / sw
         b = max(b, 0.0)
         u = y - a - b * x
-        s = 1.4826 * float(np.median(np.abs(u - np.median(u)))) or 1e-6
+        s = 1.4826 * median_inplace(np.abs(u - median_inplace(u.copy()))) or 1e-6
         w = np.minimum(1.0, 1.345 * s / np.maximum(np.abs(u), 1e-12))
-    a = float(np.median(y - b * x))
+    a = median_inplace(y - b * x)
     u = y - b * x - a
-    return [round(a, 4), round(b, 4), round(1.4826 * float(np.median(np.abs(u))), 4)]
+    return [round(a, 4), round(b, 4), round(1.4826 * median_inplace(np.abs(u)), 4)]
 
 
 def _upgrade(run: dict) -> None:

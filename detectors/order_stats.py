@@ -30,6 +30,19 @@ def weighted_percentiles(values: np.ndarray, counts: np.ndarray,
     return out
 
 
+def median_inplace(v: np.ndarray) -> float:
+    """Median as ``np.median`` computes it (the mean of the two middle values of an even
+    count), by an in-place partition: ``v`` is reordered. Why: ``np.median`` spends most of
+    its time on a small array in generic reduction and NaN checks (3x the partition
+    itself on 720 values), and the refits of the neighbour rules take thousands a second."""
+    k = v.size // 2
+    if v.size % 2:
+        v.partition(k)
+        return float(v[k])
+    v.partition([k - 1, k])
+    return float((v[k - 1] + v[k]) / 2)
+
+
 def int_histogram(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct values (ascending, float64) of a non-empty integer array and counts."""
     lo = int(values.min())

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import cv2
 import numpy as np
 
-from detectors.order_stats import int_histogram, weighted_percentiles
+from detectors.order_stats import int_histogram, median_inplace, weighted_percentiles
 from detectors.satellite import KIND_CODE, NODATA_CODE, SPECTRAL, DetectParams
 from detectors.satellite_threshold import scene_threshold
 
@@ -60,17 +60,6 @@ def _finite(values: np.ndarray) -> np.ndarray:
     return values if ok.all() else values[ok]
 
 
-def _median_inplace(v: np.ndarray) -> float:
-    """Median as ``np.median`` computes it (mean of the two middle values of an even
-    count), by an in-place partition: ``v`` is reordered."""
-    k = v.size // 2
-    if v.size % 2:
-        v.partition(k)
-        return float(v[k])
-    v.partition([k - 1, k])
-    return float(np.mean(v[k - 1:k + 1]))
-
-
 def _robust(values: np.ndarray, scratch: bool = False) -> tuple[float, float]:
     """Median and MAD scaled to a normal sigma; (0, 1) when there is nothing to measure.
 
@@ -89,9 +78,9 @@ def _robust(values: np.ndarray, scratch: bool = False) -> tuple[float, float]:
         v = v[::-(-v.size // _MEDIAN_MAX)].copy()
     elif not (scratch or v is not values):
         v = v.copy()
-    med = _median_inplace(v)
+    med = median_inplace(v)
     dev = np.abs(v - med, out=v)
-    return med, 1.4826 * _median_inplace(dev)
+    return med, 1.4826 * median_inplace(dev)
 
 
 def _scratch_robust(values: np.ndarray) -> tuple[float, float]:
