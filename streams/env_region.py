@@ -16,8 +16,13 @@ partitions, maybe on other workers. The regional state is made explicit instead:
    ``clue_filter`` to each station's clues: the spikes that defer to the neighbours are
    dropped (``env_region.defer_spikes``).
 2. The region agent consumes ``env.hours``. Its table ``env-region`` keyed by cell holds
-   the hours not yet judged (``{code: {hour: {station: mean}}}``) and the ``RegionJudge``
-   state of the stations whose *home* cell it is. An hour is judged, all its codes together
+   the hours not yet judged (``{code: {hour: {station: mean}}}``); the table
+   ``env-region-judge`` keyed by station holds the ``RegionJudge`` state of each station
+   (``{"station/code": tracker state}``), written to the changelog partition of its *home*
+   cell, so the worker that owns a cell has its stations' states. Per station, not in the
+   cell's value: a station's 30-day history is about 37 kB, so a city cell of 30 stations
+   would pass a broker's 1 MB record limit (the first version did), and a batch now sends
+   only the states of the stations it judged. An hour is judged, all its codes together
    (a station's channels are judged jointly) and hours in time order, once every expected
    station (the home stations and their neighbours) reported it or moved past it (its
    newest hour, ``seen``, is later: it had no data then), or once data ``MAX_WAIT_H`` hours
@@ -62,6 +67,8 @@ log = logging.getLogger(__name__)
 MAX_WAIT_H = 24
 MEANS_PER_RECORD = 20_000  # ~20 bytes each as JSON: records stay well under a broker's 1 MB
 _MAX_COS_LAT = math.cos(math.radians(60.0))
+#: a station's judge state for the changelog: (station, state, the state as JSON bytes)
+StationState = tuple[str, dict[str, Any], bytes]
 
 
 def home_cell(lon: float, lat: float, radius_km: float) -> tuple[int, int]:
@@ -110,7 +117,11 @@ class RegionStage:
         self.cfg = cfg or NeighbourConfig()
         self.table = streams.app.Table("env-region", default=None,
                                        partitions=settings.partitions, key_type=str,
-                                       help="hours not yet judged and judge state per cell")
+                                       help="hours not yet judged per cell")
+        self.judges = streams.app.Table("env-region-judge", default=None,
+                                        partitions=settings.partitions, key_type=str,
+                                        help="neighbour-rule state per station, on the"
+                                        " changelog partition of its home cell")
         self._nmap: NeighbourMap | None = None
         self._routing: Routing | None = None
         self.lock = asyncio.Lock()
@@ -218,27 +229,29 @@ class RegionStage:
         nmap = await self.nmap()
         async with self.lock:
             results = await asyncio.to_thread(self._judge_cells, cells, nmap)
-            sent = [c for *_, clues in results for c in clues]
+            sent = [c for _, _, _, clues, _ in results for c in clues]
             for clue in sent:
                 site = nmap.sites[clue.subject]
                 clue.location = {"type": "Point", "coordinates": [site.lon, site.lat]}
             await self.send_clues(sent)  # clues before state, as the env agent does
-            for cell, value, encoded, _ in results:
+            for cell, value, encoded, _, states in results:
+                for station, state, state_bytes in states:
+                    put_state(self.judges, value["partition"], station, state, state_bytes)
                 put_state(self.table, value["partition"], cell, value, encoded)
         return len(sent)
 
-    def _judge_cells(self, cells: dict[str, tuple[int, list[HourSeries]]],
-                     nmap: NeighbourMap) -> list[tuple[str, dict[str, Any], bytes, list[Clue]]]:
-        """Each cell's new value, encoded at once (the judges' states in it are changed in
-        place by the next batch), and its clues."""
+    def _judge_cells(self, cells: dict[str, tuple[int, list[HourSeries]]], nmap: NeighbourMap
+                     ) -> list[tuple[str, dict[str, Any], bytes, list[Clue], list[StationState]]]:
+        """Each cell's new value and the states of the stations it judged, encoded at once
+        (the judges change them in place in the next batch), and its clues."""
         out = []
         for cell, (partition, recs) in cells.items():
             stored = self.table.data.get(cell)
-            value = {"hours": {}, "judge": {}, "done": {}, "seen": {}} if stored is None else {
+            value = {"hours": {}, "done": {}, "seen": {}} if stored is None else {
                 "hours": {c: {h: dict(v) for h, v in hs.items()}
                           for c, hs in stored["hours"].items()},
-                "judge": stored["judge"], "done": dict(stored["done"]),
-                "seen": dict(stored["seen"])}
+                "done": dict(stored["done"]), "seen": dict(stored["seen"])}
+            legacy = (stored or {}).get("judge") or {}  # a cell value of the first version
             value["partition"] = partition
             seen, done = value["seen"], value["done"]
             for rec in recs:
@@ -248,19 +261,30 @@ class RegionStage:
                 for hour, mean in zip(rec.hours, rec.means, strict=True):
                     if hour > last:  # else judged already: too late
                         hours.setdefault(str(hour), {})[rec.station] = mean
-            clues = self._judge(cell, value, nmap)
-            out.append((cell, value, orjson.dumps(value), clues))
+            clues, states = self._judge(cell, value, nmap, legacy)
+            out.append((cell, value, orjson.dumps(value), clues,
+                        [(st, state, orjson.dumps(state)) for st, state in states.items()]))
         return out
 
-    def _judge(self, cell: str, value: dict[str, Any], nmap: NeighbourMap) -> list[Clue]:
-        """Judge the ready hours of a cell in order; drop them from the value."""
+    def _judge(self, cell: str, value: dict[str, Any], nmap: NeighbourMap,
+               legacy: dict[str, Any]) -> tuple[list[Clue], dict[str, dict[str, Any]]]:
+        """Judge the ready hours of a cell in order and drop them from the value; returns
+        the clues and the new state of each station judged (or taken from ``legacy``)."""
         routing = self.routing(nmap)
         home = routing.judged.get(cell)
         if not home:  # only neighbours of other cells' stations here: nothing to judge
             value["hours"] = {}
-            return []
+            return [], {}
         expected = routing.expected[cell]
-        judge = RegionJudge(nmap, value["judge"], evidence=True, on_plot=defer)
+        flat: dict[str, Any] = {}  # RegionJudge's state: "station/code" -> tracker state
+        changed = set()
+        for station in home:
+            own = self.judges.data.get(station)
+            if own is None and any(k.rpartition("/")[0] == station for k in legacy):
+                own = {k: v for k, v in legacy.items() if k.rpartition("/")[0] == station}
+                changed.add(station)  # moved out of the old cell value: write it once
+            flat.update(own or {})
+        judge = RegionJudge(nmap, flat, evidence=True, on_plot=defer)
         clues: list[Clue] = []
         seen = value["seen"]
         hours = value["hours"]  # {code: {hour: {station: mean}}}
@@ -271,11 +295,17 @@ class RegionStage:
                         for c in codes for s in expected)
             if not (ready or newest - int(h) >= MAX_WAIT_H * 3600):
                 break
-            clues += judge.judge_hours(float(h), {c: hours[c].pop(h) for c in codes}, home)
+            by_code = {c: hours[c].pop(h) for c in codes}
+            changed.update(s for values in by_code.values() for s in values)
+            clues += judge.judge_hours(float(h), by_code, home)
             for c in codes:
                 value["done"][c] = int(h)
-        value["judge"] = judge.s
-        return clues
+        states: dict[str, dict[str, Any]] = {s: {} for s in changed.intersection(home)}
+        for key, state in judge.s.items():
+            station = key.rpartition("/")[0]
+            if station in states:
+                states[station][key] = state
+        return clues, {s: state for s, state in states.items() if state}
 
 
 def register(streams: Streams) -> RegionStage:

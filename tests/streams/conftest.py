@@ -50,13 +50,15 @@ class FakeTable:
         self.data: dict[str, Any] = {}
         self.changelog: list[tuple[int, str]] = []
         self.sent: dict[str, Any] = {}
+        self.sizes: list[int] = []  # bytes of each changelog record, as the broker gets it
 
     def send_changelog(self, partition: int, key: str, value: Any,
                        value_serializer: str | None = None) -> None:
         self.changelog.append((partition, key))
         # what recovery reads: the bytes as sent (raw), else the table's JSON of the value
-        self.sent[key] = orjson.loads(value if value_serializer == "raw"
-                                      else orjson.dumps(value))
+        raw = value if value_serializer == "raw" else orjson.dumps(value)
+        self.sizes.append(len(raw))
+        self.sent[key] = orjson.loads(raw)
 
 
 Build = Callable[..., tuple[Streams, RecordingTopic]]

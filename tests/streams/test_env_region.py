@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 from bench.bench_env_neighbours import load
-from contract.records import Clue, HourSummary, env_records
+from contract.records import Clue, HourSeries, HourSummary, env_records
 from detectors.env_neighbours import CO, PM10, PM25, NeighbourMap
 from detectors.env_region import judge_series, read_sites
 from streams import env as E
@@ -52,6 +52,7 @@ def stage(fresh_db: str, build: Build) -> tuple[E.EnvAgent, RegionStage, list]:
     env.monitors = FakeTable()  # type: ignore[assignment]
     env.processor = E.EnvProcessor(E.EnvConfig(evidence=False))
     region.table = FakeTable()
+    region.judges = FakeTable()
     return env, region, topic.sent
 
 
@@ -141,3 +142,71 @@ def test_region_stage_finds_the_blocked_sampler_once_and_defers_spikes(
 
     offline = episodes(judge_series(per, nmap))
     assert offline and episodes(c for _, c in sent) == offline
+
+
+def test_a_city_cell_of_many_stations_stays_within_the_brokers_record_limit(
+        build: Build) -> None:
+    """40 ambient stations in one city cell, five weeks of hours: every changelog record
+    (the cell's pending hours, each station's judge state) stays under the largest record
+    a producer may send, and a worker that recovers the tables from those records judges
+    the next day exactly as the one that never stopped."""
+    import random
+
+    from contract.settings import Settings
+    from detectors.env_neighbours import Site
+
+    rng = random.Random(7)
+    sites = [Site(f"CITY-{i:02d}", 116.0 + 0.6 * rng.random(), 39.82 + 0.3 * rng.random())
+             for i in range(40)]
+    cells = {cell_key(home_cell(s.lon, s.lat, 50.0)) for s in sites}
+    assert len(cells) == 1
+    cell = cells.pop()
+    t0 = int(datetime(2014, 1, 1, tzinfo=CST).timestamp())
+
+    def day(d: int) -> list[FakeEvent]:
+        hours = [t0 + (d * 24 + h) * 3600 for h in range(24)]
+        city = [rng.lognormvariate(4.0, 0.6) for _ in hours]  # the regional level
+        series = [HourSeries(station=s.id, code=code, hours=hours,
+                             means=[round(scale * c * rng.lognormvariate(0, 0.15), 1)
+                                    for c in city])
+                  for s in sites for code, scale in ((PM25, 1.0), (PM10, 1.6), (CO, 0.02))]
+        return [FakeEvent(HourSummary(cell=cell, series=series).dumps(), FakeMsg(3),
+                          cell.encode())]
+
+    def stage() -> RegionStage:
+        streams, _ = build("streams.env_region")
+        region: RegionStage = streams.agents["streams.env_region"]
+        region.table, region.judges = FakeTable(), FakeTable()
+        region._nmap = NeighbourMap(sites)
+        return region
+
+    region = stage()
+    for d in range(35):
+        asyncio.run(region.handle_batch(day(d)))
+    limit = Settings().max_record_bytes
+    assert max(region.judges.sizes) < limit and max(region.table.sizes) < limit
+    # every judged station has its own state, with its month of history, on the cell's
+    # partition (the partition of the summaries it came from)
+    assert {p for p, _ in region.judges.changelog} == {3}
+    judged = {s.id for s in sites if region._nmap.judged(s.id)}
+    assert judged and set(region.judges.sent) == judged
+    assert all(len(v[f"{sid}/{PM25}"]["hist"]) >= 700 for sid, v in region.judges.sent.items())
+
+    recovered = stage()  # a new worker: the tables as read back from the changelog
+    recovered.table.data = dict(region.table.sent)
+    recovered.judges.data = dict(region.judges.sent)
+    nxt = day(35)
+    asyncio.run(region.handle_batch(nxt))
+    asyncio.run(recovered.handle_batch(nxt))
+    assert recovered.judges.sent == region.judges.sent
+    assert recovered.table.sent == region.table.sent
+    # a cell value of the first version kept every station's state under "judge": read
+    # once, its stations' states move to their own records and judging goes on the same
+    legacy = stage()
+    old = {k: v for state in recovered.judges.sent.values() for k, v in state.items()}
+    legacy.table.data = {k: {**v, "judge": old} for k, v in recovered.table.sent.items()}
+    after = day(36)
+    asyncio.run(region.handle_batch(after))
+    asyncio.run(legacy.handle_batch(after))
+    assert legacy.judges.sent == region.judges.sent
+    assert "judge" not in legacy.table.sent[cell]
