@@ -50,6 +50,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
+from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 
 from contract.records import Clue, EnvReadings, Reading, readings_of
@@ -72,6 +73,13 @@ LIVE_LAG_S = 6 * 3600.0
 MAX_SILENCE_S = 7 * 86400.0
 STATION_TTL_S = 300.0  # a known station's registry entry is re-read after this
 MISSING_TTL_S = 30.0  # an unknown station is looked up again after this
+# on the worker's /metrics (``worker_metrics_port``): readings judged per second, and how
+# long a batch takes from its records to its written state (clues acked on the way)
+READINGS_JUDGED = Counter("offsite_env_readings_judged_total",
+                          "readings the env detectors have judged (state written)")
+BATCH_SECONDS = Histogram("offsite_env_batch_seconds",
+                          "a batch of readings: decoded, judged, clues and hour summaries"
+                          " acked, state written", buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0))
 
 
 @dataclass(frozen=True)
@@ -352,6 +360,8 @@ class EnvAgent:
                 await acked
             for station, partition, value, encoded, _ in results:
                 put_state(monitors, partition, station, value, encoded)
+        READINGS_JUDGED.inc(sum(len(groups[station][1]) for station, *_ in results))
+        BATCH_SECONDS.observe(time.time() - arrived)
         return sum(len(clues) for *_, clues in results)
 
     async def tick_all(self, now: datetime) -> int:

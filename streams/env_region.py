@@ -44,10 +44,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from prometheus_client import Counter, Gauge, Histogram
 from pydantic import ValidationError
 
 from contract.clue import Clue
@@ -67,6 +69,16 @@ log = logging.getLogger(__name__)
 MAX_WAIT_H = 24
 MEANS_PER_RECORD = 20_000  # ~20 bytes each as JSON: records stay well under a broker's 1 MB
 _MAX_COS_LAT = math.cos(math.radians(60.0))
+# on the worker's /metrics (``worker_metrics_port``): is the neighbour stage keeping up, and
+# is a silent station holding its cells back?
+STATION_HOURS_JUDGED = Counter("offsite_region_station_hours_judged_total",
+                               "station-hours the neighbour rules have judged")
+HOURS_WAITING = Gauge("offsite_region_hours_waiting",
+                      "data hours this worker's region cells hold, waiting for a neighbour"
+                      " that has not reported them yet (at most a day per cell)")
+BATCH_SECONDS = Histogram("offsite_region_batch_seconds",
+                          "a batch of hour summaries: decoded, judged, clues acked, state"
+                          " written", buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0))
 #: a station's judge state for the changelog: (station, state, the state as JSON bytes)
 StationState = tuple[str, dict[str, Any], bytes]
 
@@ -124,6 +136,7 @@ class RegionStage:
                                         " changelog partition of its home cell")
         self._nmap: NeighbourMap | None = None
         self._routing: Routing | None = None
+        self.waiting: dict[str, int] = {}  # cell -> data hours held (HOURS_WAITING)
         self.lock = asyncio.Lock()
         self.send_clues: Callable[[Sequence[Clue]], Awaitable[Any]] = streams.clue_exit.publish
         topic = streams.topic(ENV_HOURS)
@@ -213,6 +226,8 @@ class RegionStage:
     async def handle_batch(self, events: Sequence[Any]) -> int:
         """Merge one batch of summaries into their cells, judge what is ready; returns the
         number of clues sent."""
+        started = time.perf_counter()
+
         def decode() -> dict[str, tuple[int, list[HourSeries]]]:  # CPU work, off the loop
             cells: dict[str, tuple[int, list[HourSeries]]] = {}
             for event in events:
@@ -238,6 +253,9 @@ class RegionStage:
                 for station, state, state_bytes in states:
                     put_state(self.judges, value["partition"], station, state, state_bytes)
                 put_state(self.table, value["partition"], cell, value, encoded)
+                self.waiting[cell] = len({h for hs in value["hours"].values() for h in hs})
+            HOURS_WAITING.set(sum(self.waiting.values()))
+        BATCH_SECONDS.observe(time.perf_counter() - started)
         return len(sent)
 
     def _judge_cells(self, cells: dict[str, tuple[int, list[HourSeries]]], nmap: NeighbourMap
@@ -296,7 +314,9 @@ class RegionStage:
             if not (ready or newest - int(h) >= MAX_WAIT_H * 3600):
                 break
             by_code = {c: hours[c].pop(h) for c in codes}
-            changed.update(s for values in by_code.values() for s in values)
+            judged_now = {s for values in by_code.values() for s in values}
+            changed.update(judged_now)
+            STATION_HOURS_JUDGED.inc(len(judged_now.intersection(home)))
             clues += judge.judge_hours(float(h), by_code, home)
             for c in codes:
                 value["done"][c] = int(h)

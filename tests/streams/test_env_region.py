@@ -17,6 +17,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from prometheus_client import REGISTRY
 
 from bench.bench_env_neighbours import load
 from contract.records import Clue, HourSeries, HourSummary, env_records
@@ -180,7 +181,11 @@ def test_a_city_cell_of_many_stations_stays_within_the_brokers_record_limit(
         region._nmap = NeighbourMap(sites)
         return region
 
+    def judged_total() -> float:
+        return REGISTRY.get_sample_value("offsite_region_station_hours_judged_total") or 0.0
+
     region = stage()
+    before = judged_total()
     for d in range(35):
         asyncio.run(region.handle_batch(day(d)))
     limit = Settings().max_record_bytes
@@ -190,6 +195,10 @@ def test_a_city_cell_of_many_stations_stays_within_the_brokers_record_limit(
     assert {p for p, _ in region.judges.changelog} == {3}
     judged = {s.id for s in sites if region._nmap.judged(s.id)}
     assert judged and set(region.judges.sent) == judged
+    # what an operator reads on the worker's /metrics: every hour of every judged station
+    # judged, none waiting (each day's batch had every station's hours)
+    assert judged_total() - before == 35 * 24 * len(judged)
+    assert REGISTRY.get_sample_value("offsite_region_hours_waiting") == 0
     assert all(len(v[f"{sid}/{PM25}"]["hist"]) >= 700 for sid, v in region.judges.sent.items())
 
     recovered = stage()  # a new worker: the tables as read back from the changelog
@@ -210,3 +219,9 @@ def test_a_city_cell_of_many_stations_stays_within_the_brokers_record_limit(
     asyncio.run(legacy.handle_batch(after))
     assert legacy.judges.sent == region.judges.sent
     assert "judge" not in legacy.table.sent[cell]
+    # a station that falls silent holds its cell's hours back (a day at most), and says so
+    silent = [FakeEvent(HourSummary(cell=cell, series=[one for one in HourSummary.loads(
+        e.value).series if one.station != sites[0].id]).dumps(), FakeMsg(3), cell.encode())
+        for e in day(37)]
+    asyncio.run(region.handle_batch(silent))
+    assert REGISTRY.get_sample_value("offsite_region_hours_waiting") == 24

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
+from prometheus_client import REGISTRY
 
 from contract.records import Reading, env_records
 from detectors.env_config import EnvConfig, StationInfo
@@ -112,8 +113,11 @@ def test_handle_batch_writes_state_per_station_partition_and_keys_clues_by_site(
     events += [FakeEvent(r.dumps(), FakeMsg(0)) for r in hours("S2", datetime(2025, 3, 10,
                                                                         tzinfo=CST), [5.0])]
     events.append(FakeEvent(b"not json", FakeMsg(0)))  # skipped: the readings sink dead-letters it
+    judged = REGISTRY.get_sample_value("offsite_env_readings_judged_total") or 0.0
     n = asyncio.run(agent.handle_batch(events))
     assert sorted(table.changelog) == [(0, "S2"), (1, "S1")]  # once per station, own partition
+    # the worker's /metrics counts the readings judged: 25 of S1, 1 of S2, not the bad record
+    assert REGISTRY.get_sample_value("offsite_env_readings_judged_total") - judged == 26
     # the changelog holds the state of the batch's end: a monitor rebuilt from it goes on
     assert table.sent["S1"] == orjson.loads(orjson.dumps(table.data["S1"]))
     assert n == len(sent)
