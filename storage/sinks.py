@@ -95,6 +95,10 @@ class CopySink:
                  Jsonb({"table": self.table, "columns": list(self.columns)})))
         dead_letter(f"sink:{self.table}")
 
+    async def _staged(self, conn: AsyncConnection, stage: str) -> None:
+        """What a table's sink does with the staged rows before they are inserted (in the
+        same transaction); nothing by default."""
+
     async def _write(self, conn: AsyncConnection, rows: list[tuple[Any, ...]] | None = None
                      ) -> int:
         stage = f"stage_{self.table}"
@@ -108,6 +112,7 @@ class CopySink:
                     copy.set_types(list(self.types))
                     for row in self.rows if rows is None else rows:
                         await copy.write_row(row)
+                await self._staged(conn, stage)
                 await cur.execute(
                     f"INSERT INTO {self.table} ({cols}) SELECT {cols} FROM {stage}"
                     f" ON CONFLICT {self.conflict}")
@@ -126,15 +131,10 @@ class ReadingsSink(CopySink):
                            r.source)
                           for r in readings_of(record) for code, value in r.values.items()])
 
-    async def _write(self, conn: AsyncConnection, rows: list[tuple[Any, ...]] | None = None
-                     ) -> int:
+    async def _staged(self, conn: AsyncConnection, stage: str) -> None:
         # readings of stations the registry does not know are stored like the others and
         # counted in the same transaction (storage.unregistered; README "Unregistered sources")
-        rows = self.rows if rows is None else rows
-        async with conn.transaction():
-            inserted = await super()._write(conn, rows)
-            await note_unregistered(conn, rows)
-        return inserted
+        await note_unregistered(conn, stage)
 
 
 class CameraHealthSink(CopySink):

@@ -11,59 +11,45 @@ stays as the record of what came before).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import datetime
-from typing import Any
-
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from storage.access import fetch
 
-# positions in a readings row as storage.sinks.ReadingsSink lays it out:
-# (time, station, code, period, value, flag, source)
-TIME, STATION, SOURCE = 0, 1, 6
-
 _NOTE = """
+    WITH candidates AS (
+        SELECT DISTINCT st.station FROM {stage} st
+        WHERE NOT EXISTS (SELECT 1 FROM stations s
+                          WHERE s.id = st.station AND s.status = 'active')
+          AND NOT EXISTS (SELECT 1 FROM power_channels p
+                          WHERE p.meter = st.station AND p.status = 'active')),
+    fresh AS (
+        SELECT DISTINCT ON (st.station, st.code, st.period, st.time)
+               st.station, st.time, st.source
+        FROM {stage} st JOIN candidates USING (station)
+        WHERE NOT EXISTS (SELECT 1 FROM readings r
+                          WHERE r.station = st.station AND r.code = st.code
+                            AND r.period = st.period AND r.time = st.time))
     INSERT INTO unregistered_sources AS u (kind, id, first_seen, last_seen, readings,
                                            last_source)
-    SELECT 'station', b.station, b.first_seen, b.last_seen, b.n, b.source
-    FROM unnest(%(station)s::text[], %(first)s::timestamptz[], %(last)s::timestamptz[],
-                %(n)s::bigint[], %(source)s::text[])
-         AS b(station, first_seen, last_seen, n, source)
-    WHERE NOT EXISTS (SELECT 1 FROM stations s WHERE s.id = b.station AND s.status = 'active')
-      AND NOT EXISTS (SELECT 1 FROM power_channels p
-                      WHERE p.meter = b.station AND p.status = 'active')
+    SELECT 'station', station, min(time), max(time), count(*),
+           (array_agg(source ORDER BY time DESC))[1]
+    FROM fresh GROUP BY station
     ON CONFLICT (kind, id) DO UPDATE SET
         first_seen = least(u.first_seen, EXCLUDED.first_seen),
         last_seen = greatest(u.last_seen, EXCLUDED.last_seen),
         readings = u.readings + EXCLUDED.readings,
-        last_source = EXCLUDED.last_source, updated_at = now()"""
+        last_source = CASE WHEN EXCLUDED.last_seen >= u.last_seen THEN EXCLUDED.last_source
+                           ELSE u.last_source END,
+        updated_at = now()"""
 
 
-def summarize(rows: Iterable[Sequence[Any]]) -> dict[str, tuple[datetime, datetime, int, str]]:
-    """Per station of a batch: (first time, last time, values, last source)."""
-    out: dict[str, tuple[datetime, datetime, int, str]] = {}
-    for row in rows:
-        station, time, source = row[STATION], row[TIME], row[SOURCE]
-        got = out.get(station)
-        out[station] = ((time, time, 1, source) if got is None else
-                        (min(got[0], time), max(got[1], time), got[2] + 1, source))
-    return out
-
-
-async def note_unregistered(conn: AsyncConnection, rows: Iterable[Sequence[Any]]) -> None:
-    """Count a batch's readings of stations with no active registry row (one statement;
-    the per-station lookup is by primary key, a few stations per batch)."""
-    per = summarize(rows)
-    if not per:
-        return
-    stations = list(per)
-    await conn.execute(_NOTE, {"station": stations,
-                               "first": [per[s][0] for s in stations],
-                               "last": [per[s][1] for s in stations],
-                               "n": [per[s][2] for s in stations],
-                               "source": [per[s][3] for s in stations]})
+async def note_unregistered(conn: AsyncConnection, stage: str) -> None:
+    """Count the staged readings of stations with no active registry row, before they are
+    inserted: only values ``readings`` does not hold yet, so a batch delivered again (the
+    at-least-once path after a crash) counts nothing twice. All in SQL: the stations are
+    looked up once each, and the worker does no per-row work for it."""
+    await conn.execute(_NOTE.format(stage=stage))
 
 
 async def unregistered_sources(pool: AsyncConnectionPool, *,
