@@ -23,8 +23,9 @@ Phases, one run:
    ``POLL_S``: per station ``max(time)`` through the primary key (one station is one Kafka
    key, so its rows land in order); the poll period adds up to ``POLL_S`` to each figure.
 3. floor: the same number of readings (same times, values, codes; station ids prefixed
-   ``FLOOR-`` so they are new rows, registered as the pipeline's stations are) written by ``storage.sinks.ReadingsSink`` (binary COPY +
-   staging + INSERT ON CONFLICT) in batches of 500 readings, the worker's own batch size.
+   ``FLOOR-`` so they are new rows, registered as the pipeline's stations are) written by
+   ``storage.sinks.ReadingsSink`` (binary COPY + staging + INSERT ON CONFLICT) in batches
+   of 500 readings, the worker's own batch size.
 
 CPU seconds per process (worker, ingester, Tansu, PostgreSQL with its backends, Mosquitto)
 are read from /proc over the throughput phase: they say where the time goes.
