@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import orjson
 
 from contract.clue import Clue
 from contract.records import FireBatch
@@ -128,11 +129,19 @@ class FireAgent:
         """One cell's batch; returns the clues sent. A batch the plug-in fails on is kept
         in ``dead`` with its bytes and the reason, and the cell's history is left as it was."""
         stored = self.cells.data.get(batch.cell)
-        monitor = FireMonitor(self.config, batch.cell, copy.deepcopy(stored),
-                              zones=self.zones())
+        zones = self.zones()
+
+        def work() -> tuple[FireMonitor, list[Clue], dict[str, Any], bytes]:
+            # all CPU, off the event loop: the history rebuilt from a copy of the stored
+            # value (up to MAX_HISTORY detections), the batch judged, the new state encoded
+            monitor = FireMonitor(self.config, batch.cell, copy.deepcopy(stored), zones=zones)
+            clues = monitor.observe(batch)
+            state = monitor.to_state()  # fresh lists: the table may keep this value as is
+            return monitor, clues, state, orjson.dumps(state)
+
         loop = asyncio.get_running_loop()
         try:
-            clues = await loop.run_in_executor(self.executor, monitor.observe, batch)
+            monitor, clues, state, encoded = await loop.run_in_executor(self.executor, work)
         except Exception as exc:
             log.exception("fire cell %s from %s failed", batch.cell, batch.source)
             reject_failed(SAT_FIRES, raw, dead, "fire events", exc,
@@ -143,7 +152,7 @@ class FireAgent:
         sensors = await self._sensors()
         clues = [self.near_site(c, sensors) for c in clues]
         await self.send_clues(clues)  # clues before state (see the module doc)
-        put_state(self.cells, partition, batch.cell, monitor.to_state())
+        put_state(self.cells, partition, batch.cell, state, encoded)
         log.info("fire cell %s from %s: %d detection(s), %d clue(s), %d masked%s",
                  batch.cell, batch.source, len(batch.detections), len(clues),
                  len(monitor.masked), f" ({'; '.join(monitor.masked[:3])})"

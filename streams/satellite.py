@@ -23,6 +23,9 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
+from contract.clue import Clue
 from contract.records import Tile
 from contract.topics import SAT_TILES
 from detectors.raster_guard import harden_process
@@ -72,22 +75,30 @@ class SatelliteAgent:
                      dead: RejectedSink | None = None) -> int:
         """Look at one tile; returns the number of clues sent. A tile that cannot be looked
         at (a file refused or unreadable, a detector failure) is kept in ``dead``."""
-        # a copy: confirmation updates its state in place, and the table must keep the old
-        # value until the clues are out (a cancelled publish must not leave it half-written)
         stored = self.tiles.data.get(tile.tile_id)
-        monitor = TileMonitor(self.config, tile.tile_id, copy.deepcopy(stored))
-        if not monitor.is_new(tile):
-            return 0  # re-sent or out of order: already looked at
+        if not TileMonitor(self.config, tile.tile_id, stored).is_new(tile):
+            return 0  # re-sent or out of order: already looked at (reads, changes nothing)
+
+        def work() -> tuple[list[Clue], dict[str, Any], bytes]:
+            # a copy: confirmation updates its state in place, and the table must keep the
+            # old value until the clues are out (a cancelled publish must not leave it
+            # half-written); copying up to max_state_bytes of state and encoding the new
+            # one are CPU work, off the event loop like the detection
+            monitor = TileMonitor(self.config, tile.tile_id, copy.deepcopy(stored))
+            clues = monitor.observe(tile)
+            state = monitor.to_state()
+            return clues, state, orjson.dumps(state)
+
         loop = asyncio.get_running_loop()
         try:
-            clues = await loop.run_in_executor(self.executor, monitor.observe, tile)
+            clues, state, encoded = await loop.run_in_executor(self.executor, work)
         except Exception as exc:
             log.exception("tile %s of %s: detection failed", tile.tile_id, tile.scene_id)
             reject_failed(SAT_TILES, raw, dead, "detection", exc,
                           {"tile_id": tile.tile_id, "scene_id": tile.scene_id})
             return 0
         await self.send_clues(clues)  # clues before state (see the module doc)
-        put_state(self.tiles, partition, tile.tile_id, monitor.to_state())
+        put_state(self.tiles, partition, tile.tile_id, state, encoded)
         log.info("tile %s of %s: %d clue(s) sent", tile.tile_id, tile.scene_id, len(clues))
         return len(clues)
 
