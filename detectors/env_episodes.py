@@ -58,20 +58,21 @@ the city ones, whose spread is near the floor anyway (BENCHMARKS.md). Where CO i
 hour is judged on PM alone and the clue says in how many hours. ``local_source`` keeps PM
 alone: a local dust source raises PM without CO, a local fire both, so CO tells nothing.
 
-What the evidence is *about* is judged per hour, what makes it *matter* per episode. An hour
-is evidence of interference only where the station is under its expected value and of a
-local source only where it is over it (``gate``; an hour that fails it can only lower
-``S``). Whether the difference matters for an inspector is a property of the episode the
-clue reports: a raised episode gives one clue per code whose own mean difference over the
-episode is at least ``min_difference`` (the Grade I daily limits) and, for interference,
-whose neighbours' mean over it is over ``high`` (the Grade II daily limit: a sampler hidden
-on clean days hides nothing). Judging these per hour instead (``high_per_episode`` and
+What the evidence is *about* is judged per hour, what makes it *matter* per episode. An
+hour is evidence of interference only where the station is under its expected value and of
+a local source only where it is over it (``gate``; an hour that fails it can only lower
+``S``); of interference also only where it can be a blocked inlet: PM2.5 and PM10 moved
+alike and CO stayed with the neighbours (``env_alike``, judged by ``RegionJudge``). Whether
+the difference matters for an inspector is a property of the episode the clue reports: a
+raised episode gives one clue per code whose own mean difference over the episode is at
+least ``min_difference`` (the Grade I daily limits) and, for interference, whose
+neighbours' mean over it is over ``high`` (the Grade II daily limit: a sampler hidden on
+clean days hides nothing). Judging these per hour instead (``high_per_episode`` and
 ``difference_per_episode`` False) dropped the hours of an episode where the city dipped
-under the limit for an hour or a suburban station's expected value was near it, and cut
-the episode short; on the real record the two give nearly the same false alarms (1.50 and
-1.54 per station-year). The clue is the contract's one per station and code, ``value`` the
-station's mean and ``limit`` the neighbours' median over the episode.
-"""
+under the limit for an hour or a suburban station's expected value was near it, and cut the
+episode short; on the real record the two give nearly the same false alarms (1.50 and 1.54
+per station-year). The clue is the contract's one per station and code, ``value`` the
+station's mean and ``limit`` the neighbours' median over the episode. """
 
 from __future__ import annotations
 
@@ -92,17 +93,20 @@ CONTEXT_H = 12
 PLOT_H = 14 * 24
 
 
-def joint_evidence(cfg: NeighbourConfig, verdicts: Sequence[Verdict]) -> dict[str, float]:
+def joint_evidence(cfg: NeighbourConfig, verdicts: Sequence[Verdict],
+                   alike: bool = True) -> dict[str, float]:
     """Per kind, the CUSUM increment (before ``- k``) of one station-hour from the verdicts
     of its channels: their mean score over the sd of such a mean on honest hours, clipped;
-    at most 0 where no channel's physics allows the kind."""
+    at most 0 where no channel's physics allows the kind, and for interference where the
+    hour cannot be a blocked inlet (``alike`` False: ``env_alike``)."""
     n = len(verdicts)
     sd = math.sqrt((1 + (n - 1) * cfg.channel_correlation) / n)
     out = {}
     for kind in KINDS:
         x = sum(v.x[kind] for v in verdicts) / n / sd
         x = max(-cfg.cusum_clip, min(x, cfg.cusum_clip))
-        out[kind] = x if any(v.gate[kind] for v in verdicts) else min(x, 0.0)
+        allowed = any(v.gate[kind] for v in verdicts) and (alike or kind != "interference")
+        out[kind] = x if allowed else min(x, 0.0)
     return out
 
 

@@ -86,12 +86,20 @@ class NeighbourConfig(BaseModel):
     cusum_h: float = Field(default=25.0, description="CUSUM decision interval, set from the"
                            " false alarms of the real record (BENCHMARKS.md)")
     cusum_h_witness: float = Field(
-        default=19.0, description="``cusum_h`` of interference episodes judged given CO"
+        default=15.0, description="``cusum_h`` of interference episodes judged given CO"
         " (``covariates``) in at least half their hours; PM alone keeps ``cusum_h``. From"
-        " the real record: at 19, 19 interference clues in two Beijing years (PM alone at"
-        " 25: 22), 1.42 neighbour clues per station-year; 17-18 are still within 1.6 but"
-        " raise the suburbs' cleanest honest span under a city haze (PM and CO both low)"
-        " and 16 gives 26 (BENCHMARKS.md)")
+        " the real record: the smallest interval within 1.6 neighbour clues per"
+        " station-year that leaves the suburbs' cleanest honest span under a city haze"
+        " unflagged; with the checks of ``env_alike``, 12 interference clues in two"
+        " Beijing years, 1.17 per station-year (before them: 19 at 19, BENCHMARKS.md)")
+    ratio_z: float | None = Field(
+        default=3.0, description="robust sds of the station's usual PM2.5/PM10 log ratio"
+        " residual beyond which an hour is no evidence of interference: a blocked inlet"
+        " scales both channels alike (``env_alike``); None: not checked")
+    witness_z: float | None = Field(
+        default=3.0, description="robust sds under the station's usual CO residual beyond"
+        " which an hour is no evidence of interference: the station breathed other air"
+        " than its neighbours (``env_alike``); None: not checked")
     cusum_clip: float = Field(default=8.0, description="most evidence one hour gives"
                               " (Huber clip: the residuals have heavy tails)")
     lag_h: int = Field(default=3, description="hours the neighbours' medians may lead the"
