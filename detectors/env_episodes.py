@@ -72,7 +72,8 @@ clean days hides nothing). Judging these per hour instead (``high_per_episode`` 
 under the limit for an hour or a suburban station's expected value was near it, and cut the
 episode short; on the real record the two give nearly the same false alarms (1.50 and 1.54
 per station-year). The clue is the contract's one per station and code, ``value`` the
-station's mean and ``limit`` the neighbours' median over the episode. """
+station's mean and ``limit`` the neighbours' median over the episode.
+"""
 
 from __future__ import annotations
 
