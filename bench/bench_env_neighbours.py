@@ -240,10 +240,17 @@ SWEEP: list[dict[str, Any]] = [
 ] + [{"cusum_h": h} for h in (22.0, 23.0, 24.0)] + [
     {"lag_h": 0}, {"lag_h": 6}, {"channel_correlation": 1.0}, {"cusum_clip": 12.0},
     {"high_per_episode": False, "difference_per_episode": False}] + [
-    {"cusum_h_witness": h} for h in (10.0, 11.0, 12.0, 14.0, 16.0, 19.0, 25.0)] + [
-    {"covariates": ()}, {"ratio_z": None, "witness_z": None}] + [
-    {"witness_z": None, "cusum_h_witness": h} for h in (11.0, 12.0, 13.0, 15.0, 17.0, 19.0)
-] + [{"cusum_k": 2.0, "cusum_h_witness": h} for h in (8.0, 10.0, 12.0)]
+    {"cusum_h_witness": h} for h in (13.0, 15.0, 16.0, 19.0, 25.0)] + [
+    {"covariates": ()}] + [
+    # the blocked-inlet checks one by one (``lag_needs_witness`` False: the lag as before)
+    {"ratio_z": None, "witness_z": None, "lag_needs_witness": False, "cusum_h_witness": h}
+    for h in (15.0, 19.0)] + [
+    {"witness_z": None, "lag_needs_witness": False, "cusum_h_witness": h}
+    for h in (11.0, 12.0, 13.0, 15.0, 17.0, 19.0)] + [
+    {"lag_needs_witness": False, "cusum_h_witness": h}
+    for h in (10.0, 11.0, 12.0, 14.0, 15.0, 16.0, 19.0)] + [
+    {"lag_needs_witness": False, "cusum_k": 2.0, "cusum_h_witness": h}
+    for h in (8.0, 10.0, 12.0)]
 
 
 def sweep(quick: bool = False, only: str | None = None) -> dict[str, Any]:
