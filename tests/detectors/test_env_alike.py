@@ -16,6 +16,7 @@ with it.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from pathlib import Path
 from statistics import median
@@ -25,8 +26,8 @@ import pytest
 from bench.bench_env_neighbours import hour_index, load
 from contract.records import Reading
 from detectors.env_alike import UsualResidual
-from detectors.env_episodes import joint_evidence
-from detectors.env_neighbours import PM10, PM25, NeighbourConfig, NeighbourMap, Verdict
+from detectors.env_episodes import EpisodeTracker, joint_evidence
+from detectors.env_neighbours import PM10, PM25, Hour, NeighbourConfig, NeighbourMap, Verdict
 from detectors.env_region import judge_series, read_sites
 
 DATA = Path(__file__).resolve().parents[2] / "samples" / "sensors" / "beijing_12"
@@ -139,3 +140,31 @@ def test_usual_residual_is_learnt_and_gates_interference_only() -> None:
                 {"interference": -5.0, "local_source": 5.0},
                 {"interference": False, "local_source": True})
     assert joint_evidence(cfg, [w, w], alike=False)["local_source"] > 5.0  # not judged by it
+
+
+def _tracker(cfg: NeighbourConfig, hour: float) -> EpisodeTracker:
+    """A station with a learnt history (no bias, CO slope 0.5) whose neighbours had PM2.5
+    60 and CO 0.8 three hours ago and now PM2.5 200 and CO 2.0 (a haze arriving)."""
+    state = {"hist": [0.0] * cfg.min_history_h, "fit": [0.0, 0.1, 0], "wfit": [0.0, 0.5, 0.1],
+             "ctx": [[hour - 3 * H, 60.0, 40.0, 90.0, 60.0, round(math.log(0.8 + 0.1), 4)]],
+             "run": None, "last": None}
+    return EpisodeTracker(cfg, state)
+
+
+def _hours(pm: float, co: float) -> tuple[Hour, Hour]:
+    return (Hour(pm, 200.0, math.log(pm + 5) - math.log(205.0), 0.207, ("a", "b", "c")),
+            Hour(co, 2.0, math.log(co + 0.1) - math.log(2.1), 0.207, ("a", "b", "c")))
+
+
+def test_given_co_the_lag_explains_low_pm_only_where_co_breathes_the_earlier_air() -> None:
+    hour = 1_000_000 * H
+    cfg, old = NeighbourConfig(), NeighbourConfig(lag_needs_witness=False)
+    pm, co = _hours(60.0, 2.0)  # PM at the neighbours' level of 3 h ago, CO with them now
+    blocked = _tracker(cfg, hour).judge(PM25, pm, hour, co)
+    before = _tracker(old, hour).judge(PM25, pm, hour, co)
+    assert blocked is not None and before is not None
+    assert blocked.x["interference"] > 5.0  # CO says this hour's air: the lag explains nothing
+    assert before.x["interference"] < blocked.x["interference"] - 3.0
+    pm, co = _hours(60.0, 0.8)  # CO at the neighbours' level of 3 h ago too: a late front
+    front = _tracker(cfg, hour).judge(PM25, pm, hour, co)
+    assert front is not None and front.x["interference"] < 1.5  # at most k: no evidence
