@@ -2,9 +2,9 @@
 
 Run: ``offsite bench env-neighbours [--quick]`` or
 ``.venv/bin/python -m bench.bench_env_neighbours [--quick] [SEED [SEEDS]]`` (SEEDS
-injection runs from SEED on, pooled); ``--sweep``: the parameter sweep on the real
-record; ``--co``: how much of each station's PM residual variance its CO residual
-explains (``co_explained``).
+injection runs from SEED on, pooled); ``--sweep [PARAM]``: the parameter sweep on the real
+record (the rows that name PARAM only, when given); ``--co``: how much of each station's
+PM residual variance its CO residual explains (``co_explained``).
 
 1. Real years alone (2013-03 to 2015-02, PM2.5 and PM10 of all 12 stations with CO as the
    interference rule's witness, as ``env analyze --stations`` runs them): neighbour-type
@@ -240,20 +240,32 @@ SWEEP: list[dict[str, Any]] = [
 ] + [{"cusum_h": h} for h in (22.0, 23.0, 24.0)] + [
     {"lag_h": 0}, {"lag_h": 6}, {"channel_correlation": 1.0}, {"cusum_clip": 12.0},
     {"high_per_episode": False, "difference_per_episode": False}] + [
-    {"cusum_h_witness": h} for h in (15.0, 16.0, 17.0, 18.0, 25.0)] + [{"covariates": ()}]
+    {"cusum_h_witness": h} for h in (13.0, 15.0, 16.0, 19.0, 25.0)] + [
+    {"covariates": ()}] + [
+    # the blocked-inlet checks one by one (``lag_needs_witness`` False: the lag as before)
+    {"ratio_z": None, "witness_z": None, "lag_needs_witness": False, "cusum_h_witness": h}
+    for h in (15.0, 19.0)] + [
+    {"witness_z": None, "lag_needs_witness": False, "cusum_h_witness": h}
+    for h in (11.0, 12.0, 13.0, 15.0, 17.0, 19.0)] + [
+    {"lag_needs_witness": False, "cusum_h_witness": h}
+    for h in (10.0, 11.0, 12.0, 14.0, 15.0, 16.0, 19.0)] + [
+    {"lag_needs_witness": False, "cusum_k": 2.0, "cusum_h_witness": h}
+    for h in (8.0, 10.0, 12.0)]
 
 
-def sweep(quick: bool = False) -> dict[str, Any]:
+def sweep(quick: bool = False, only: str | None = None) -> dict[str, Any]:
     """Neighbour clues per station-year on the real record for each setting of ``SWEEP``
-    (the defaults otherwise), and the average run length between false episodes in
-    station-hours (``channel_correlation`` 1.0 is the channels' mean not scaled up: as if
-    they were one)."""
+    (the defaults otherwise; ``only``: the rows that name that parameter), and the average
+    run length between false episodes in station-hours (``channel_correlation`` 1.0 is the
+    channels' mean not scaled up: as if they were one)."""
     until = datetime(2013, 7, 1) if quick else None
     sites = read_sites(DATA / "stations.csv")
     per = load(until=until)
     years = station_years(per)
     rows = []
     for over in SWEEP:
+        if only is not None and only not in over:
+            continue
         nmap = NeighbourMap(sites, NeighbourConfig(**over))
         kinds = neighbour_clues(per, nmap)
         n = kinds["interference"] + kinds["local_source"]
@@ -303,7 +315,7 @@ def main(quick: bool = False, seed: int = 15, seeds: int = 1) -> dict[str, Any]:
 if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     if "--sweep" in sys.argv:
-        print(json.dumps(sweep("--quick" in sys.argv), indent=1))
+        print(json.dumps(sweep("--quick" in sys.argv, args[0] if args else None), indent=1))
     elif "--co" in sys.argv:
         print(json.dumps(co_explained(load(), NeighbourMap(read_sites(DATA / "stations.csv"))),
                          indent=1))

@@ -86,16 +86,29 @@ class NeighbourConfig(BaseModel):
     cusum_h: float = Field(default=25.0, description="CUSUM decision interval, set from the"
                            " false alarms of the real record (BENCHMARKS.md)")
     cusum_h_witness: float = Field(
-        default=19.0, description="``cusum_h`` of interference episodes judged given CO"
+        default=17.0, description="``cusum_h`` of interference episodes judged given CO"
         " (``covariates``) in at least half their hours; PM alone keeps ``cusum_h``. From"
-        " the real record: at 19, 19 interference clues in two Beijing years (PM alone at"
-        " 25: 22), 1.42 neighbour clues per station-year; 17-18 are still within 1.6 but"
-        " raise the suburbs' cleanest honest span under a city haze (PM and CO both low)"
-        " and 16 gives 26 (BENCHMARKS.md)")
+        " the real record: the smallest interval within 1.6 neighbour clues per"
+        " station-year that leaves the suburbs' cleanest honest span under a city haze"
+        " unflagged; with the checks of ``env_alike`` and ``lag_needs_witness``, 10"
+        " interference clues in two Beijing years, 1.08 per station-year (before them: 20"
+        " at 19, BENCHMARKS.md)")
+    ratio_z: float | None = Field(
+        default=3.0, description="robust sds of the station's usual PM2.5/PM10 log ratio"
+        " residual beyond which an hour is no evidence of interference: a blocked inlet"
+        " scales both channels alike (``env_alike``); None: not checked")
+    witness_z: float | None = Field(
+        default=3.0, description="robust sds under the station's usual CO residual beyond"
+        " which an hour is no evidence of interference: the station breathed other air"
+        " than its neighbours (``env_alike``); None: not checked")
     cusum_clip: float = Field(default=8.0, description="most evidence one hour gives"
                               " (Huber clip: the residuals have heavy tails)")
     lag_h: int = Field(default=3, description="hours the neighbours' medians may lead the"
                        " station: a plume or front crossing 10-50 km at 3-5 m/s")
+    lag_needs_witness: bool = Field(
+        default=True, description="given CO, an earlier hour of the neighbours explains"
+        " the station's low PM only where the station's CO is as close to theirs then as"
+        " now: the station breathes the air they had then (``env_episodes``)")
     channel_correlation: float = Field(
         default=0.53, description="correlation of the PM2.5 and PM10 z of honest hours"
         " (2 years of the 12 Beijing stations): their mean has sd sqrt((1+r)/2)")

@@ -27,9 +27,10 @@ from typing import Any
 
 from contract.clue import Clue, EvidenceRef
 from contract.records import Reading
+from detectors.env_alike import UsualResidual
 from detectors.env_config import DETECTOR, VERSION
 from detectors.env_episodes import EpisodeTracker, joint_evidence
-from detectors.env_neighbours import Hour, NeighbourMap, Site, Verdict, consensus
+from detectors.env_neighbours import PM10, PM25, Hour, NeighbourMap, Site, Verdict, consensus
 from detectors.plots import OnPlot, SeriesPlot, plot_evidence
 
 HOUR = 3600.0
@@ -115,6 +116,7 @@ class RegionJudge:
                                     {n: wvalues[n] for n in self.nmap.of(station)
                                      if n in wvalues}, self.cfg.covariate_offset)
             judged: dict[str, tuple[EpisodeTracker, Verdict]] = {}
+            residuals: dict[str, float] = {}
             for code, values in judged_codes.items():
                 h = self._against(station, code, hour, values)
                 if h is None:
@@ -125,13 +127,44 @@ class RegionJudge:
                 self.s[f"{station}/{code}"] = tracker.s
                 if verdict is not None:
                     judged[code] = (tracker, verdict)
+                    residuals[code] = h.residual
             if not judged:
                 continue
-            evidence = joint_evidence(self.cfg, [v for _, v in judged.values()])
+            evidence = joint_evidence(self.cfg, [v for _, v in judged.values()],
+                                      self._alike(station, judged, residuals,
+                                                  witness))
             for code, (tracker, verdict) in judged.items():
                 for state, run in tracker.observe(code, hour, verdict, evidence, witness):
                     out.append(self._clue(station, code, state, run))
         return out
+
+    def _alike(self, station: str, judged: dict[str, tuple[EpisodeTracker, Verdict]],
+               residuals: dict[str, float], witness: Hour | None) -> bool:
+        """Whether this hour's disagreement with the neighbours can be a blocked inlet
+        (``env_alike``): PM2.5 and PM10 moved alike (their ratio residual within
+        ``ratio_z`` of the station's usual) and CO did not fall far under its usual
+        residual (``witness_z``): the station breathed the neighbours' air. A check whose
+        inputs are missing this hour, or whose history is short, passes. The residuals of
+        an unflagged hour go into the station's histories."""
+        cfg = self.cfg
+        unflagged = all(v.kind is None for _, v in judged.values())
+        alike = True
+        if PM25 in residuals and PM10 in residuals:
+            ratio = UsualResidual(cfg, self.s.get(f"{station}/ratio"))
+            d = residuals[PM25] - residuals[PM10]
+            z = ratio.z(d)
+            alike = z is None or cfg.ratio_z is None or abs(z) <= cfg.ratio_z
+            if unflagged:
+                ratio.remember(d)
+            self.s[f"{station}/ratio"] = ratio.s
+        if witness is not None:
+            co = UsualResidual(cfg, self.s.get(f"{station}/co"))
+            z = co.z(witness.residual)
+            alike = alike and (z is None or cfg.witness_z is None or z >= -cfg.witness_z)
+            if unflagged:
+                co.remember(witness.residual)
+            self.s[f"{station}/co"] = co.s
+        return alike
 
     def _against(self, station: str, code: str, hour: float,
                  values: dict[str, float]) -> Hour | None:

@@ -49,11 +49,13 @@ def env(quick: bool = QUICK) -> None:
 def env_neighbours(quick: bool = QUICK,
                    seeds: int = typer.Option(1, help="injection runs (seeds 15, 16, ...)"),
                    sweep: bool = typer.Option(False, "--sweep", help="the parameter sweep on"
-                                              " the real record instead")) -> None:
+                                              " the real record instead"),
+                   only: str | None = typer.Option(None, help="--sweep: only the rows that"
+                                                   " set this parameter")) -> None:
     """Neighbour rules on the 12 real Beijing stations: clues per station-year, recall."""
     bench = _bench("bench_env_neighbours")
 
-    _emit(bench.sweep(quick) if sweep else bench.main(quick=quick, seeds=seeds))
+    _emit(bench.sweep(quick, only) if sweep else bench.main(quick=quick, seeds=seeds))
 
 
 @app.command()

@@ -78,11 +78,13 @@ def interference(per: dict[str, list[Reading]], nmap: NeighbourMap, t0: float,
 
 def test_pm_scaled_while_co_follows_the_neighbours_is_found_cleaner_air_is_not(
         autumn: dict[str, list[Reading]], nmap: NeighbourMap) -> None:
-    spans = high_spans(autumn, nmap, 12)
+    # spans where the honest record raises nothing (one, 2013-12-07, overlaps a 22 h
+    # episode of Changping's record alone: that span cannot tell what an injection adds)
+    spans = [t0 for t0 in high_spans(autumn, nmap, 12)
+             if not interference(autumn, nmap, t0, 12)]
     assert len(spans) >= 3
     found = cleaner = 0
     for t0 in spans:
-        assert not interference(autumn, nmap, t0, 12)  # the honest record: nothing then
         blocked = interference(scaled(autumn, t0, 12, (PM25, PM10)), nmap, t0, 12)
         if blocked:
             found += 1
