@@ -204,14 +204,26 @@ def consensus(cfg: NeighbourConfig, value: float,
     if len(neighbour_values) < cfg.min_neighbours:
         return None
     off = cfg.offset if offset is None else offset
+    return consensus_of_logs(cfg, value, log_value(value, off),
+                             [log_value(v, off) for v in neighbour_values.values()], off,
+                             tuple(sorted(neighbour_values)))
+
+
+def log_value(value: float, offset: float) -> float:
+    """The log scale every neighbour score is on (a value under 0 counts as 0)."""
+    return math.log(max(value, 0.0) + offset)
+
+
+def consensus_of_logs(cfg: NeighbourConfig, value: float, own: float, logs: list[float],
+                      offset: float, neighbours: tuple[str, ...]) -> Hour:
+    """``consensus`` from values already on the log scale (``log_value``): the region
+    judge takes each station's log once per hour, not once per station that counts it as
+    a neighbour (up to ``max_neighbours`` times)."""
     # a handful of values (``max_neighbours``): plain Python, not numpy, whose per-call
     # overhead made this median most of the region stage's time in the stream
-    vals = [math.log(max(v, 0.0) + off) for v in neighbour_values.values()]
-    centre = _median(vals)
-    spread = max(1.4826 * _median([abs(v - centre) for v in vals]), cfg.min_log_spread)
-    residual = math.log(max(value, 0.0) + off) - centre
-    return Hour(value, math.exp(centre) - off, residual, spread,
-                tuple(sorted(neighbour_values)))
+    centre = _median(logs)
+    spread = max(1.4826 * _median([abs(v - centre) for v in logs]), cfg.min_log_spread)
+    return Hour(value, math.exp(centre) - offset, own - centre, spread, neighbours)
 
 
 def _median(values: list[float]) -> float:

@@ -30,7 +30,16 @@ from contract.records import Reading
 from detectors.env_alike import UsualResidual
 from detectors.env_config import DETECTOR, VERSION
 from detectors.env_episodes import EpisodeTracker, joint_evidence
-from detectors.env_neighbours import PM10, PM25, Hour, NeighbourMap, Site, Verdict, consensus
+from detectors.env_neighbours import (
+    PM10,
+    PM25,
+    Hour,
+    NeighbourMap,
+    Site,
+    Verdict,
+    consensus_of_logs,
+    log_value,
+)
 from detectors.plots import OnPlot, SeriesPlot, plot_evidence
 
 HOUR = 3600.0
@@ -107,18 +116,21 @@ class RegionJudge:
         wvalues = by_code.get(cov[0]) if cov else None
         stations = subjects if subjects is not None else \
             dict.fromkeys(s for values in judged_codes.values() for s in values)
+        logs: dict[str, dict[str, float]] = {}  # per code: each station's log, taken once
         for station in stations:
             if not self.nmap.judged(station):
                 continue
             witness = None
             if wvalues is not None and station in wvalues:
-                witness = consensus(self.cfg, wvalues[station],
-                                    {n: wvalues[n] for n in self.nmap.of(station)
-                                     if n in wvalues}, self.cfg.covariate_offset)
+                witness = self._against(station, cov[0], wvalues, logs,
+                                        self.cfg.covariate_offset)
             judged: dict[str, tuple[EpisodeTracker, Verdict]] = {}
             residuals: dict[str, float] = {}
             for code, values in judged_codes.items():
-                h = self._against(station, code, hour, values)
+                last = (self.s.get(f"{station}/{code}") or {}).get("last")
+                if station not in values or (last is not None and hour <= last):
+                    continue  # not reported, or judged already (a redelivery)
+                h = self._against(station, code, values, logs, self.cfg.offset)
                 if h is None:
                     continue
                 tracker = EpisodeTracker(self.cfg, self.s.get(f"{station}/{code}"))
@@ -166,18 +178,18 @@ class RegionJudge:
             self.s[f"{station}/co"] = co.s
         return alike
 
-    def _against(self, station: str, code: str, hour: float,
-                 values: dict[str, float]) -> Hour | None:
-        """The station's hour of ``code`` against its neighbours, or None (not reported,
-        judged already, too few neighbours reporting)."""
-        if station not in values:
+    def _against(self, station: str, code: str, values: dict[str, float],
+                 logs: dict[str, dict[str, float]], offset: float) -> Hour | None:
+        """The station's hour of ``code`` against its neighbours (``consensus``), or None
+        with too few reporting; ``logs`` caches the hour's log values per code."""
+        nb = [n for n in self.nmap.of(station) if n in values]
+        if len(nb) < self.cfg.min_neighbours:
             return None
-        key = f"{station}/{code}"
-        last = (self.s.get(key) or {}).get("last")
-        if last is not None and hour <= last:
-            return None  # judged already (a redelivery)
-        nb = {n: values[n] for n in self.nmap.of(station) if n in values}
-        return consensus(self.cfg, values[station], nb)
+        cached = logs.get(code)
+        if cached is None:
+            cached = logs[code] = {s: log_value(v, offset) for s, v in values.items()}
+        return consensus_of_logs(self.cfg, values[station], cached[station],
+                                 [cached[n] for n in nb], offset, tuple(sorted(nb)))
 
     def _dt(self, t: float) -> datetime:
         return datetime.fromtimestamp(t, UTC).astimezone(self.tz)
