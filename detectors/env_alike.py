@@ -44,34 +44,54 @@ import numpy as np
 from detectors.env_neighbours import NeighbourConfig
 from detectors.order_stats import median_inplace
 
-#: new values after which the usual value is fitted again (as ``env_episodes.FIT_EVERY_H``)
+#: new values after which the usual value is fitted again (a median of 720 values per
+#: station-hour would dominate the neighbour stage's cost; a day's lag changes nothing)
 FIT_EVERY_H = 24
 
 
 class UsualResidual:
-    """One residual of one station (the PM2.5/PM10 ratio's, CO's) against its usual value."""
+    """One residual of one station against its usual value: the last ``history_h``
+    unflagged values and their robust centre and spread, fitted again every
+    ``FIT_EVERY_H`` new values. The ratio and CO checks here use it, and so does
+    ``env_episodes.EpisodeTracker`` for the station's bias against its neighbours (on its
+    own state dict, whose ``hist`` and ``fit`` keys are these; its fit is kept unrounded,
+    ``digits`` None)."""
 
-    def __init__(self, cfg: NeighbourConfig, state: dict | None = None) -> None:
+    def __init__(self, cfg: NeighbourConfig, state: dict | None = None,
+                 digits: int | None = 4) -> None:
         self.cfg = cfg
         self.s: dict = state if state is not None else {"hist": []}
+        self.digits = digits
+
+    def ready(self) -> bool:
+        """Whether the history is long enough to judge by (``min_history_h``)."""
+        return len(self.s["hist"]) >= self.cfg.min_history_h
+
+    def usual(self) -> tuple[float, float, bool]:
+        """The usual value (median of the history), its spread (1.4826 MAD) and whether
+        they were fitted again just now."""
+        fit = self.s.get("fit")
+        refitted = fit is None or fit[2] >= FIT_EVERY_H
+        if refitted:
+            arr = np.asarray(self.s["hist"], float)
+            usual = median_inplace(arr)  # as np.median, without its overhead
+            spread = 1.4826 * median_inplace(np.abs(arr - usual))
+            if self.digits is not None:
+                usual, spread = round(usual, self.digits), round(spread, self.digits)
+            fit = self.s["fit"] = [usual, spread, 0]
+        return fit[0], fit[1], refitted
 
     def z(self, x: float) -> float | None:
-        """``x`` in robust sds from the station's usual value (the median of its history,
-        in units of the larger of their 1.4826 MAD and ``min_log_spread``); None while the
-        history is shorter than ``min_history_h``."""
-        hist = self.s["hist"]
-        if len(hist) < self.cfg.min_history_h:
+        """``x`` in robust sds from the station's usual value (in units of the larger of
+        the spread and ``min_log_spread``); None while the history is short."""
+        if not self.ready():
             return None
-        fit = self.s.get("fit")
-        if fit is None or fit[2] >= FIT_EVERY_H:
-            arr = np.asarray(hist, float)
-            usual = median_inplace(arr)  # as np.median, without its overhead
-            fit = self.s["fit"] = [round(usual, 4),
-                                   round(1.4826 * median_inplace(np.abs(arr - usual)), 4), 0]
-        return (x - fit[0]) / max(fit[1], self.cfg.min_log_spread)
+        usual, spread, _ = self.usual()
+        return (x - usual) / max(spread, self.cfg.min_log_spread)
 
     def remember(self, x: float) -> None:
-        """An unflagged hour's residual into the station's history."""
+        """An unflagged hour's residual into the station's history (in place: a copy of
+        720 values an hour was not free)."""
         if self.s.get("fit") is not None:
             self.s["fit"][2] += 1
         hist = self.s["hist"]

@@ -89,13 +89,11 @@ from itertools import chain
 
 import numpy as np
 
+from detectors.env_alike import UsualResidual
 from detectors.env_neighbours import Hour, NeighbourConfig, Verdict
 from detectors.order_stats import median_inplace
 
 KINDS = ("interference", "local_source")
-#: new residuals after which the station's bias and spread are fitted again (a median
-#: of 720 values per station-hour would dominate the cost; a day's lag changes nothing)
-FIT_EVERY_H = 24
 #: hours of context kept before an episode, for the evidence plot and the lagged medians
 CONTEXT_H = 12
 #: hours of an episode kept for the plot (the numbers in the clue cover all of it)
@@ -148,18 +146,16 @@ class EpisodeTracker:
         with it, the interference evidence is the PM residual CO does not explain
         (``_witness``)."""
         cfg = self.cfg
-        if len(self.s["hist"]) < cfg.min_history_h:
+        usual = UsualResidual(cfg, self.s, digits=None)  # the bias: "hist" and "fit" here
+        if not usual.ready():
             self._remember(h.residual, witness)
             return None
-        if self.s.get("fit") is None or self.s["fit"][2] >= FIT_EVERY_H:
-            hist = np.asarray(self.s["hist"], float)
-            bias = median_inplace(hist)
-            self.s["fit"] = [bias, 1.4826 * median_inplace(np.abs(hist - bias)), 0]
+        bias, mad, refitted = usual.usual()
+        if refitted:  # the CO witness's fit on the same day
             wit = self.s.get("wit") or []
             self.s["wfit"] = witness_fit(np.fromiter(
                 chain.from_iterable(wit), float, 2 * len(wit)).reshape(-1, 2)) \
                 if len(wit) >= cfg.min_witness_h else None  # fromiter: 1/3 of asarray's time
-        bias, mad, _ = self.s["fit"]
         scale = max(h.spread, mad)
         z = (h.residual - bias) / scale
         centre = math.log(h.median + cfg.offset) + bias
@@ -217,12 +213,7 @@ class EpisodeTracker:
         return (a - max(us)) / scale, (us[0] - a) / scale
 
     def _remember(self, residual: float, witness: Hour | None = None) -> None:
-        if self.s.get("fit") is not None:
-            self.s["fit"][2] += 1
-        hist = self.s["hist"]
-        hist.append(round(residual, 4))  # in place: a copy of 720 values an hour was not free
-        if len(hist) > self.cfg.history_h:
-            del hist[:len(hist) - self.cfg.history_h]
+        UsualResidual(self.cfg, self.s).remember(residual)
         if witness is not None:
             wit = self.s.setdefault("wit", [])
             wit.append([round(residual, 4), round(witness.residual, 4)])
