@@ -19,20 +19,19 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from pathlib import Path
-from statistics import median
 
 import pytest
 
-from bench.bench_env_neighbours import hour_index, load
+from bench.bench_env_neighbours import load
 from contract.records import Reading
 from detectors.env_alike import UsualResidual
 from detectors.env_episodes import EpisodeTracker, joint_evidence
 from detectors.env_neighbours import PM10, PM25, Hour, NeighbourConfig, NeighbourMap, Verdict
-from detectors.env_region import judge_series, read_sites
+from detectors.env_region import read_sites
+from tests.detectors.neighbour_injection import H, haze_spans, interference, scaled
 
 DATA = Path(__file__).resolve().parents[2] / "samples" / "sensors" / "beijing_12"
 SID = "BJ-DONGSI"
-H = 3600.0
 #: Dongsi's PM10 analyser read 6-14 µg/m³ against its neighbours' 150 (PM2.5 with theirs)
 PM10_LOW = (datetime.fromisoformat("2014-01-10T12:00+08:00").timestamp(),
             datetime.fromisoformat("2014-01-12T04:00+08:00").timestamp())
@@ -53,72 +52,36 @@ CLEAN_AIR = (datetime.fromisoformat("2013-11-23T12:00+08:00").timestamp(),
              datetime.fromisoformat("2013-11-24T04:00+08:00").timestamp())
 
 
-def interference(per: dict[str, list[Reading]], nmap: NeighbourMap, t0: float,
-                 t1: float, sid: str = SID) -> list:
-    return [c for c in judge_series(per, nmap, subjects=[sid])
-            if c.kind == "interference" and c.start.timestamp() < t1
-            and t0 < (c.end or c.time).timestamp() + H]
-
-
-def scaled(per: dict[str, list[Reading]], t0: float, hours: int,
-           codes: tuple[str, ...]) -> dict[str, list[Reading]]:
-    span = {t0 + k * H for k in range(hours)}
-    rows = [r.model_copy(update={"values": {c: round(v * 0.4, 1) if c in codes else v
-                                            for c, v in r.values.items()}})
-            if r.time.timestamp() in span else r for r in per[SID]]
-    return {**per, SID: rows}
-
-
-def haze_spans(per: dict[str, list[Reading]], nmap: NeighbourMap, hours: int) -> list[float]:
-    """Starts of ``hours``-hour spans, 5 days apart, after 3 weeks of history and clear of
-    the PM10 fault, where the neighbours' PM2.5 median is over 75 µg/m³ and the station
-    reported both PM channels throughout."""
-    idx = hour_index(per)
-    ts = sorted(idx)
-    out: list[float] = []
-    t = ts[0] + 21 * 86400
-    while t < ts[-1] - hours * H:
-        span = [t + k * H for k in range(hours)]
-        ok = all(SID in idx.get(s, {}) and {PM25, PM10} <= set(idx[s][SID].values)
-                 and median([idx[s][n].values[PM25] for n in nmap.of(SID)
-                             if n in idx[s] and PM25 in idx[s][n].values] or [0]) >= 75
-                 for s in span) and not (span[0] < PM10_LOW[1] + 2 * 86400
-                                         and PM10_LOW[0] - 2 * 86400 < span[-1])
-        t += 5 * 86400 if ok else H
-        if ok:
-            out.append(span[0])
-    return out
-
-
 def test_one_analyser_far_off_while_the_other_follows_is_not_interference(
         winter: dict[str, list[Reading]], sites: list) -> None:
-    unchecked = interference(winter, NeighbourMap(sites, NeighbourConfig(ratio_z=None)),
+    unchecked = interference(winter, NeighbourMap(sites, NeighbourConfig(ratio_z=None)), SID,
                              *PM10_LOW)
     assert {c.rule for c in unchecked} == {f"interference/{PM10}"}  # the rule before
-    assert not interference(winter, NeighbourMap(sites), *PM10_LOW)
+    assert not interference(winter, NeighbourMap(sites), SID, *PM10_LOW)
 
 
 def test_a_suburb_in_cleaner_air_than_the_city_is_not_interference(
         winter: dict[str, list[Reading]], sites: list) -> None:
     sid = "BJ-CHANGPING"
     unchecked = NeighbourMap(sites, NeighbourConfig(witness_z=None))
-    assert interference(winter, unchecked, *CLEAN_AIR, sid=sid)  # the rule without it
-    assert not interference(winter, NeighbourMap(sites), *CLEAN_AIR, sid=sid)
+    assert interference(winter, unchecked, sid, *CLEAN_AIR)  # the rule without it
+    assert not interference(winter, NeighbourMap(sites), sid, *CLEAN_AIR)
 
 
 def test_both_channels_scaled_alike_are_found_one_alone_is_not(
         winter: dict[str, list[Reading]], sites: list) -> None:
     nmap = NeighbourMap(sites)
-    spans = haze_spans(winter, nmap, 24)
+    spans = haze_spans(winter, nmap, SID, 24, (PM25, PM10), avoid=PM10_LOW)
     assert len(spans) >= 3
     found = 0
     for t0 in spans:
         t1 = t0 + 24 * H
-        assert not interference(winter, nmap, t0, t1)  # the honest record: nothing then
-        blocked = interference(scaled(winter, t0, 24, (PM25, PM10)), nmap, t0, t1)
+        assert not interference(winter, nmap, SID, t0, t1)  # the honest record: nothing then
+        blocked = interference(scaled(winter, SID, t0, 24, (PM25, PM10), 1), nmap, SID, t0,
+                               t1)
         found += bool(blocked)
         assert all(c.metrics["value"] < 0.6 * c.metrics["limit"] for c in blocked)
-        assert not interference(scaled(winter, t0, 24, (PM10,)), nmap, t0, t1)
+        assert not interference(scaled(winter, SID, t0, 24, (PM10,), 1), nmap, SID, t0, t1)
     assert found >= len(spans) - 1  # a blocked inlet at a city station for a day
 
 
