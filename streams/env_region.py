@@ -253,7 +253,6 @@ class RegionStage:
                 for station, state, state_bytes in states:
                     put_state(self.judges, value["partition"], station, state, state_bytes)
                 put_state(self.table, value["partition"], cell, value, encoded)
-                self.waiting[cell] = len({h for hs in value["hours"].values() for h in hs})
             HOURS_WAITING.set(sum(self.waiting.values()))
         BATCH_SECONDS.observe(time.perf_counter() - started)
         return len(sent)
@@ -280,6 +279,8 @@ class RegionStage:
                     if hour > last:  # else judged already: too late
                         hours.setdefault(str(hour), {})[rec.station] = mean
             clues, states = self._judge(cell, value, nmap, legacy)
+            # the gauge's count, here in the thread (read under the stage's lock)
+            self.waiting[cell] = len({h for hs in value["hours"].values() for h in hs})
             out.append((cell, value, orjson.dumps(value), clues,
                         [(st, state, orjson.dumps(state)) for st, state in states.items()]))
         return out
