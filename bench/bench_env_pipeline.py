@@ -34,8 +34,12 @@ With ``--workers 2`` the bench starts two ``offsite worker`` processes in the co
 (partitions spread between them; the CPU figure sums both); ``--workers 1,2`` runs the whole
 bench once per count, fresh services each time, and prints the runs side by side.
 
+With ``--storage-only`` each worker count first runs phase 1 and the floor with
+``bench.storage_worker`` (the worker less its env detection: the storage path alone), then
+the whole bench: the ceiling and the pipeline side by side.
+
 Run: ``.venv/bin/python -m bench.bench_env_pipeline [--quick] [--seconds 40] [--pace 400]
-[--workers 1,2]``.
+[--workers 1,2] [--storage-only]``.
 """
 
 from __future__ import annotations
@@ -241,9 +245,10 @@ def pct(values: list[float], q: float) -> float | None:
 
 # -- the run --------------------------------------------------------------------------------
 
-def spawn(env: dict[str, str], logs: Path, name: str, *args: str) -> subprocess.Popen:
+def spawn(env: dict[str, str], logs: Path, name: str, *args: str,
+          module: str = "offsite") -> subprocess.Popen:
     fh = open(logs / f"{name}.log", "wb")  # noqa: SIM115 - owned by the child
-    return subprocess.Popen([sys.executable, "-m", "offsite", *args], env=env, stdout=fh,
+    return subprocess.Popen([sys.executable, "-m", module, *args], env=env, stdout=fh,
                             stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -287,7 +292,8 @@ def warm_up(pub: Publisher, url: str, timeout: float = 180,
 
 def run_pipeline(svc: EmbeddedServices, seconds: float, stations: int, clue_stations: int,
                  paced_seconds: float, pace: float | None = None,
-                 workers: int = 1) -> dict[str, Any]:
+                 workers: int = 1, storage_only: bool = False,
+                 max_outstanding: int = MAX_OUTSTANDING) -> dict[str, Any]:
     logs = STATE / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **svc.env(), "OFFSITE_MQTT_CLIENT_ID": "offsite-bench-ingest",
@@ -295,7 +301,8 @@ def run_pipeline(svc: EmbeddedServices, seconds: float, stations: int, clue_stat
            # the full run's history reaches back further than live ingest's default window
            "OFFSITE_TIME_WINDOW_PAST_DAYS": "3650"}
     names = ["worker"] if workers == 1 else [f"worker-{k}" for k in range(workers)]
-    procs = {name: spawn(env, logs, name, "worker") for name in names}
+    procs = {name: spawn(env, logs, name, "worker") if not storage_only else
+             spawn(env, logs, name, module="bench.storage_worker") for name in names}
     procs["ingest-mqtt"] = spawn(env, logs, "ingest-mqtt", "ingest", "mqtt")
     rng = random.Random(9)
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
@@ -328,22 +335,33 @@ def run_pipeline(svc: EmbeddedServices, seconds: float, stations: int, clue_stat
                     [doc(t, values(rng)) for t in times]).encode()))
         roots = {**{name: p.pid for name, p in procs.items()},
                  **{name: p.pid for name, p in svc.procs}}
-        cpu0 = tree_cpu(roots)
+        cpu0, bench0 = tree_cpu(roots), time.process_time()
         t0 = time.monotonic()
         sent = 0
         for st, last, payload in payloads:
-            while tracker.outstanding() >= MAX_OUTSTANDING:  # closed loop: saturate, no backlog
+            while tracker.outstanding() >= max_outstanding:  # closed loop: saturate, no backlog
                 time.sleep(0.005)
             tracker.expect(st, last, pub.publish(st, payload))
             sent += BATCH
             if time.monotonic() - t0 > seconds:
                 break
         t_sent = time.monotonic()
-        for st in probes:  # behind all the data of its partition: seen = detector caught up
+        for st in probes if not storage_only else ():  # behind all the data of its
+            # partition: its clue seen = the detector caught up
             tracker.expect_clue(st, pub.publish(st, exceedance(now - 2 * HOUR, rng)))
         drained = tracker.wait_drained(180)
         end = time.monotonic()
         elapsed = (tracker.last_arrival if drained else end) - t0
+        if storage_only:  # the ceiling: no detection, so no detected rate and no phases 2-3
+            cpu1 = tree_cpu(roots)
+            cpu = {k: round(cpu1[k] - cpu0[k], 1) for k in roots}
+            cpu["bench"] = round(time.process_time() - bench0, 1)  # publisher and tracker
+            return {"workers": workers, "storage_only": True, "readings_sent": sent,
+                    "max_outstanding": max_outstanding, "drained": drained,
+                    "readings_per_s": round(sent / elapsed), "cpu_s": cpu,
+                    # all processes' CPU over the phase: 2.0 = both cores of this machine
+                    "cores_busy": round(sum(cpu.values()) / (end - t0), 2),
+                    "_floor_payloads": payloads[: sent // BATCH]}
         detected_elapsed = (tracker.last_clue if drained else end) - t0
         # the neighbour stage too: the region agent has judged every summary sent
         region_at = wait_region(svc.broker_url, Settings().app_id, timeout=180)
@@ -526,7 +544,9 @@ async def region_records(broker_url: str) -> dict[str, int]:
 
 
 def main(quick: bool = False, seconds: float | None = None,
-         pace: float | None = None, workers: int = 1) -> dict[str, Any]:
+         pace: float | None = None, workers: int = 1,
+         storage_only: bool = False,
+         max_outstanding: int = MAX_OUTSTANDING) -> dict[str, Any]:
     """One run of the phases with ``workers`` worker processes in the consumer group."""
     seconds = seconds or (10.0 if quick else 40.0)
     stations = 20 if quick else 50
@@ -537,7 +557,8 @@ def main(quick: bool = False, seconds: float | None = None,
         result = run_pipeline(svc, seconds, stations=stations,
                               clue_stations=10 if quick else 20,
                               paced_seconds=10.0 if quick else 30.0, pace=pace,
-                              workers=workers)
+                              workers=workers, storage_only=storage_only,
+                              max_outstanding=max_outstanding)
         result["region_records"] = asyncio.run(region_records(svc.broker_url))
         payloads = result.pop("_floor_payloads")
         floor_rate = asyncio.run(floor(svc.database_url, payloads))
@@ -545,16 +566,24 @@ def main(quick: bool = False, seconds: float | None = None,
     result["floor_readings_per_s"] = round(floor_rate)
     result["floor_rows_per_s"] = round(floor_rate * len(CODES))
     result["ratio_to_floor"] = round(result["readings_per_s"] / floor_rate, 3)
-    result["detected_ratio_to_floor"] = round(result["detected_readings_per_s"] / floor_rate, 3)
+    if not storage_only:
+        result["detected_ratio_to_floor"] = round(result["detected_readings_per_s"] /
+                                                  floor_rate, 3)
     result["goal_readings_per_s"] = 30_000
     result["goal_clue_p99_s"] = 1.0
     return {"benchmark": "env", "quick": quick, **result}
 
 
 def compare(counts: list[int], quick: bool = False, seconds: float | None = None,
-            pace: float | None = None) -> dict[str, Any]:
-    """Runs with each worker count, one after another (fresh services each), side by side."""
-    runs = [main(quick, seconds, pace, n) for n in counts]
+            pace: float | None = None, storage_only: bool = False,
+            max_outstanding: int = MAX_OUTSTANDING) -> dict[str, Any]:
+    """Runs with each worker count, one after another (fresh services each), side by side;
+    with ``storage_only`` each count also without detection, right before."""
+    runs = []
+    for n in counts:
+        if storage_only:
+            runs.append(main(quick, seconds, pace, n, True, max_outstanding))
+        runs.append(main(quick, seconds, pace, n, max_outstanding=max_outstanding))
     return {"benchmark": "env", "quick": quick, "runs": runs}
 
 
@@ -566,9 +595,15 @@ if __name__ == "__main__":
                         help="readings/s of the latency phase (default: half the throughput)")
     parser.add_argument("--workers", default="1",
                         help="worker processes in the group; a list (1,2) runs each in turn")
+    parser.add_argument("--storage-only", action="store_true",
+                        help="also run each worker count without detection (the ceiling)")
+    parser.add_argument("--outstanding", type=int, default=MAX_OUTSTANDING,
+                        help="messages published but not yet stored (throughput phase)")
     args = parser.parse_args()
     counts = [int(n) for n in args.workers.split(",")]
-    if len(counts) == 1:
-        print(json.dumps(main(args.quick, args.seconds, args.pace, counts[0])))
+    if args.storage_only or len(counts) > 1:
+        print(json.dumps(compare(counts, args.quick, args.seconds, args.pace,
+                                 args.storage_only, args.outstanding)))
     else:
-        print(json.dumps(compare(counts, args.quick, args.seconds, args.pace)))
+        print(json.dumps(main(args.quick, args.seconds, args.pace, counts[0],
+                              max_outstanding=args.outstanding)))
