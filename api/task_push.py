@@ -46,15 +46,18 @@ def topic_for(inspector: str) -> str:
 class TaskPusher:
     """One LISTEN connection and one MQTT client per process."""
 
-    def __init__(self, database_url: str, mqtt_url: str, pool: Any) -> None:
+    def __init__(self, database_url: str, mqtt_url: str, pool: Any,
+                 auth: tuple[str | None, str | None] = (None, None)) -> None:
+        """``auth``: MQTT user and password (``Settings.mqtt_auth``); else the URL's."""
         self.url = database_url
         self.pool = pool
         parsed = urlparse(mqtt_url if "://" in mqtt_url else f"mqtt://{mqtt_url}")
         self.host, self.port = parsed.hostname or "127.0.0.1", parsed.port or 1883
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                                   client_id=f"offsite-task-push-{uuid.uuid4().hex[:8]}")
-        if parsed.username:
-            self.client.username_pw_set(parsed.username, parsed.password)
+        user, password = auth if auth[0] else (parsed.username, parsed.password)
+        if user:  # the embedded and the compose Mosquitto refuse anonymous clients
+            self.client.username_pw_set(user, password)
         self.last_seq: int | None = None
         self.published = 0
         self._task: asyncio.Task | None = None
@@ -108,7 +111,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     app.state.task_pusher = None
     if settings.mqtt_url and settings.database_url:
-        pusher = TaskPusher(settings.database_url, settings.mqtt_url, app.state.pool)
+        pusher = TaskPusher(settings.database_url, settings.mqtt_url, app.state.pool,
+                            settings.mqtt_auth)
         await pusher.start()
         app.state.task_pusher = pusher
     try:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -205,6 +206,13 @@ class Settings(BaseSettings):
         if not self.broker_url:
             raise RuntimeError("broker_url is not set; start embedded services first")
         return self.broker_url.split("://", 1)[-1]
+
+    @property
+    def mqtt_auth(self) -> tuple[str | None, str | None]:
+        """MQTT user and password: ``mqtt_username`` / ``mqtt_password``, else those of
+        ``mqtt_url`` (a password with ``@`` or ``:`` in it is easier in the former)."""
+        url = urlsplit(self.mqtt_url or "")
+        return self.mqtt_username or url.username, self.mqtt_password or url.password
 
 
 @lru_cache(maxsize=1)

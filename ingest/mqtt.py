@@ -181,9 +181,9 @@ class MqttIngester:
         self.host, self.port = url.hostname or "127.0.0.1", url.port or 1883
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=settings.mqtt_client_id,
                              clean_session=False, protocol=mqtt.MQTTv311, manual_ack=True)
-        username = settings.mqtt_username or url.username
-        if username:  # the embedded Mosquitto refuses anonymous clients
-            client.username_pw_set(username, settings.mqtt_password or url.password)
+        username, password = settings.mqtt_auth
+        if username:  # the embedded and the compose Mosquitto refuse anonymous clients
+            client.username_pw_set(username, password)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect

@@ -24,7 +24,11 @@ PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4 + b"\r\n--not-a-boundary\r\n"
 
 @pytest.fixture()
 def client(services, tmp_path, monkeypatch, request):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("OFFSITE_MQTT_URL", services.mqtt_url)
+    # the credentials apart from the URL, as docker-compose.yml passes them
+    url = urlparse(services.mqtt_url)
+    monkeypatch.setenv("OFFSITE_MQTT_URL", f"mqtt://{url.hostname}:{url.port}")
+    monkeypatch.setenv("OFFSITE_MQTT_USERNAME", url.username or "")
+    monkeypatch.setenv("OFFSITE_MQTT_PASSWORD", url.password or "")
     monkeypatch.setenv("OFFSITE_STATE_DIR", str(tmp_path))
     return request.getfixturevalue("api")
 
