@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import pwd
+import queue
 import re
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -94,51 +96,139 @@ def test_production_secrets_come_from_the_environment() -> None:
     assert ".env" in (ROOT / ".gitignore").read_text().split()
 
 
-def test_compose_mosquitto_refuses_anonymous_clients(tmp_path: Path) -> None:
-    """`deploy/mosquitto.conf` on a real Mosquitto (its port and data folder moved to this
-    test's): an anonymous client is refused, one with the password file's account is not."""
-    mosquitto = _require("mosquitto", "mosquitto")
-    passwd = _require("mosquitto_passwd", "mosquitto")
-    port = free_port()
-    conf = (ROOT / "deploy" / "mosquitto.conf").read_text()
-    assert "allow_anonymous false" in conf.splitlines()
-    conf = conf.replace("listener 1883 0.0.0.0", f"listener {port} 127.0.0.1")
-    conf = conf.replace("/mosquitto/data", str(tmp_path))
-    conf += f"user {pwd.getpwuid(os.geteuid()).pw_name}\n"  # the container's is `mosquitto`
-    (tmp_path / "mosquitto.conf").write_text(conf)
-    (tmp_path / "passwd").touch()
-    subprocess.run([passwd, "-b", str(tmp_path / "passwd"), "offsite", "s3cret"], check=True)
-    proc = subprocess.Popen([mosquitto, "-c", str(tmp_path / "mosquitto.conf")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        assert _connect(port, None, None) == "Not authorized"
-        assert _connect(port, "offsite", "wrong") == "Not authorized"
-        assert _connect(port, "offsite", "s3cret") == "Success"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+class Broker:
+    """The compose Mosquitto as `deploy/mosquitto-start.sh` starts it, on this machine: the
+    same script, config and ACL, with the port, folders and system user moved to the
+    test's."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.port = free_port()
+        self.config, self.data = tmp / "config", tmp / "data"
+        self.config.mkdir()
+        self.data.mkdir()
+        deploy = ROOT / "deploy"
+        conf = (deploy / "mosquitto.conf").read_text()
+        assert "allow_anonymous false" in conf.splitlines()
+        conf = conf.replace("listener 1883 0.0.0.0", f"listener {self.port} 127.0.0.1")
+        conf = conf.replace("/mosquitto/data", str(self.data))
+        conf += f"user {pwd.getpwuid(os.geteuid()).pw_name}\n"  # the image's: `mosquitto`
+        (self.config / "mosquitto.conf").write_text(conf)
+        (self.config / "mosquitto.acl").write_text((deploy / "mosquitto.acl").read_text())
+        self.passwd = _require("mosquitto_passwd", "mosquitto")
+        self.env = {**os.environ, "MOSQUITTO_CONFIG": str(self.config),
+                    "MOSQUITTO_DATA": str(self.data),
+                    "MOSQUITTO_BIN": _require("mosquitto", "mosquitto"),
+                    "MQTT_USERNAME": "offsite", "MQTT_PASSWORD": "s3cret",
+                    "PATH": f"{Path(self.passwd).parent}:{os.environ.get('PATH', '')}"}
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(["sh", str(ROOT / "deploy" / "mosquitto-start.sh")],
+                                     env=self.env, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+
+    def add_account(self, user: str, password: str) -> None:
+        """As README "Production" says: mosquitto_passwd, then SIGHUP."""
+        subprocess.run([self.passwd, "-b", str(self.data / "passwd"), user, password],
+                       check=True)
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
 
 
-def _connect(port: int, user: str | None, password: str | None) -> str:
-    """The broker's answer to a CONNECT (waits up to 10 s for it to listen)."""
-    answers: list[str] = []
-    client = mqtt.Client(CallbackAPIVersion.VERSION2)
-    if user is not None:
-        client.username_pw_set(user, password)
-    client.on_connect = lambda _c, _u, _f, reason, _p: answers.append(str(reason))
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.connect("127.0.0.1", port)
-            break
-        except ConnectionRefusedError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+class Client:
+    """One MQTT client: its CONNACK, and the messages of its subscriptions."""
+
+    def __init__(self, port: int, user: str | None, password: str | None = None) -> None:
+        self.answers: list[str] = []
+        self.got: queue.Queue = queue.Queue()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2)
+        if user is not None:
+            self.client.username_pw_set(user, password)
+        self.client.on_connect = lambda _c, _u, _f, reason, _p: self.answers.append(str(reason))
+        self.client.on_message = lambda _c, _u, msg: self.got.put((msg.topic, msg.payload))
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self.client.connect("127.0.0.1", port)
+                break
+            except ConnectionRefusedError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        self.client.loop_start()
+        while not self.answers and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert self.answers, "no CONNACK from the broker"
+        self.answer = self.answers[0]
+
+    def subscribe(self, topic: str) -> None:
+        self.client.subscribe(topic, qos=1)
+        time.sleep(0.3)
+
+    def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        self.client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(5)
+
+    def received(self, wait: float = 1.0) -> list[tuple[str, bytes]]:
+        out, deadline = [], time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                out.append(self.got.get(timeout=0.1))
+            except queue.Empty:
+                continue
+        return out
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def test_compose_mosquitto_refuses_anonymous_clients_and_holds_accounts_to_their_topics(
+        tmp_path: Path) -> None:
+    broker = Broker(tmp_path)
+    broker.start()
+    clients: list[Client] = []
+
+    def connect(user: str | None, password: str | None = None) -> Client:
+        clients.append(Client(broker.port, user, password))
+        return clients[-1]
+
     try:
-        while not answers and time.monotonic() < deadline:
-            client.loop(timeout=0.2)
+        assert connect(None).answer == "Not authorized"
+        assert connect("offsite", "wrong").answer == "Not authorized"
+        offsite = connect("offsite", "s3cret")
+        assert offsite.answer == "Success"
+        broker.add_account("ST-1", "pw1")
+        broker.add_account("insp1", "pw2")
+        station, inspector = connect("ST-1", "pw1"), connect("insp1", "pw2")
+        assert (station.answer, inspector.answer) == ("Success", "Success")
+
+        # a station publishes its own readings, never another's
+        offsite.subscribe("offsite/env/+/json")
+        station.publish("offsite/env/ST-1/json", b"own")
+        station.publish("offsite/env/ST-2/json", b"forged")
+        assert offsite.received() == [("offsite/env/ST-1/json", b"own")]
+
+        # an inspector's terminal reads its own tasks; a station reads nobody's
+        offsite.publish("offsite/tasks/insp1", b"task", retain=True)
+        station.subscribe("offsite/tasks/#")
+        inspector.subscribe("offsite/tasks/insp1")
+        assert inspector.received() == [("offsite/tasks/insp1", b"task")]
+        assert station.received() == []
+        for c in clients:
+            c.close()
+        clients.clear()
+
+        # a restart writes Offsite's account again and keeps the others
+        broker.stop()
+        broker.start()
+        assert connect("ST-1", "pw1").answer == "Success"
     finally:
-        client.disconnect()
-    assert answers, "no CONNACK from the broker"
-    return answers[0]
+        for c in clients:
+            c.close()
+        broker.stop()
