@@ -247,12 +247,23 @@ class FireBatch(Record):
 
     Keyed by the region cell (a coarse geohash) so the persistent-heat history of a place
     lives on one worker; ``sha256`` is the source file's, carried into the evidence.
+    ``observed_until``: the newest acquisition time of the whole file or poll answer, the
+    data's own clock: an event of this cell whose last detection is more than a grouping
+    window before it has ended (``detectors.fire_monitor``). A batch without detections
+    carries only that: the satellites' data over this cell reached that time.
     """
 
     source: str = Field(max_length=512)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     cell: str = Field(min_length=1, max_length=16)
-    detections: list[FireDetection] = Field(min_length=1)
+    detections: list[FireDetection] = Field(default_factory=list)
+    observed_until: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _detections_or_time(self) -> Self:
+        if not self.detections and self.observed_until is None:
+            raise ValueError("a fire batch needs detections or observed_until")
+        return self
 
 
 class Evidence(Record):

@@ -9,6 +9,17 @@ batch and returns a clue for every unmasked event that got a new detection. The 
 is its earliest detection's place, so a grown event updates the clue it already had
 (state ``update``) instead of opening another. A batch delivered twice adds nothing the
 second time: its rows are exact duplicates of the history.
+
+Why events close: a fire that has burnt out is no longer an alert on the monitoring
+center's map, and an open clue keeps adding to its entity's risk. By the grouping rule a
+detection more than ``group_hours`` after an event's last one starts a new event, so once
+the data have moved that far past it the event cannot grow any more: its clue is sent
+again as ``closed`` (``end`` its last detection). The data's clock is the batch's
+``observed_until``, the newest acquisition time of the whole file or poll answer (detections
+elsewhere in the area show that the satellites' data got that far), or its own newest
+detection; never the wall clock, so an archive replayed years later closes its events as
+the data move on, and a feed that stops closes nothing. The emitted events' clues (without
+their evidence) are kept in the cell's state until they close.
 """
 
 from __future__ import annotations
@@ -77,9 +88,33 @@ class FireMonitor:
         self.cell = cell
         self.zones = zones
         self.history = [_unpack(r) for r in (state or {}).get("history", [])]
+        #: emitted events not closed yet: clue id -> [last detection (epoch s), its clue]
+        self.open: dict[str, list[Any]] = dict((state or {}).get("open", {}))
         self.masked: list[str] = []  # reasons of the masked events of the last batch
 
     def observe(self, batch: FireBatch) -> list[Clue]:
+        clues = self._events(batch)
+        times = [d.time for d in batch.detections]
+        if batch.observed_until is not None:
+            times.append(batch.observed_until)
+        return clues + self._close(max(times).timestamp())
+
+    def _close(self, now: float) -> list[Clue]:
+        """The clues of the open events that ended more than ``group_hours`` before
+        ``now`` (the data's clock), as ``closed``."""
+        ended = [cid for cid, (last, _) in self.open.items()
+                 if now - last > self.params.group_hours * 3600]
+        out = []
+        for cid in sorted(ended):
+            last, clue = self.open.pop(cid)
+            end = datetime.fromtimestamp(last, UTC)
+            out.append(Clue.model_validate({**clue, "state": "closed", "end": end}))
+        return out
+
+    def _events(self, batch: FireBatch) -> list[Clue]:
+        self.masked = []
+        if not batch.detections:  # the data's time only
+            return []
         known = {_key(d) for d in self.history}
         kept, _ = dedupe([*self.history, *batch.detections], self.params)
         new = [d for d in kept if _key(d) not in known]
@@ -105,6 +140,9 @@ class FireMonitor:
             if any(_key(d) in known for d in dets):
                 clue = clue.model_copy(update={"state": "update"})
             clues.append(clue)
+            # by clue id: a later fire at the same place has the same event id, not start
+            self.open[clue.clue_id] = [event.end.timestamp(), clue.model_dump(
+                mode="json", exclude={"evidence", "state"})]
         self._remember(kept)
         return clues
 
@@ -118,7 +156,8 @@ class FireMonitor:
         return []
 
     def to_state(self) -> dict[str, Any]:
-        return {"history": [_pack(d) for d in self.history]}
+        return {"history": [_pack(d) for d in self.history],
+                "open": {cid: [last, clue] for cid, (last, clue) in self.open.items()}}
 
 
 def _factory(config: FireConfig, subject: str, state: dict[str, Any] | None) -> FireMonitor:

@@ -11,6 +11,7 @@ because degrees are not metres and a single national projection distorts at the 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -254,6 +255,21 @@ def geohash(lon: float, lat: float, precision: int = GRID_PRECISION) -> str:
             chars.append(_GEOHASH_ALPHABET[bits])
             bits = nbits = 0
     return "".join(chars)
+
+
+def geohash_cover(west: float, south: float, east: float, north: float,
+                  precision: int) -> list[str]:
+    """The geohash cells a lon/lat box touches: the box sampled at one cell's size (cells
+    are aligned, so every cell the box crosses gets a sample), its far edges included."""
+    lon_bits, lat_bits = (5 * precision + 1) // 2, 5 * precision // 2
+    width, height = 360.0 / 2 ** lon_bits, 180.0 / 2 ** lat_bits
+
+    def steps(lo: float, hi: float, step: float) -> list[float]:
+        n = max(0, math.floor((hi - lo) / step))
+        return [lo + k * step for k in range(n + 1)] + [hi]
+
+    return sorted({geohash(min(max(x, -180.0), 180.0), min(max(y, -90.0), 90.0), precision)
+                   for x in steps(west, east, width) for y in steps(south, north, height)})
 
 
 def geohash_bounds(code: str) -> tuple[float, float, float, float]:

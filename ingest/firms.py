@@ -11,6 +11,11 @@ persistent-heat history lives on one worker; a cell's rows go out in records of 
 the dead-letter store with its bytes and the reason; the rest flows. A poll answering the
 same bytes as the last one is not sent again (the window of an area URL overlaps itself,
 and the stream drops repeated rows anyway).
+
+Every record carries the table's newest acquisition time (``observed_until``): the data's
+clock, by which the stream closes events that can no longer grow. A poll of an area URL
+with a box (``.../W,S,E,N/DAYS``) also sends that time, with no detections, to each cell of
+the box that had none this time, so a fire in a cell that has gone quiet still closes.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
@@ -27,7 +33,7 @@ from typing import Any
 from contract.records import FireBatch, FireDetection
 from contract.topics import SAT_FIRES
 from detectors.fire_firms import FirmsError, looks_like_firms, parse_firms
-from geo.zones import geohash
+from geo.zones import geohash, geohash_cover
 
 log = logging.getLogger(__name__)
 CELL_PRECISION = 3
@@ -40,20 +46,42 @@ def is_firms_file(path: Path) -> bool:
     return path.suffix.lower() == ".csv"
 
 
-def batches(detections: Sequence[FireDetection], source: str, sha256: str) -> list[FireBatch]:
-    """The records of one file: by region cell, in time order, bounded in size."""
+def batches(detections: Sequence[FireDetection], source: str, sha256: str,
+            cover: Sequence[str] = ()) -> list[FireBatch]:
+    """The records of one file: by region cell, in time order, bounded in size, each with
+    the file's newest acquisition time; ``cover``: cells of the polled area, which get that
+    time without detections where they had none."""
     cells: dict[str, list[FireDetection]] = {}
     for d in sorted(detections, key=lambda d: (d.time, d.lat, d.lon)):
         cells.setdefault(geohash(d.lon, d.lat, CELL_PRECISION), []).append(d)
-    return [FireBatch(source=source[:512], sha256=sha256, cell=cell,
-                      detections=rows[i:i + ROWS_PER_RECORD])
-            for cell, rows in sorted(cells.items())
-            for i in range(0, len(rows), ROWS_PER_RECORD)]
+    until = max((d.time for d in detections), default=None)
+    out = [FireBatch(source=source[:512], sha256=sha256, cell=cell,
+                     detections=rows[i:i + ROWS_PER_RECORD], observed_until=until)
+           for cell, rows in sorted(cells.items())
+           for i in range(0, len(rows), ROWS_PER_RECORD)]
+    if until is not None:
+        out += [FireBatch(source=source[:512], sha256=sha256, cell=cell, observed_until=until)
+                for cell in sorted(set(cover) - set(cells))]
+    return out
 
 
-async def publish_firms(data: bytes, source: str, publisher: Any, **context: Any) -> int:
+def area_cells(url: str) -> list[str]:
+    """The region cells of a FIRMS area URL's box (``/area/csv/KEY/SOURCE/W,S,E,N/DAYS``);
+    none for ``world`` or a URL of another shape."""
+    m = re.search(r"/area/csv/[^/]+/[^/]+/(-?[\d.]+),(-?[\d.]+),(-?[\d.]+),(-?[\d.]+)(/|$)",
+                  urllib.parse.urlsplit(url).path)
+    if m is None:
+        return []
+    west, south, east, north = (float(v) for v in m.groups()[:4])
+    if not (-180 <= west <= east <= 180 and -90 <= south <= north <= 90):
+        return []
+    return geohash_cover(west, south, east, north, CELL_PRECISION)
+
+
+async def publish_firms(data: bytes, source: str, publisher: Any,
+                        cover: Sequence[str] = (), **context: Any) -> int:
     """Publish one FIRMS table (acks=all); returns detections sent. A table that is not FIRMS
-    is dead-lettered whole, bad rows one by one."""
+    is dead-lettered whole, bad rows one by one. ``cover``: ``batches``."""
     if not looks_like_firms(data[:4096]):
         await publisher.reject(data, "not a FIRMS active-fire CSV: the first line has no "
                                "latitude, longitude and acq_date columns", **context)
@@ -66,7 +94,7 @@ async def publish_firms(data: bytes, source: str, publisher: Any, **context: Any
     for bad in parsed.bad_rows:
         await publisher.reject(bad.text.encode(), f"FIRMS row {bad.line}: {bad.reason}",
                                line=bad.line, **context)
-    records = batches(parsed.detections, source, parsed.sha256)
+    records = batches(parsed.detections, source, parsed.sha256, cover)
     futures = [await publisher.send(SAT_FIRES, r.cell, r) for r in records]
     for f in futures:
         await f
@@ -101,6 +129,7 @@ class FirmsPoller:
         self.polls = 0
         # the host only: a FIRMS area URL carries its MAP_KEY in the path, never stored
         self.source = "firms-poll:" + urllib.parse.urlsplit(url).netloc
+        self.cover = area_cells(url)  # the box's cells: they learn the data's time too
 
     def _fetch(self) -> bytes:
         with urllib.request.urlopen(self.url, timeout=self.timeout_s) as resp:  # noqa: S310
@@ -119,7 +148,7 @@ class FirmsPoller:
                                         f"{MAX_FIRMS_BYTES} bytes", url=source)
             sent = 0
         else:
-            sent = await publish_firms(data, source, self.publisher, url=source)
+            sent = await publish_firms(data, source, self.publisher, self.cover, url=source)
         self.last_sha = sha
         return sent
 

@@ -9,6 +9,8 @@ hold the event loop -- and sends the events' clues through the one clue exit bef
 writes the cell's history to the Faust table ``sat-fires`` (bounded: ``MAX_HISTORY``
 detections of the last ``fire_persistent_window_days``). A crash in between re-sends the
 same clues (same ids: idempotent downstream). Masked events raise no clue; they are logged.
+A record may carry no detections, only the data's time (``FireBatch.observed_until``): the
+plug-in then closes the cell's events that can no longer grow, and nothing else.
 
 The zones are the registry's (``streams.router``): the plug-in gets them as GeoJSON
 features, rebuilt when the registry watch installs a new router.

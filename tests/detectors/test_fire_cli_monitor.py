@@ -7,7 +7,7 @@ doi:10.5067/FIRMS/MODIS/MCD14DL.NRT.0061 -- in ``samples/satellite/firms``.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -121,3 +121,44 @@ def test_monitor_masks_and_classifies_with_zones() -> None:
                             heat_source="true")])
     mon = FireMonitor(FireConfig(), "wwe", zones=hot)
     assert mon.observe(batch([d])) == [] and mon.masked == ["heat_source_zone:w"]
+
+
+def test_monitor_closes_an_event_once_the_data_pass_its_grouping_window() -> None:
+    """By the grouping rule (12 h) an event cannot grow once the data's clock is further
+    past its last detection: its clue is sent again, closed, once."""
+    d = parse_firms(SHANDONG.read_bytes()).detections[0]
+    mon = FireMonitor(FireConfig(), "wwe")
+    (opened,) = mon.observe(batch([d]))
+
+    def data_at(hours: float) -> FireBatch:  # a batch with no fire in this cell
+        return FireBatch(source="poll", sha256="1" * 64, cell="wwe",
+                         observed_until=d.time + timedelta(hours=hours))
+
+    assert mon.observe(data_at(11)) == []  # a detection now would still join the event
+    restarted = FireMonitor(FireConfig(), "wwe", json.loads(json.dumps(mon.to_state())))
+    (closed,) = restarted.observe(data_at(13))
+    assert closed.state == "closed" and closed.clue_id == opened.clue_id
+    assert closed.end == d.time and closed.time == opened.time
+    assert closed.kind == opened.kind and closed.metrics == opened.metrics
+    assert closed.evidence == []  # already fixed with the open clue
+    assert restarted.observe(data_at(30)) == []  # closed once
+    # the same place burning again later is a new event
+    again = d.model_copy(update={"time": d.time + timedelta(hours=31)})
+    (reopened,) = restarted.observe(batch([again]))
+    assert reopened.state == "open" and reopened.clue_id != opened.clue_id
+
+
+def test_an_archive_closes_its_early_events_in_the_same_delivery() -> None:
+    """A week of FIRMS rows in one file: events that ended more than 12 h before the
+    file's newest detection come out opened and then closed; the latest stay open."""
+    dets = parse_firms(SHANDONG.read_bytes()).detections
+    newest = max(d.time for d in dets)
+    clues = FireMonitor(FireConfig(), "wwe").observe(batch(dets))
+    opened = {c.clue_id: c for c in clues if c.state == "open"}
+    closed = [c for c in clues if c.state == "closed"]
+    assert closed and len(closed) < len(opened)
+    for c in closed:
+        assert c.clue_id in opened and clues.index(c) > clues.index(opened[c.clue_id])
+        assert newest - c.end > timedelta(hours=12)
+    still_open = set(opened) - {c.clue_id for c in closed}
+    assert all(newest - opened[i].time <= timedelta(hours=12) for i in still_open)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from contract.records import FireBatch, Rejected
 from contract.settings import Settings
-from ingest.firms import FirmsPoller
+from ingest.firms import FirmsPoller, area_cells
 from ingest.publisher import Publisher
 from ingest.satellite import InboxIngester, InboxOptions
 from offsite.services import EmbeddedServices
@@ -128,4 +128,18 @@ def test_polled_area_url_is_published_once_per_new_answer(services: EmbeddedServ
     batches = [FireBatch.loads(v) for v in fires]
     assert sent == [0]  # the same answer again: nothing new sent
     assert sum(len(b.detections) for b in batches) == 355  # sent once, not per poll
+    # every cell of the box learns the data's time, those without fires too
+    newest = max(d.time for b in batches for d in b.detections)
+    assert {b.cell for b in batches} == set(area_cells(url))
+    assert {b.observed_until for b in batches} == {newest}
+    assert any(not b.detections for b in batches)
     assert all("SECRETKEY" not in b.source for b in batches)  # the MAP_KEY is never kept
+
+
+def test_area_cells_of_a_firms_url() -> None:
+    box = area_cells("https://firms.example/api/area/csv/KEY/VIIRS_SNPP_NRT/118,27,123,31.3/1")
+    assert len(box) == 20 and all(len(c) == 3 for c in box)
+    assert "wtm" in box  # Hangzhou
+    assert area_cells("https://firms.example/api/area/csv/KEY/MODIS_NRT/world/1") == []
+    assert area_cells("https://firms.example/api/area/csv/KEY/MODIS_NRT/9,9,1,1/1") == []
+    assert area_cells("https://firms.example/fires.csv") == []

@@ -104,7 +104,10 @@ def test_fire_takes_a_nearby_cameras_site_and_fuses_with_its_clue(build: Build) 
     agent.sensors = [("camera", "FAR-CAM", far_lon, d.lat)]
     later = d.model_copy(update={"time": d.time + timedelta(days=2)})
     asyncio.run(agent.handle(batch.model_copy(update={"detections": [later]}), 0))
-    alone = topic.sent[-1][1]
+    (alone,) = [c for _, c in topic.sent if c.start == later.time]
+    # the data two days on: the first fire there has ended; its clue is sent closed
+    (ended,) = [c for _, c in topic.sent if c.state == "closed"]
+    assert ended.clue_id == fire.clue_id and ended.end == d.time
     assert "near" not in alone.route
     assert alone.route["site"] == streams.router.route(alone.location, modality="satellite",
                                                        kind="open_fire").site
