@@ -15,8 +15,13 @@ partitions, maybe on other workers. The regional state is made explicit instead:
    first version did, cost nine decodes of every mean. The env agent also applies
    ``clue_filter`` to each station's clues: the spikes that defer to the neighbours are
    dropped (``env_region.defer_spikes``).
-2. The region agent consumes ``env.hours``. Its table ``env-region`` keyed by cell holds
-   the hours not yet judged (``{code: {hour: {station: mean}}}``); the table
+2. The region agent consumes ``env.hours``. Its table ``env-region`` holds the hours not
+   yet judged: each such hour of a cell under its own key ``<cell>@<hour>``
+   (``{code: {station: mean}}``), and under the cell's key what was judged (``done``),
+   each station's newest hour (``seen``) and the ``pending`` hours. One hour per record: a
+   city grid of hundreds of hourly stations in one cell, holding a day for a silent one,
+   made a single cell value of over a megabyte (past a broker's record limit), and a batch
+   now writes only the hours it changed and a tombstone for each hour it judged. The table
    ``env-region-judge`` keyed by station holds the ``RegionJudge`` state of each station
    (``{"station/code": tracker state}``), written to the changelog partition of its *home*
    cell, so the worker that owns a cell has its stations' states. Per station, not in the
@@ -59,7 +64,7 @@ from detectors.env_neighbours import NeighbourConfig, NeighbourMap, Site
 from detectors.env_region import RegionJudge, defer_spikes, hour_means
 from storage.stations import located_stations
 from streams.evidence import defer
-from streams.table_state import put_state
+from streams.table_state import delete_state, put_state
 
 if TYPE_CHECKING:
     from streams.app import Streams
@@ -81,6 +86,13 @@ BATCH_SECONDS = Histogram("offsite_region_batch_seconds",
                           " written", buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0))
 #: a station's judge state for the changelog: (station, state, the state as JSON bytes)
 StationState = tuple[str, dict[str, Any], bytes]
+#: a pending hour's record for the changelog: (key, value and its JSON bytes, or None: judged)
+HourRecord = tuple[str, tuple[dict[str, Any], bytes] | None]
+
+
+def hour_key(cell: str, hour: str) -> str:
+    """The ``env-region`` key of a cell's pending hour (epoch seconds)."""
+    return f"{cell}@{hour}"
 
 
 def home_cell(lon: float, lat: float, radius_km: float) -> tuple[int, int]:
@@ -244,46 +256,75 @@ class RegionStage:
         nmap = await self.nmap()
         async with self.lock:
             results = await asyncio.to_thread(self._judge_cells, cells, nmap)
-            sent = [c for _, _, _, clues, _ in results for c in clues]
+            sent = [c for _, _, _, clues, _, _ in results for c in clues]
             for clue in sent:
                 site = nmap.sites[clue.subject]
                 clue.location = {"type": "Point", "coordinates": [site.lon, site.lat]}
             await self.send_clues(sent)  # clues before state, as the env agent does
-            for cell, value, encoded, _, states in results:
+            for cell, value, encoded, _, states, hour_records in results:
+                partition = value["partition"]
                 for station, state, state_bytes in states:
-                    put_state(self.judges, value["partition"], station, state, state_bytes)
-                put_state(self.table, value["partition"], cell, value, encoded)
+                    put_state(self.judges, partition, station, state, state_bytes)
+                for key, record in hour_records:
+                    if record is None:
+                        delete_state(self.table, partition, key)
+                    else:
+                        put_state(self.table, partition, key, *record)
+                put_state(self.table, partition, cell, value, encoded)
             HOURS_WAITING.set(sum(self.waiting.values()))
         BATCH_SECONDS.observe(time.perf_counter() - started)
         return len(sent)
 
     def _judge_cells(self, cells: dict[str, tuple[int, list[HourSeries]]], nmap: NeighbourMap
-                     ) -> list[tuple[str, dict[str, Any], bytes, list[Clue], list[StationState]]]:
-        """Each cell's new value and the states of the stations it judged, encoded at once
-        (the judges change them in place in the next batch), and its clues."""
+                     ) -> list[tuple[str, dict[str, Any], bytes, list[Clue], list[StationState],
+                                     list[HourRecord]]]:
+        """Each cell's new value, its pending hours that changed (None: judged, to drop) and
+        the states of the stations it judged, encoded at once (the judges change them in
+        place in the next batch), and its clues."""
         out = []
         for cell, (partition, recs) in cells.items():
-            stored = self.table.data.get(cell)
-            value = {"hours": {}, "done": {}, "seen": {}} if stored is None else {
-                "hours": {c: {h: dict(v) for h, v in hs.items()}
-                          for c, hs in stored["hours"].items()},
-                "done": dict(stored["done"]), "seen": dict(stored["seen"])}
-            legacy = (stored or {}).get("judge") or {}  # a cell value of the first version
-            value["partition"] = partition
+            stored = self.table.data.get(cell) or {}
+            hours = self._pending(cell, stored)  # {code: {hour: {station: mean}}}
+            before = {h for hs in hours.values() for h in hs}
+            value = {"hours": hours, "done": dict(stored.get("done", {})),
+                     "seen": dict(stored.get("seen", {})), "partition": partition}
+            legacy = stored.get("judge") or {}  # a cell value of the first version
             seen, done = value["seen"], value["done"]
+            touched = set(before) if "hours" in stored else set()  # the old layout: write all
             for rec in recs:
                 seen[rec.station] = max(seen.get(rec.station, 0), max(rec.hours))
-                hours = value["hours"].setdefault(rec.code, {})
+                code_hours = hours.setdefault(rec.code, {})
                 last = done.get(rec.code, -1)
                 for hour, mean in zip(rec.hours, rec.means, strict=True):
                     if hour > last:  # else judged already: too late
-                        hours.setdefault(str(hour), {})[rec.station] = mean
+                        code_hours.setdefault(str(hour), {})[rec.station] = mean
+                        touched.add(str(hour))
             clues, states = self._judge(cell, value, nmap, legacy)
+            left = sorted({h for hs in hours.values() for h in hs}, key=int)
+            records: list[HourRecord] = [(hour_key(cell, h), None) for h in before - set(left)]
+            for h in left:
+                if h in touched:
+                    record = {c: hs[h] for c, hs in hours.items() if h in hs}
+                    records.append((hour_key(cell, h), (record, orjson.dumps(record))))
+            del value["hours"]
+            value["pending"] = left
             # the gauge's count, here in the thread (read under the stage's lock)
-            self.waiting[cell] = len({h for hs in value["hours"].values() for h in hs})
+            self.waiting[cell] = len(left)
             out.append((cell, value, orjson.dumps(value), clues,
-                        [(st, state, orjson.dumps(state)) for st, state in states.items()]))
+                        [(st, state, orjson.dumps(state)) for st, state in states.items()],
+                        records))
         return out
+
+    def _pending(self, cell: str, stored: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """A copy of the cell's pending hours by code: from their own records, or from the
+        cell value of the layout before them (``hours`` inside it)."""
+        if "hours" in stored:
+            return {c: {h: dict(v) for h, v in hs.items()} for c, hs in stored["hours"].items()}
+        hours: dict[str, dict[str, Any]] = {}
+        for h in stored.get("pending", ()):
+            for code, values in (self.table.data.get(hour_key(cell, h)) or {}).items():
+                hours.setdefault(code, {})[h] = dict(values)
+        return hours
 
     def _judge(self, cell: str, value: dict[str, Any], nmap: NeighbourMap,
                legacy: dict[str, Any]) -> tuple[list[Clue], dict[str, dict[str, Any]]]:

@@ -23,3 +23,11 @@ def put_state(table: Any, partition: int, key: str, value: dict[str, Any],
         table.send_changelog(partition, key, value)
     else:
         table.send_changelog(partition, key, encoded, value_serializer="raw")
+
+
+def delete_state(table: Any, partition: int, key: str) -> None:
+    """Drop a table key and send its tombstone (a null value, as Faust's own ``del``) to
+    the changelog partition of its source partition: recovery then forgets the key, and
+    log compaction drops it."""
+    table.data.pop(key, None)
+    table.send_changelog(partition, key, None, value_serializer="raw")

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import psycopg
 import pytest
 from prometheus_client import REGISTRY
@@ -131,7 +132,9 @@ def test_region_stage_finds_the_blocked_sampler_once_and_defers_spikes(
     ids = {c.clue_id for _, c in sent}
     count = len(sent)
     # the table keeps only hours not judged yet: a day at most per cell, not the month
-    assert all(len(hs) <= 25 for v in region.table.data.values() for hs in v["hours"].values())
+    cells = [v for k, v in region.table.data.items() if "@" not in k]
+    assert cells and all(len(v["pending"]) <= 25 for v in cells)
+    assert len(region.table.data) == len(cells) + sum(len(v["pending"]) for v in cells)
     asyncio.run(judge([events]))  # the whole topic redelivered: judged already, nothing new
     assert len(sent) == count and {c.clue_id for _, c in sent} == ids
     # the stream and the offline CLI give the same neighbour clues (but for the last days,
@@ -143,6 +146,15 @@ def test_region_stage_finds_the_blocked_sampler_once_and_defers_spikes(
 
     offline = episodes(judge_series(per, nmap))
     assert offline and episodes(c for _, c in sent) == offline
+
+
+def region_of(build: Build, sites: list) -> RegionStage:
+    """A region stage over ``sites`` alone, its tables in memory (``FakeTable``)."""
+    streams, _ = build("streams.env_region")
+    region: RegionStage = streams.agents["streams.env_region"]
+    region.table, region.judges = FakeTable(), FakeTable()
+    region._nmap = NeighbourMap(sites)
+    return region
 
 
 def test_a_city_cell_of_many_stations_stays_within_the_brokers_record_limit(
@@ -175,11 +187,7 @@ def test_a_city_cell_of_many_stations_stays_within_the_brokers_record_limit(
                           cell.encode())]
 
     def stage() -> RegionStage:
-        streams, _ = build("streams.env_region")
-        region: RegionStage = streams.agents["streams.env_region"]
-        region.table, region.judges = FakeTable(), FakeTable()
-        region._nmap = NeighbourMap(sites)
-        return region
+        return region_of(build, sites)
 
     def judged_total() -> float:
         return REGISTRY.get_sample_value("offsite_region_station_hours_judged_total") or 0.0
@@ -225,3 +233,70 @@ def test_a_city_cell_of_many_stations_stays_within_the_brokers_record_limit(
         for e in day(37)]
     asyncio.run(region.handle_batch(silent))
     assert REGISTRY.get_sample_value("offsite_region_hours_waiting") == 24
+
+
+def test_a_dense_cell_waiting_a_day_for_a_silent_station_keeps_records_small(
+        build: Build) -> None:
+    """A city grid of 500 hourly stations in one cell: while one is silent the cell holds a
+    day of everybody's hours, over a producer's record limit as one value; each pending
+    hour is its own record, judged hours are dropped by tombstones, a worker recovered from
+    the changelog judges the held day as the one that never stopped, and a cell value of
+    the layout before (its hours inside it) goes on the same."""
+    import random
+
+    from contract.settings import Settings
+    from detectors.env_neighbours import Site
+
+    rng = random.Random(11)
+    sites = [Site(f"GRID-{i:03d}", 116.1 + 0.4 * rng.random(), 39.8 + 0.25 * rng.random())
+             for i in range(500)]
+    cell = cell_key(home_cell(sites[0].lon, sites[0].lat, 50.0))
+    assert {cell_key(home_cell(s.lon, s.lat, 50.0)) for s in sites} == {cell}
+    t0 = int(datetime(2014, 1, 1, tzinfo=CST).timestamp())
+
+    def day(d: int, without: str | None = None) -> list[FakeEvent]:
+        hours = [t0 + (d * 24 + h) * 3600 for h in range(24)]
+        city = [rng.lognormvariate(4.0, 0.6) for _ in hours]
+        series = [HourSeries(station=s.id, code=code, hours=hours,
+                             means=[round(scale * c * rng.lognormvariate(0, 0.15), 1)
+                                    for c in city])
+                  for s in sites if s.id != without
+                  for code, scale in ((PM25, 1.0), (PM10, 1.6), (CO, 0.02))]
+        return [FakeEvent(HourSummary(cell=cell, series=series[i:i + 300]).dumps(),
+                          FakeMsg(5), cell.encode()) for i in range(0, len(series), 300)]
+
+    def stage() -> RegionStage:
+        return region_of(build, sites)
+
+    region = stage()
+    for d in range(3):
+        asyncio.run(region.handle_batch(day(d)))
+    assert region.table.sent[cell]["pending"] == []
+    assert set(region.table.sent) == {cell}  # every judged hour's record dropped again
+    asyncio.run(region.handle_batch(day(3, without=sites[0].id)))
+    held = region.table.sent[cell]["pending"]
+    assert len(held) == 24
+    limit = Settings().max_record_bytes
+    hour_sizes = [len(orjson.dumps(region.table.sent[f"{cell}@{h}"])) for h in held]
+    assert sum(hour_sizes) > limit  # as one value, the held day would not fit a record
+    assert max(region.table.sizes) < limit / 10
+
+    # the previous layout: the same pending hours inside the cell value
+    old = stage()
+    value = dict(region.table.sent[cell])
+    hours: dict[str, dict] = {}
+    for h in value.pop("pending"):
+        for code, values in region.table.sent[f"{cell}@{h}"].items():
+            hours.setdefault(code, {})[h] = values
+    old.table.data = {cell: {**value, "hours": hours}}
+    old.judges.data = dict(region.judges.sent)
+    recovered = stage()  # a new worker: the tables as read back from the changelog
+    recovered.table.data = dict(region.table.sent)
+    recovered.judges.data = dict(region.judges.sent)
+    late = day(4)  # the silent station back: the held day and this one are judged
+    for one in (region, recovered, old):
+        asyncio.run(one.handle_batch(late))
+    assert recovered.judges.sent == region.judges.sent == old.judges.sent
+    assert recovered.table.sent[cell] == region.table.sent[cell] == old.table.sent[cell]
+    assert region.table.sent[cell]["pending"] == [] and set(region.table.sent) == {cell}
+    assert "hours" not in old.table.sent[cell]
