@@ -300,6 +300,7 @@ class RegionStage:
                         code_hours.setdefault(str(hour), {})[rec.station] = mean
                         touched.add(str(hour))
             clues, states = self._judge(cell, value, nmap, legacy)
+            hours = value["hours"]  # emptied by ``_judge`` when the cell judges nobody
             left = sorted({h for hs in hours.values() for h in hs}, key=int)
             records: list[HourRecord] = [(hour_key(cell, h), None) for h in before - set(left)]
             for h in left:
