@@ -300,3 +300,20 @@ def test_a_dense_cell_waiting_a_day_for_a_silent_station_keeps_records_small(
     assert recovered.table.sent[cell] == region.table.sent[cell] == old.table.sent[cell]
     assert region.table.sent[cell]["pending"] == [] and set(region.table.sent) == {cell}
     assert "hours" not in old.table.sent[cell]
+
+
+def test_a_cell_that_judges_nobody_holds_no_hours(build: Build) -> None:
+    """Summaries for a cell none of whose stations has enough neighbours (a registry that
+    changed after they were sent): nothing is judged and nothing is kept."""
+    from detectors.env_neighbours import Site
+
+    sites = [Site("LONE-1", 100.0, 30.0), Site("LONE-2", 100.01, 30.0)]
+    region = region_of(build, sites)
+    assert not region._nmap.judged("LONE-1")
+    cell = cell_key(home_cell(100.0, 30.0, 50.0))
+    t0 = int(datetime(2014, 1, 1, tzinfo=CST).timestamp())
+    series = [HourSeries(station=s.id, code=PM25, hours=[t0 + h * 3600 for h in range(24)],
+                         means=[50.0] * 24) for s in sites]
+    asyncio.run(region.handle_batch([FakeEvent(HourSummary(cell=cell, series=series).dumps(),
+                                               FakeMsg(1), cell.encode())]))
+    assert region.table.sent[cell]["pending"] == [] and set(region.table.sent) == {cell}
