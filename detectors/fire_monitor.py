@@ -118,7 +118,6 @@ class FireMonitor:
         known = {_key(d) for d in self.history}
         kept, _ = dedupe([*self.history, *batch.detections], self.params)
         new = [d for d in kept if _key(d) not in known]
-        self.masked = []
         if not new:
             return []
         since = min(d.time for d in new) - timedelta(hours=REGROUP_HOURS)
