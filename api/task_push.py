@@ -47,15 +47,16 @@ class TaskPusher:
     """One LISTEN connection and one MQTT client per process."""
 
     def __init__(self, database_url: str, mqtt_url: str, pool: Any,
-                 auth: tuple[str | None, str | None] = (None, None)) -> None:
-        """``auth``: MQTT user and password (``Settings.mqtt_auth``); else the URL's."""
+                 auth: tuple[str | None, str | None]) -> None:
+        """``auth``: MQTT user and password (``Settings.mqtt_auth``: its own fields, else
+        the URL's)."""
         self.url = database_url
         self.pool = pool
         parsed = urlparse(mqtt_url if "://" in mqtt_url else f"mqtt://{mqtt_url}")
         self.host, self.port = parsed.hostname or "127.0.0.1", parsed.port or 1883
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                                   client_id=f"offsite-task-push-{uuid.uuid4().hex[:8]}")
-        user, password = auth if auth[0] else (parsed.username, parsed.password)
+        user, password = auth
         if user:  # the embedded and the compose Mosquitto refuse anonymous clients
             self.client.username_pw_set(user, password)
         self.last_seq: int | None = None
