@@ -7,6 +7,7 @@ doi:10.5067/FIRMS/MODIS/MCD14DL.NRT.0061 (in ``samples/satellite/firms``).
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 from contract.records import FireBatch
@@ -71,6 +72,13 @@ def test_invalid_record_is_a_dead_letter() -> None:
     assert decode_or_reject(SAT_FIRES, b'{"source": "x", "cell": "", "detections": []}',
                             dead) is None
     assert len(dead) == 1 and "FireBatch" in dead.rows[0][3]
+    # no detections and no time: nothing to say, refused and kept; with the time, it flows
+    empty = {"source": "poll", "sha256": "c" * 64, "cell": "wwe", "detections": []}
+    assert decode_or_reject(SAT_FIRES, json.dumps(empty).encode(), dead) is None
+    assert len(dead) == 2 and "observed_until" in dead.rows[1][3]
+    timed = {**empty, "observed_until": "2022-06-01T00:00:00+00:00"}
+    assert decode_or_reject(SAT_FIRES, json.dumps(timed).encode(), dead) is not None
+    assert len(dead) == 2
 
 
 def test_fire_takes_a_nearby_cameras_site_and_fuses_with_its_clue(build: Build) -> None:
